@@ -1,0 +1,119 @@
+//! Deliveries: one message on one channel, with its retry state. A delivery is created when a
+//! message is processed and ends SENT, EXPIRED or FAILED.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ChannelKind, DeliveryId, EmailAddress, FiscalCode, OutcomeRecord, PermanentReason, ServiceId,
+    Timestamp,
+};
+
+/// One message on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The message and the channel.
+    pub id: DeliveryId,
+    /// The sending service: the fairness key of the scheduler.
+    pub service_id: ServiceId,
+    /// The recipient.
+    pub fiscal_code: FiscalCode,
+    /// Where exactly it goes, fixed when the message was processed.
+    pub target: DeliveryTarget,
+    /// Its state.
+    pub state: DeliveryState,
+    /// Attempts made so far (sends, not local rate-limit deferrals).
+    pub attempts: u32,
+    /// When the next attempt is due (meaningful while pending or retrying).
+    pub next_attempt_at: Timestamp,
+    /// The message's time-to-live end: after it, the delivery expires unsent.
+    pub expires_at: Timestamp,
+    /// The last attempt's outcome.
+    pub last_outcome: Option<OutcomeRecord>,
+    /// When the state last changed.
+    pub updated_at: Timestamp,
+}
+
+/// The address a delivery goes to, decided at processing time and kept as evidence.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeliveryTarget {
+    /// The citizen's inbox.
+    Inbox,
+    /// An email address: the citizen's, or the service owner's for sandbox messages.
+    Email {
+        /// The address.
+        address: EmailAddress,
+    },
+    /// The citizen's registered devices, read at send time.
+    Push,
+}
+
+impl fmt::Debug for DeliveryTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Inbox => f.write_str("Inbox"),
+            Self::Email { address } => write!(f, "Email({address:?})"),
+            Self::Push => f.write_str("Push"),
+        }
+    }
+}
+
+/// The state of a delivery, with IO's per-channel names available through
+/// [`DeliveryState::as_str`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeliveryState {
+    /// Waiting for its first attempt.
+    Pending,
+    /// A previous attempt failed temporarily; retrying (IO: THROTTLED).
+    Retrying,
+    /// Handed to the provider.
+    Sent,
+    /// The time-to-live passed before it could be sent.
+    Expired,
+    /// Will not be sent.
+    Failed {
+        /// Why.
+        reason: FailureReason,
+    },
+}
+
+/// Why a delivery failed for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FailureReason {
+    /// The provider refused it for good.
+    Permanent {
+        /// The provider's reason.
+        reason: PermanentReason,
+    },
+    /// The recipient no longer exists at the provider.
+    InvalidRecipient,
+}
+
+impl DeliveryState {
+    /// IO's per-channel status: SENT, THROTTLED, EXPIRED, FAILED; PENDING before any attempt.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Retrying => "THROTTLED",
+            Self::Sent => "SENT",
+            Self::Expired => "EXPIRED",
+            Self::Failed { .. } => "FAILED",
+        }
+    }
+
+    /// Whether nothing more will happen to the delivery.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Sent | Self::Expired | Self::Failed { .. })
+    }
+}
+
+impl Delivery {
+    /// The channel it goes through.
+    pub fn channel(&self) -> ChannelKind {
+        self.id.channel
+    }
+}

@@ -1,0 +1,263 @@
+//! The engine: accepts messages durably, decides their channels, and drives each delivery to a
+//! final state with leases, fair scheduling, rate limits and persisted retries.
+//!
+//! - [`Engine::submit`] (in `engine/submit.rs`): validate, honour the idempotency key, one atomic
+//!   durable write.
+//! - [`Engine::run_round`] (in `engine/round.rs`): one fair scheduling round over the services
+//!   with due work; each task is a *process* (`engine/process.rs`) or a *deliver*
+//!   (`engine/deliver.rs`).
+//! - [`Engine::run`]: a worker loop of rounds; start one per worker.
+
+mod deliver;
+mod id_generator;
+mod process;
+mod round;
+mod submit;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+pub use round::RoundReport;
+pub use submit::{Accepted, Submission, SubmitError};
+
+use crate::rate_limit::Limiters;
+use crate::{
+    Channel, ChannelKind, Clock, DEFAULT_ACTIVATION_GRACE, InvalidRateLimit, JournalError,
+    MessageId, RateLimits, RetryPolicy, ServiceId, Store, StoreError,
+};
+use id_generator::IdGenerator;
+
+/// How the engine behaves. `Default` suits one node with the embedded store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// The retry schedule of transient failures.
+    pub retry: RetryPolicy,
+    /// How long a worker owns a claimed task; a dead worker's tasks return after it.
+    pub lease: Duration,
+    /// The longest a channel may take for one attempt (must be below `lease`).
+    pub send_timeout: Duration,
+    /// Tasks taken per service per round: the fairness quantum.
+    pub quantum: usize,
+    /// Services visited per round.
+    pub services_per_round: usize,
+    /// Tasks run concurrently within a round.
+    pub max_in_flight: usize,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
+    /// How long a PENDING activation of a SPECIAL service lets messages in.
+    pub activation_grace: Duration,
+    /// The longest an idle worker sleeps before looking for due work again.
+    pub idle_poll: Duration,
+    /// Delivery rate limits.
+    pub rate_limits: RateLimits,
+    /// Seed of the jitter generator; `None` seeds from the operating system.
+    pub rng_seed: Option<u64>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            lease: Duration::from_secs(120),
+            send_timeout: Duration::from_secs(30),
+            quantum: 64,
+            services_per_round: 256,
+            max_in_flight: 256,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            activation_grace: DEFAULT_ACTIVATION_GRACE,
+            idle_poll: Duration::from_millis(500),
+            rate_limits: RateLimits::default(),
+            rng_seed: None,
+        }
+    }
+}
+
+/// A configuration or wiring mistake found when the engine is built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineConfigError {
+    /// Two channels claim the same kind.
+    #[error("two channels are registered for {0}")]
+    DuplicateChannel(ChannelKind),
+    /// The send timeout must leave time to record the outcome before the lease runs out.
+    #[error("send_timeout ({send_timeout:?}) must be shorter than lease ({lease:?})")]
+    TimeoutNotBelowLease {
+        /// The send timeout.
+        send_timeout: Duration,
+        /// The lease.
+        lease: Duration,
+    },
+    /// A quantum, service count or concurrency of zero would stall the engine.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    /// A rate limit the limiter cannot represent.
+    #[error(transparent)]
+    RateLimit(#[from] InvalidRateLimit),
+}
+
+/// Why a journal could not be verified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such message.
+    #[error("message {0} does not exist")]
+    UnknownMessage(MessageId),
+    /// The journal is not intact.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// The delivery engine, generic over its store. Share it behind an `Arc`.
+pub struct Engine<S: Store> {
+    store: Arc<S>,
+    channels: BTreeMap<ChannelKind, Arc<dyn Channel>>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    limiters: Limiters,
+    rng: Mutex<StdRng>,
+    ids: Mutex<IdGenerator>,
+    new_work: tokio::sync::Notify,
+    round_robin_cursor: Mutex<Option<ServiceId>>,
+}
+
+impl<S: Store> Engine<S> {
+    /// Builds an engine over `store` with `channels` (at most one per kind). A message is routed
+    /// only to channels that are registered: an engine without an email channel sends no email.
+    pub fn new(
+        store: Arc<S>,
+        channels: Vec<Arc<dyn Channel>>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Self, EngineConfigError> {
+        let mut by_kind = BTreeMap::new();
+        for channel in channels {
+            let kind = channel.kind();
+            if by_kind.insert(kind, channel).is_some() {
+                return Err(EngineConfigError::DuplicateChannel(kind));
+            }
+        }
+        if config.send_timeout >= config.lease {
+            return Err(EngineConfigError::TimeoutNotBelowLease {
+                send_timeout: config.send_timeout,
+                lease: config.lease,
+            });
+        }
+        for (name, value) in [
+            ("quantum", config.quantum),
+            ("services_per_round", config.services_per_round),
+            ("max_in_flight", config.max_in_flight),
+        ] {
+            if value == 0 {
+                return Err(EngineConfigError::Zero(name));
+            }
+        }
+        let limiters = Limiters::new(&config.rate_limits, clock.clone())?;
+        let rng = match config.rng_seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        Ok(Self {
+            store,
+            channels: by_kind,
+            clock,
+            limiters,
+            rng: Mutex::new(rng),
+            ids: Mutex::new(IdGenerator::default()),
+            new_work: tokio::sync::Notify::new(),
+            round_robin_cursor: Mutex::new(None),
+            config,
+        })
+    }
+
+    /// The store, for reads (message status, inbox, journal) and reference data.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Verifies a message's journal as stored: chain, hashes, canonical bytes, head.
+    pub async fn verify_journal(
+        &self,
+        id: &MessageId,
+    ) -> Result<Vec<crate::JournalEntry>, VerifyError> {
+        let stored = self.store.journal(id).await?;
+        if stored.entries.is_empty() && stored.head.is_none() {
+            return Err(VerifyError::UnknownMessage(*id));
+        }
+        Ok(crate::journal::verify_stored(
+            &stored.entries,
+            stored.head.as_ref(),
+        )?)
+    }
+
+    /// Runs rounds until `shutdown` turns true: the worker loop. Start several for
+    /// concurrency (each is one task); with PostgreSQL, in several processes. Sleeps when idle
+    /// until the next task is due, a submit arrives, or `idle_poll` passes.
+    pub async fn run(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut rounds: u64 = 0;
+        while !*shutdown.borrow() {
+            rounds += 1;
+            if rounds.is_multiple_of(1024) {
+                self.limiters.shrink();
+            }
+            let idle = match self.run_round().await {
+                Ok(report) => report.tasks == 0,
+                Err(error) => {
+                    tracing::warn!(%error, "scheduling round failed; retrying after idle_poll");
+                    true
+                }
+            };
+            if !idle {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let wait = match self.store.next_due_at().await {
+                Ok(Some(due)) => due.since(self.clock.now()).min(self.config.idle_poll),
+                Ok(None) | Err(_) => self.config.idle_poll,
+            };
+            if wait.is_zero() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.new_work.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Runs rounds until no task is due now; returns the tasks run. For tests, examples and
+    /// batch tools: a long-running process uses [`Engine::run`].
+    pub async fn run_until_idle(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let report = self.run_round().await?;
+            if report.tasks == 0 {
+                return Ok(total);
+            }
+            total += report.tasks as u64;
+        }
+    }
+
+    fn jitter(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        self.config.retry.delay(attempt, retry_after, &mut *rng)
+    }
+}

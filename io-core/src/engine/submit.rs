@@ -1,0 +1,121 @@
+//! Accepting a message: validate, honour the idempotency key, write everything in one atomic,
+//! durable store write, and only then return.
+
+use std::sync::PoisonError;
+
+use crate::{
+    AcceptOutcome, AcceptRecord, Engine, FiscalCode, IdempotencyKey, JournalEvent, Message,
+    MessageId, NewMessage, SenderCapabilities, SenderLimits, ServiceId, Store, StoreError,
+    ValidationError,
+};
+
+/// A message submitted by a service.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The sender (authenticated by the caller).
+    pub service_id: ServiceId,
+    /// The message as received.
+    pub message: NewMessage,
+    /// What the sender's key may do.
+    pub capabilities: SenderCapabilities,
+    /// Makes the submit safe to retry.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// A durably accepted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Its id.
+    pub id: MessageId,
+    /// Its recipient (for the `Location` header).
+    pub fiscal_code: FiscalCode,
+    /// True when the idempotency key had already been used with the same message: nothing new
+    /// was stored and `id` is the first message's.
+    pub duplicate: bool,
+}
+
+/// Why a submit was refused. Nothing was stored in any case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The sender does not exist.
+    #[error("service {0} does not exist")]
+    UnknownService(ServiceId),
+    /// The message breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The idempotency key was used before with a different message.
+    #[error("idempotency key was already used for message {message_id} with a different body")]
+    IdempotencyConflict {
+        /// The message the key was first used for.
+        message_id: MessageId,
+    },
+    /// The store failed; the message may be resubmitted (with the same idempotency key).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<S: Store> Engine<S> {
+    /// Accepts a message. Returns only once the message, its ACCEPTED status, the idempotency
+    /// record, its process task and its first journal entry are one durable write.
+    pub async fn submit(&self, submission: Submission) -> Result<Accepted, SubmitError> {
+        let service = self
+            .store
+            .service(&submission.service_id)
+            .await?
+            .ok_or_else(|| SubmitError::UnknownService(submission.service_id.clone()))?;
+        let body = submission.message.validate(SenderLimits {
+            max_allowed_payment_amount: service.max_allowed_payment_amount,
+            organization_fiscal_code: &service.organization_fiscal_code,
+            capabilities: submission.capabilities,
+        })?;
+        let now = self.clock.now();
+        let id = {
+            let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+            ids.next(now, &mut *rng)
+        };
+        let content_hash = body.content_hash();
+        let fiscal_code = body.fiscal_code.clone();
+        let event = JournalEvent::Accepted {
+            service_id: service.service_id.clone(),
+            recipient: fiscal_code.hash(),
+            content_sha256: content_hash.clone(),
+            time_to_live_secs: body.time_to_live_secs,
+        };
+        let idempotency = submission
+            .idempotency_key
+            .map(|key| (key, now.plus(self.config.idempotency_ttl)));
+        let record = AcceptRecord {
+            message: Message {
+                id,
+                sender_service_id: service.service_id,
+                body,
+                created_at: now,
+            },
+            content_hash: content_hash.clone(),
+            idempotency,
+            event,
+        };
+        match self.store.commit_accept(record).await? {
+            AcceptOutcome::Created => {
+                self.new_work.notify_one();
+                Ok(Accepted {
+                    id,
+                    fiscal_code,
+                    duplicate: false,
+                })
+            }
+            AcceptOutcome::Existing {
+                message_id,
+                content_hash: first_hash,
+            } if first_hash == content_hash => Ok(Accepted {
+                id: message_id,
+                fiscal_code,
+                duplicate: true,
+            }),
+            AcceptOutcome::Existing { message_id, .. } => {
+                Err(SubmitError::IdempotencyConflict { message_id })
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! # io-core
+//!
+//! The domain and the delivery engine of io, a message delivery engine for public
+//! administrations modelled on Italy's IO platform. This crate does no I/O: it meets the world
+//! only through the [`Store`], [`Channel`] and [`Clock`] traits, so an integrator can embed it
+//! with any store and any channels (io-store and io-channels provide the usual ones).
+//!
+//! Modules, one concept each:
+//! - [`fiscal_code`], [`organization_fiscal_code`], [`email_address`], [`ids`]: values validated
+//!   once, at the edge.
+//! - [`profile`], [`preference`], [`activation`], [`installation`], [`service`]: the citizen's and
+//!   the sender's data (io-reference §3–§5).
+//! - [`message`]: `NewMessage` as IO's API receives it, its validation, the stored message.
+//! - [`status`], [`delivery`], [`outcome`]: where a message and each of its deliveries stand.
+//! - [`decision`]: the channel decision of io-reference §4, one pure function.
+//! - [`notification_text`]: the email teaser and the push texts.
+//! - [`backoff`], [`rate_limit`]: the retry schedule and the delivery rate limits.
+//! - [`journal`]: the hash-chained evidence journal and its verification.
+//! - [`store`], [`channel`], [`clock`]: the traits the engine needs.
+//! - [`engine`]: submit, process, dispatch, retry, expire.
+//! - [`timestamp`]: instants as milliseconds since the epoch.
+
+pub mod activation;
+pub mod backoff;
+pub mod channel;
+pub mod clock;
+pub mod decision;
+pub mod delivery;
+pub mod email_address;
+pub mod engine;
+pub mod fiscal_code;
+pub mod ids;
+pub mod installation;
+pub mod journal;
+pub mod message;
+pub mod notification_text;
+pub mod organization_fiscal_code;
+pub mod outcome;
+pub mod preference;
+pub mod profile;
+pub mod rate_limit;
+pub mod service;
+pub mod status;
+pub mod store;
+pub mod timestamp;
+
+pub use activation::{Activation, ActivationStatus, DEFAULT_ACTIVATION_GRACE};
+pub use backoff::RetryPolicy;
+pub use channel::{Channel, ChannelKind, DeliveryJob, UnknownChannel};
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use decision::{DecisionInput, Route, decide};
+pub use delivery::{Delivery, DeliveryState, DeliveryTarget, FailureReason};
+pub use email_address::{EmailAddress, EmailAddressError};
+pub use engine::{
+    Accepted, Engine, EngineConfig, EngineConfigError, RoundReport, Submission, SubmitError,
+    VerifyError,
+};
+pub use fiscal_code::{FiscalCode, FiscalCodeError, FiscalCodeHash, SANDBOX_FISCAL_CODE};
+pub use ids::{DeliveryId, IdError, IdempotencyKey, MessageId, ServiceId};
+pub use installation::{Installation, InstallationId, PushPlatform};
+pub use journal::{JournalEntry, JournalError, JournalEvent, JournalHead};
+pub use message::{
+    FeatureLevel, Message, MessageContent, NewMessage, NewMessageContent, NewPayee, NewPaymentData,
+    NewPrescriptionData, PaymentData, PrescriptionData, SenderCapabilities, SenderLimits,
+    ValidMessage, ValidationError,
+};
+pub use organization_fiscal_code::{OrganizationFiscalCode, OrganizationFiscalCodeError};
+pub use outcome::{Outcome, OutcomeRecord, PermanentReason, TransientCause};
+pub use preference::{PreferenceVersionMismatch, ServicePreference};
+pub use profile::{
+    BlockedChannel, PreferredLanguage, Profile, PushNotificationsContentType, ReminderStatus,
+    ServicePreferencesMode, ServicePreferencesSettings, StaleVersion,
+};
+pub use rate_limit::{InvalidRateLimit, RateLimit, RateLimits};
+pub use service::{Service, ServiceCategory, ServiceMetadata, ServiceScope};
+pub use status::{MessageStatus, RejectionReason};
+pub use store::{
+    AcceptOutcome, AcceptRecord, DeliveryRecord, Lease, ProcessRecord, Store, StoreError,
+    StoredJournal, StoredMessage, Task, TaskKind,
+};
+pub use timestamp::{Timestamp, TimestampError};
