@@ -293,6 +293,12 @@ pub trait Store: Send + Sync + 'static {
         before: Option<MessageId>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<MessageId>, StoreError>> + Send;
+    /// Whether a message is in a citizen's inbox.
+    fn inbox_contains(
+        &self,
+        fiscal_code: &FiscalCode,
+        message: &MessageId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// A message's journal as stored.
     fn journal(
         &self,

@@ -1,0 +1,797 @@
+//! [`SledStore`]: the `Store` on sled 0.34, embedded in the process.
+//!
+//! Layout (one sled tree each; key layouts in `sled_store/keys.rs`): `services`, `profiles`,
+//! `preferences`, `activations`, `installations`, `messages` (by ULID), `inbox` (fiscal code +
+//! ULID), `idempotency` (service + key), `queue` (service + due time + task: process and
+//! delivery tasks in one per-service time order, which is what the fair scheduler walks),
+//! `leases` (task → token and end), `deliveries`, `journal` (message + seq), `journal_heads`.
+//!
+//! Every write method is one sled transaction over the trees it touches; those that must be
+//! durable then wait for the group-commit flusher (`sled_store/group_commit.rs`).
+
+mod group_commit;
+mod keys;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use io_core::{
+    AcceptOutcome, AcceptRecord, Activation, Delivery, DeliveryId, DeliveryRecord, FiscalCode,
+    Installation, InstallationId, JournalEntry, JournalEvent, JournalHead, Lease, MessageId,
+    MessageStatus, ProcessRecord, Profile, Service, ServiceId, ServicePreference, Store,
+    StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
+
+use group_commit::GroupCommit;
+
+/// When a write counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk before the method returns (group commit). The only safe choice for a server.
+    Flushed,
+    /// In sled's buffers; sled writes them within ~500 ms. For benchmarks of the ceiling and for
+    /// throwaway data: a crash loses the last writes.
+    Buffered,
+}
+
+/// Opening the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SledStoreError {
+    /// sled could not open the directory.
+    #[error("cannot open sled store: {0}")]
+    Open(#[from] sled::Error),
+    /// The flusher thread could not start.
+    #[error("cannot start the flusher thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// The embedded store. Cheap to clone (shared handles).
+#[derive(Clone)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    services: sled::Tree,
+    profiles: sled::Tree,
+    preferences: sled::Tree,
+    activations: sled::Tree,
+    installations: sled::Tree,
+    messages: sled::Tree,
+    inbox: sled::Tree,
+    idempotency: sled::Tree,
+    queue: sled::Tree,
+    leases: sled::Tree,
+    deliveries: sled::Tree,
+    journal: sled::Tree,
+    journal_heads: sled::Tree,
+    durability: Durability,
+    group_commit: GroupCommit,
+    backlog: AtomicI64,
+}
+
+/// A write of a versioned record (service, profile).
+struct VersionedWrite<'a> {
+    tree: &'a sled::Tree,
+    what: &'static str,
+    key: &'a [u8],
+    version: u64,
+    first: u64,
+    value: Vec<u8>,
+}
+
+/// The stored form of an idempotency record.
+#[derive(Serialize, Deserialize)]
+struct IdempotencyEntry {
+    message_id: MessageId,
+    content_hash: String,
+    expires_at: Timestamp,
+}
+
+/// The stored form of a lease.
+#[derive(Serialize, Deserialize)]
+struct LeaseEntry {
+    token: u64,
+    until: Timestamp,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Our records are plain data: serializing them cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn tx_decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> TxResult<T> {
+    decode(what, bytes).map_err(ConflictableTransactionError::Abort)
+}
+
+fn from_tx(error: TransactionError<StoreError>) -> StoreError {
+    match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => backend(error),
+    }
+}
+
+/// Appends `events` to a message's journal inside a transaction.
+fn append_journal(
+    journal: &TransactionalTree,
+    heads: &TransactionalTree,
+    message: &MessageId,
+    at: Timestamp,
+    events: &[JournalEvent],
+) -> TxResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut head: Option<JournalHead> = match heads.get(message.to_bytes())? {
+        Some(bytes) => Some(tx_decode("journal_heads", &bytes)?),
+        None => None,
+    };
+    for event in events {
+        let entry = JournalEntry::append_after(head.as_ref(), at, event.clone());
+        journal.insert(&keys::journal(message, entry.seq), entry.to_bytes())?;
+        head = Some(entry.head());
+    }
+    if let Some(head) = head {
+        heads.insert(&message.to_bytes(), encode(&head))?;
+    }
+    Ok(())
+}
+
+/// Checks that `task` still holds its lease, then releases it and its queue entry.
+fn release_lease(
+    queue: &TransactionalTree,
+    leases: &TransactionalTree,
+    task: &Task,
+) -> TxResult<()> {
+    let id = keys::task_id(&task.kind);
+    let held = match leases.get(id)? {
+        Some(bytes) => tx_decode::<LeaseEntry>("leases", &bytes)?.token == task.lease.token,
+        None => false,
+    };
+    if !held {
+        return Err(ConflictableTransactionError::Abort(StoreError::LeaseLost {
+            task: format!("{:?}", task.kind),
+        }));
+    }
+    leases.remove(&id)?;
+    queue.remove(keys::queue(&task.service_id, task.lease.until, &task.kind))?;
+    Ok(())
+}
+
+impl SledStore {
+    /// Opens (or creates) a durable store in `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, SledStoreError> {
+        Self::open_with(
+            sled::Config::new().path(path),
+            Durability::Flushed,
+            Duration::ZERO,
+        )
+    }
+
+    /// A store in a temporary directory removed on drop: for tests and examples.
+    pub fn temporary() -> Result<Self, SledStoreError> {
+        Self::open_with(
+            sled::Config::new().temporary(true),
+            Durability::Flushed,
+            Duration::ZERO,
+        )
+    }
+
+    /// Opens with explicit sled configuration, durability and group-commit linger.
+    pub fn open_with(
+        config: sled::Config,
+        durability: Durability,
+        linger: Duration,
+    ) -> Result<Self, SledStoreError> {
+        let db = config.open()?;
+        let tree = |name: &str| db.open_tree(name);
+        let queue = tree("queue")?;
+        let backlog = AtomicI64::new(queue.len() as i64);
+        let inner = Inner {
+            services: tree("services")?,
+            profiles: tree("profiles")?,
+            preferences: tree("preferences")?,
+            activations: tree("activations")?,
+            installations: tree("installations")?,
+            messages: tree("messages")?,
+            inbox: tree("inbox")?,
+            idempotency: tree("idempotency")?,
+            leases: tree("leases")?,
+            deliveries: tree("deliveries")?,
+            journal: tree("journal")?,
+            journal_heads: tree("journal_heads")?,
+            queue,
+            durability,
+            group_commit: GroupCommit::start(db.clone(), linger)?,
+            backlog,
+            db,
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Makes every write so far durable (one shared flush). Used by the write methods and by
+    /// tools that write through [`SledStore::put_raw`]-free paths.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        match self.inner.durability {
+            Durability::Flushed => self
+                .inner
+                .group_commit
+                .durable()
+                .await
+                .map_err(StoreError::Backend),
+            Durability::Buffered => Ok(()),
+        }
+    }
+
+    async fn put(&self, tree: &sled::Tree, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        tree.insert(key, value).map_err(backend)?;
+        self.sync().await
+    }
+
+    fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        tree: &sled::Tree,
+        what: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match tree.get(key).map_err(backend)? {
+            Some(bytes) => decode(what, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a versioned record if its version follows the stored one (or is the first
+    /// version for a new record); `stored_version` reads the version of the stored bytes.
+    async fn put_versioned(
+        &self,
+        write: VersionedWrite<'_>,
+        stored_version: impl Fn(&[u8]) -> Result<u64, StoreError>,
+    ) -> Result<(), StoreError> {
+        let VersionedWrite {
+            tree,
+            what,
+            key,
+            version,
+            first,
+            value,
+        } = write;
+        tree.transaction(|tx| {
+            let expected = match tx.get(key)? {
+                Some(bytes) => {
+                    stored_version(&bytes).map_err(ConflictableTransactionError::Abort)? + 1
+                }
+                None => first,
+            };
+            if version != expected {
+                return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
+                    what,
+                    stored: expected.saturating_sub(1),
+                    given: version.saturating_sub(1),
+                }));
+            }
+            tx.insert(key, value.as_slice())?;
+            Ok(())
+        })
+        .map_err(from_tx)?;
+        self.sync().await
+    }
+
+    fn add_backlog(&self, delta: i64) {
+        self.inner.backlog.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+impl Store for SledStore {
+    async fn put_service(&self, service: &Service) -> Result<(), StoreError> {
+        let write = VersionedWrite {
+            tree: &self.inner.services,
+            what: "service",
+            key: service.service_id.as_str().as_bytes(),
+            version: service.version,
+            first: 1,
+            value: encode(service),
+        };
+        self.put_versioned(write, |bytes| {
+            decode::<Service>("services", bytes).map(|s| s.version)
+        })
+        .await
+    }
+
+    async fn service(&self, id: &ServiceId) -> Result<Option<Service>, StoreError> {
+        self.get(&self.inner.services, "services", id.as_str().as_bytes())
+    }
+
+    async fn services(&self) -> Result<Vec<Service>, StoreError> {
+        self.inner
+            .services
+            .iter()
+            .map(|item| {
+                let (_, bytes) = item.map_err(backend)?;
+                decode("services", &bytes)
+            })
+            .collect()
+    }
+
+    async fn put_profile(&self, profile: &Profile) -> Result<(), StoreError> {
+        let write = VersionedWrite {
+            tree: &self.inner.profiles,
+            what: "profile",
+            key: profile.fiscal_code.as_str().as_bytes(),
+            version: profile.version,
+            first: 0,
+            value: encode(profile),
+        };
+        self.put_versioned(write, |bytes| {
+            decode::<Profile>("profiles", bytes).map(|p| p.version)
+        })
+        .await
+    }
+
+    async fn profile(&self, fiscal_code: &FiscalCode) -> Result<Option<Profile>, StoreError> {
+        self.get(
+            &self.inner.profiles,
+            "profiles",
+            fiscal_code.as_str().as_bytes(),
+        )
+    }
+
+    async fn put_preference(
+        &self,
+        fiscal_code: &FiscalCode,
+        preference: &ServicePreference,
+    ) -> Result<(), StoreError> {
+        let key = keys::preference(
+            fiscal_code,
+            &preference.service_id,
+            preference.settings_version,
+        );
+        self.put(&self.inner.preferences, &key, encode(preference))
+            .await
+    }
+
+    async fn preference(
+        &self,
+        fiscal_code: &FiscalCode,
+        service: &ServiceId,
+        settings_version: u64,
+    ) -> Result<Option<ServicePreference>, StoreError> {
+        let key = keys::preference(fiscal_code, service, settings_version);
+        self.get(&self.inner.preferences, "preferences", &key)
+    }
+
+    async fn put_activation(&self, activation: &Activation) -> Result<(), StoreError> {
+        let key = keys::pair(
+            activation.service_id.as_str(),
+            activation.fiscal_code.as_str(),
+        );
+        self.put(&self.inner.activations, &key, encode(activation))
+            .await
+    }
+
+    async fn activation(
+        &self,
+        service: &ServiceId,
+        fiscal_code: &FiscalCode,
+    ) -> Result<Option<Activation>, StoreError> {
+        let key = keys::pair(service.as_str(), fiscal_code.as_str());
+        self.get(&self.inner.activations, "activations", &key)
+    }
+
+    async fn put_installation(
+        &self,
+        fiscal_code: &FiscalCode,
+        installation: &Installation,
+    ) -> Result<(), StoreError> {
+        let key = keys::pair(fiscal_code.as_str(), installation.installation_id.as_str());
+        self.put(&self.inner.installations, &key, encode(installation))
+            .await
+    }
+
+    async fn remove_installation(
+        &self,
+        fiscal_code: &FiscalCode,
+        installation: &InstallationId,
+    ) -> Result<(), StoreError> {
+        let key = keys::pair(fiscal_code.as_str(), installation.as_str());
+        self.inner.installations.remove(key).map_err(backend)?;
+        self.sync().await
+    }
+
+    async fn installations(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> Result<Vec<Installation>, StoreError> {
+        let prefix = keys::pair(fiscal_code.as_str(), "");
+        self.inner
+            .installations
+            .scan_prefix(prefix)
+            .map(|item| {
+                let (_, bytes) = item.map_err(backend)?;
+                decode("installations", &bytes)
+            })
+            .collect()
+    }
+
+    async fn commit_accept(&self, record: AcceptRecord) -> Result<AcceptOutcome, StoreError> {
+        let inner = &*self.inner;
+        let message = &record.message;
+        let service = &message.sender_service_id;
+        let task = TaskKind::Process(message.id);
+        let stored = encode(&StoredMessage {
+            message: message.clone(),
+            status: MessageStatus::Accepted,
+            updated_at: message.created_at,
+        });
+        let idempotency = record.idempotency.as_ref().map(|(key, expires_at)| {
+            let entry = encode(&IdempotencyEntry {
+                message_id: message.id,
+                content_hash: record.content_hash.clone(),
+                expires_at: *expires_at,
+            });
+            (keys::pair(service.as_str(), key.as_str()), entry)
+        });
+        let queue_key = keys::queue(service, message.created_at, &task);
+        let outcome = (
+            &inner.messages,
+            &inner.idempotency,
+            &inner.queue,
+            &inner.journal,
+            &inner.journal_heads,
+        )
+            .transaction(|(messages, idem, queue, journal, heads)| {
+                if let Some((key, entry)) = &idempotency {
+                    if let Some(bytes) = idem.get(key)? {
+                        let earlier: IdempotencyEntry = tx_decode("idempotency", &bytes)?;
+                        if earlier.expires_at > message.created_at {
+                            return Ok(AcceptOutcome::Existing {
+                                message_id: earlier.message_id,
+                                content_hash: earlier.content_hash,
+                            });
+                        }
+                    }
+                    idem.insert(key.as_slice(), entry.as_slice())?;
+                }
+                messages.insert(&message.id.to_bytes(), stored.as_slice())?;
+                queue.insert(queue_key.as_slice(), &[])?;
+                append_journal(
+                    journal,
+                    heads,
+                    &message.id,
+                    message.created_at,
+                    std::slice::from_ref(&record.event),
+                )?;
+                Ok(AcceptOutcome::Created)
+            })
+            .map_err(from_tx)?;
+        if outcome == AcceptOutcome::Created {
+            self.add_backlog(1);
+        }
+        // Also for `Existing`: the first write may still be waiting for its flush.
+        self.sync().await?;
+        Ok(outcome)
+    }
+
+    async fn due_services(
+        &self,
+        now: Timestamp,
+        after: Option<&ServiceId>,
+        limit: usize,
+    ) -> Result<Vec<ServiceId>, StoreError> {
+        let mut start = match after {
+            Some(service) => {
+                let mut key = service.as_str().as_bytes().to_vec();
+                key.push(keys::SEP + 1);
+                key
+            }
+            None => Vec::new(),
+        };
+        let mut due = Vec::new();
+        while due.len() < limit {
+            let Some(item) = self.inner.queue.range(start.as_slice()..).next() else {
+                break;
+            };
+            let (key, _) = item.map_err(backend)?;
+            let Some((service, at, _)) = keys::queue_parts(&key) else {
+                return Err(StoreError::Corrupt {
+                    what: "queue",
+                    detail: "malformed key".into(),
+                });
+            };
+            // The first entry of a service is its earliest.
+            start = service.as_str().as_bytes().to_vec();
+            start.push(keys::SEP + 1);
+            if at <= now {
+                due.push(service);
+            }
+        }
+        Ok(due)
+    }
+
+    async fn claim_tasks(
+        &self,
+        services: &[ServiceId],
+        now: Timestamp,
+        per_service: usize,
+        lease_until: Timestamp,
+    ) -> Result<Vec<Task>, StoreError> {
+        let inner = &*self.inner;
+        let mut claimed = Vec::new();
+        for service in services {
+            let lower = keys::service_prefix(service);
+            let upper = keys::queue_upper(service, now);
+            let candidates: Vec<sled::IVec> = inner
+                .queue
+                .range(lower..=upper)
+                .keys()
+                .take(per_service)
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            if candidates.is_empty() {
+                continue;
+            }
+            let token = inner.db.generate_id().map_err(backend)?;
+            let lease = Lease {
+                until: lease_until,
+                token,
+            };
+            let lease_bytes = encode(&LeaseEntry {
+                token,
+                until: lease_until,
+            });
+            let batch = (&inner.queue, &inner.leases)
+                .transaction(|(queue, leases)| {
+                    let mut batch = Vec::with_capacity(candidates.len());
+                    for key in &candidates {
+                        if queue.remove(key)?.is_none() {
+                            continue; // another worker took it
+                        }
+                        let Some((service, _, kind)) = keys::queue_parts(key) else {
+                            return Err(ConflictableTransactionError::Abort(StoreError::Corrupt {
+                                what: "queue",
+                                detail: "malformed key".into(),
+                            }));
+                        };
+                        queue.insert(keys::queue(&service, lease_until, &kind), &[])?;
+                        leases.insert(&keys::task_id(&kind), lease_bytes.as_slice())?;
+                        batch.push(Task {
+                            service_id: service,
+                            kind,
+                            lease,
+                        });
+                    }
+                    Ok(batch)
+                })
+                .map_err(from_tx)?;
+            claimed.extend(batch);
+        }
+        Ok(claimed)
+    }
+
+    async fn discard_task(&self, task: &Task) -> Result<(), StoreError> {
+        (&self.inner.queue, &self.inner.leases)
+            .transaction(|(queue, leases)| release_lease(queue, leases, task))
+            .map_err(from_tx)?;
+        self.add_backlog(-1);
+        Ok(())
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        let mut start = Vec::new();
+        let mut earliest: Option<Timestamp> = None;
+        while let Some(item) = self.inner.queue.range(start.as_slice()..).next() {
+            let (key, _) = item.map_err(backend)?;
+            let Some((service, at, _)) = keys::queue_parts(&key) else {
+                return Err(StoreError::Corrupt {
+                    what: "queue",
+                    detail: "malformed key".into(),
+                });
+            };
+            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            start = service.as_str().as_bytes().to_vec();
+            start.push(keys::SEP + 1);
+        }
+        Ok(earliest)
+    }
+
+    async fn backlog(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.backlog.load(Ordering::Relaxed).max(0) as u64)
+    }
+
+    async fn commit_process(&self, record: ProcessRecord) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let id = record.message_id;
+        let deliveries: Vec<([u8; 17], Vec<u8>, Vec<u8>)> = record
+            .deliveries
+            .iter()
+            .map(|d| {
+                let queue_key =
+                    keys::queue(&d.service_id, d.next_attempt_at, &TaskKind::Deliver(d.id));
+                (keys::delivery(&d.id), encode(d), queue_key)
+            })
+            .collect();
+        (
+            &inner.queue,
+            &inner.leases,
+            &inner.messages,
+            &inner.inbox,
+            &inner.deliveries,
+            &inner.journal,
+            &inner.journal_heads,
+        )
+            .transaction(
+                |(queue, leases, messages, inbox, delivery_tree, journal, heads)| {
+                    release_lease(queue, leases, &record.task)?;
+                    let Some(bytes) = messages.get(id.to_bytes())? else {
+                        return Ok(()); // nothing left to record: the task is simply released
+                    };
+                    let mut stored: StoredMessage = tx_decode("messages", &bytes)?;
+                    stored.status = record.status;
+                    stored.updated_at = record.at;
+                    messages.insert(&id.to_bytes(), encode(&stored))?;
+                    if record.into_inbox {
+                        inbox.insert(keys::inbox(&stored.message.body.fiscal_code, &id), &[])?;
+                    }
+                    for (key, value, queue_key) in &deliveries {
+                        delivery_tree.insert(key, value.as_slice())?;
+                        queue.insert(queue_key.as_slice(), &[])?;
+                    }
+                    append_journal(journal, heads, &id, record.at, &record.events)?;
+                    Ok(())
+                },
+            )
+            .map_err(from_tx)?;
+        self.add_backlog(deliveries.len() as i64 - 1);
+        self.sync().await
+    }
+
+    async fn commit_delivery(&self, record: DeliveryRecord) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let delivery = &record.delivery;
+        let key = keys::delivery(&delivery.id);
+        let value = encode(delivery);
+        let requeue = (!delivery.state.is_final()).then(|| {
+            keys::queue(
+                &delivery.service_id,
+                delivery.next_attempt_at,
+                &TaskKind::Deliver(delivery.id),
+            )
+        });
+        let events: Vec<JournalEvent> = record.event.iter().cloned().collect();
+        (
+            &inner.queue,
+            &inner.leases,
+            &inner.deliveries,
+            &inner.journal,
+            &inner.journal_heads,
+        )
+            .transaction(|(queue, leases, deliveries, journal, heads)| {
+                release_lease(queue, leases, &record.task)?;
+                deliveries.insert(&key, value.as_slice())?;
+                if let Some(queue_key) = &requeue {
+                    queue.insert(queue_key.as_slice(), &[])?;
+                }
+                append_journal(journal, heads, &delivery.id.message, record.at, &events)?;
+                Ok(())
+            })
+            .map_err(from_tx)?;
+        if requeue.is_none() {
+            self.add_backlog(-1);
+        }
+        // A deferral (no event) changes no evidence: losing it in a crash only makes the
+        // delivery due again sooner.
+        if record.event.is_some() {
+            self.sync().await?;
+        }
+        Ok(())
+    }
+
+    async fn message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        self.get(&self.inner.messages, "messages", &id.to_bytes())
+    }
+
+    async fn delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        self.get(&self.inner.deliveries, "deliveries", &keys::delivery(id))
+    }
+
+    async fn deliveries(&self, message: &MessageId) -> Result<Vec<Delivery>, StoreError> {
+        self.inner
+            .deliveries
+            .scan_prefix(message.to_bytes())
+            .map(|item| {
+                let (_, bytes) = item.map_err(backend)?;
+                decode("deliveries", &bytes)
+            })
+            .collect()
+    }
+
+    async fn inbox(
+        &self,
+        fiscal_code: &FiscalCode,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let lower = fiscal_code.as_str().as_bytes().to_vec();
+        let upper = match before {
+            Some(id) => keys::inbox(fiscal_code, &id),
+            None => keys::inbox(fiscal_code, &MessageId::from_bytes([0xff; 16])),
+        };
+        let mut ids = Vec::new();
+        for item in self.inner.inbox.range(lower..upper).rev().take(limit) {
+            let (key, _) = item.map_err(backend)?;
+            let raw: [u8; 16] = key[16..].try_into().map_err(|_| StoreError::Corrupt {
+                what: "inbox",
+                detail: "malformed key".into(),
+            })?;
+            ids.push(MessageId::from_bytes(raw));
+        }
+        Ok(ids)
+    }
+
+    async fn inbox_contains(
+        &self,
+        fiscal_code: &FiscalCode,
+        message: &MessageId,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .inbox
+            .contains_key(keys::inbox(fiscal_code, message))
+            .map_err(backend)
+    }
+
+    async fn journal(&self, message: &MessageId) -> Result<StoredJournal, StoreError> {
+        let entries = self
+            .inner
+            .journal
+            .scan_prefix(message.to_bytes())
+            .values()
+            .map(|v| v.map(|bytes| bytes.to_vec()).map_err(backend))
+            .collect::<Result<_, _>>()?;
+        let head = self.get(
+            &self.inner.journal_heads,
+            "journal_heads",
+            &message.to_bytes(),
+        )?;
+        Ok(StoredJournal { entries, head })
+    }
+
+    async fn purge_idempotency(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        for item in self.inner.idempotency.iter() {
+            let (key, bytes) = item.map_err(backend)?;
+            let entry: IdempotencyEntry = decode("idempotency", &bytes)?;
+            if entry.expires_at <= now {
+                // Compare-and-swap: a concurrent reuse of the key is kept.
+                let _ = self
+                    .inner
+                    .idempotency
+                    .compare_and_swap(&key, Some(bytes), None::<Vec<u8>>)
+                    .map_err(backend)?;
+                purged += 1;
+            }
+        }
+        self.sync().await?;
+        Ok(purged)
+    }
+}
