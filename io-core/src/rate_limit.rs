@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ChannelKind, Clock, FiscalCodeHash, ServiceId};
 
-/// "At most `count` per `per`", with bursts of up to `count`.
+/// A sustained rate of `count` per `per` (one event every `per / count`), allowing bursts of
+/// up to `count` events (GCRA): over long windows the rate converges to `count / per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimit {
     /// Events allowed per period (and the burst size).
