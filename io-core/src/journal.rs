@@ -131,7 +131,9 @@ pub enum JournalError {
         seq: u64,
     },
     /// The journal ends elsewhere than its recorded head: entries were removed or added.
-    #[error("journal does not end at its recorded head (last seq {found:?}, head seq {expected:?})")]
+    #[error(
+        "journal does not end at its recorded head (last seq {found:?}, head seq {expected:?})"
+    )]
     HeadMismatch {
         /// The head's seq.
         expected: Option<u64>,

@@ -163,7 +163,9 @@ pub struct StoredJournal {
 }
 
 /// The engine's persistence. Reads return `Ok(None)` for absent records. Implementations must
-/// make each write method atomic and durable before it returns.
+/// make each write method atomic, and durable before it returns, except where a method says
+/// otherwise: claims, discards and deferrals change no evidence, and losing one in a crash only
+/// makes a task due again sooner.
 pub trait Store: Send + Sync + 'static {
     /// Creates (version 1) or updates (stored version + 1) a service.
     fn put_service(&self, service: &Service)
@@ -253,7 +255,7 @@ pub trait Store: Send + Sync + 'static {
         per_service: usize,
         lease_until: Timestamp,
     ) -> impl Future<Output = Result<Vec<Task>, StoreError>> + Send;
-    /// Drops a claimed task whose record is gone or already final.
+    /// Drops a claimed task whose record is gone or already final (need not be durable).
     fn discard_task(&self, task: &Task) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// When the earliest queued task is due (leased tasks count at their lease's end).
     fn next_due_at(&self) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send;
@@ -265,7 +267,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         record: ProcessRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Records a delivery attempt or deferral atomically; `LeaseLost` as above.
+    /// Records a delivery attempt or deferral atomically; `LeaseLost` as above. A deferral
+    /// (`event: None`) need not be durable.
     fn commit_delivery(
         &self,
         record: DeliveryRecord,
@@ -305,7 +308,7 @@ pub trait Store: Send + Sync + 'static {
         message: &MessageId,
     ) -> impl Future<Output = Result<StoredJournal, StoreError>> + Send;
 
-    /// Forgets idempotency records that expired before `now`; returns how many.
+    /// Forgets idempotency records whose expiry is at or before `now`; returns how many.
     fn purge_idempotency(
         &self,
         now: Timestamp,

@@ -631,7 +631,7 @@ impl Store for SledStore {
                 (keys::delivery(&d.id), encode(d), queue_key)
             })
             .collect();
-        (
+        let queued = (
             &inner.queue,
             &inner.leases,
             &inner.messages,
@@ -782,13 +782,15 @@ impl Store for SledStore {
             let (key, bytes) = item.map_err(backend)?;
             let entry: IdempotencyEntry = decode("idempotency", &bytes)?;
             if entry.expires_at <= now {
-                // Compare-and-swap: a concurrent reuse of the key is kept.
-                let _ = self
+                // Compare-and-swap: a concurrent reuse of the key is kept (and not counted).
+                let swapped = self
                     .inner
                     .idempotency
                     .compare_and_swap(&key, Some(bytes), None::<Vec<u8>>)
                     .map_err(backend)?;
-                purged += 1;
+                if swapped.is_ok() {
+                    purged += 1;
+                }
             }
         }
         self.sync().await?;

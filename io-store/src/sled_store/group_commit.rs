@@ -12,11 +12,13 @@ use tokio::sync::oneshot;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
-/// The handle writers use to wait for durability. Dropping the last handle stops the thread
-/// after it has served every waiter.
-#[derive(Debug, Clone)]
+/// The handle writers use to wait for durability. Dropping it stops the thread after it has
+/// served every waiter, and waits for that: the thread holds a handle on the database, and the
+/// directory's lock must be free once the store is dropped (a reopen must not find it taken).
+#[derive(Debug)]
 pub(crate) struct GroupCommit {
-    requests: mpsc::Sender<Waiter>,
+    requests: Option<mpsc::Sender<Waiter>>,
+    thread: Option<thread::JoinHandle<()>>,
 }
 
 impl GroupCommit {
@@ -24,20 +26,34 @@ impl GroupCommit {
     /// of a group for others to join (zero: flush at once, groups form while flushing).
     pub(crate) fn start(db: sled::Db, linger: Duration) -> std::io::Result<Self> {
         let (requests, incoming) = mpsc::channel::<Waiter>();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("io-sled-flusher".into())
             .spawn(move || flusher(db, incoming, linger))?;
-        Ok(Self { requests })
+        Ok(Self {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
     }
 
     /// Returns once everything written before this call is on disk.
     pub(crate) async fn durable(&self) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
         self.requests
+            .as_ref()
+            .ok_or_else(|| "the flusher thread has stopped".to_owned())?
             .send(done)
             .map_err(|_| "the flusher thread has stopped".to_owned())?;
         wait.await
             .map_err(|_| "the flusher thread stopped before flushing".to_owned())?
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        drop(self.requests.take()); // the thread's `recv` now fails once the queue is empty
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -1,0 +1,1704 @@
+//! The store conformance suite: every behaviour the [`Store`] trait documents, written once
+//! against the trait and run against each backend.
+//!
+//! Every case is an `async fn case(store: impl Store)` that uses the trait only; the
+//! `conformance!` macro instantiates one module per backend with one `#[tokio::test]` per case,
+//! each on a fresh store. Time is never read from a clock: the store is told the time, so every
+//! instant below is a fixed offset from [`T0`] and nothing sleeps. Backend-specific cases (a
+//! sled directory reopened) live after the macro, in a module named for the backend.
+
+use io_core::journal::verify_stored;
+use io_core::{
+    AcceptOutcome, AcceptRecord, Activation, ActivationStatus, ChannelKind, Delivery, DeliveryId,
+    DeliveryRecord, DeliveryState, DeliveryTarget, EmailAddress, FiscalCode, IdempotencyKey,
+    Installation, InstallationId, JournalEntry, JournalEvent, Message, MessageId, MessageStatus,
+    NewMessage, NewMessageContent, OrganizationFiscalCode, OutcomeRecord, ProcessRecord, Profile,
+    PushPlatform, RejectionReason, SenderCapabilities, SenderLimits, Service, ServiceId,
+    ServiceMetadata, ServicePreference, ServicePreferencesMode, Store, StoreError, StoredJournal,
+    StoredMessage, Task, TaskKind, Timestamp, TransientCause,
+};
+use io_store::SledStore;
+
+// ---------------------------------------------------------------------------------------------
+// Builders
+// ---------------------------------------------------------------------------------------------
+
+/// The suite's fixed "now": every instant is an offset from it.
+const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+/// How long a claim lasts in these cases.
+const LEASE_MS: i64 = 30_000;
+/// Large enough to claim every task of a service in one call.
+const ALL: usize = 1_000;
+
+/// `T0` plus `ms` milliseconds.
+fn t(ms: i64) -> Timestamp {
+    Timestamp::from_millis(T0.as_millis() + ms)
+}
+
+/// The default lease end for a claim made at `now`.
+fn lease_from(now: Timestamp) -> Timestamp {
+    Timestamp::from_millis(now.as_millis() + LEASE_MS)
+}
+
+fn citizen() -> FiscalCode {
+    FiscalCode::parse("RSSMRA85T10A562S").unwrap()
+}
+
+fn other_citizen() -> FiscalCode {
+    FiscalCode::parse("MRTMTT25D09F205Z").unwrap()
+}
+
+fn sid(id: &str) -> ServiceId {
+    ServiceId::parse(id).unwrap()
+}
+
+fn sids(ids: &[&str]) -> Vec<ServiceId> {
+    ids.iter().map(|id| sid(id)).collect()
+}
+
+fn service(id: &str, version: u64) -> Service {
+    Service {
+        service_id: sid(id),
+        service_name: format!("Servizio {id} v{version}"),
+        department_name: "Tributi".into(),
+        organization_name: "Comune di Esempio".into(),
+        organization_fiscal_code: OrganizationFiscalCode::parse("15376371009").unwrap(),
+        authorized_cidrs: vec![],
+        authorized_recipients: Default::default(),
+        is_visible: true,
+        max_allowed_payment_amount: 100_000,
+        require_secure_channels: false,
+        service_metadata: ServiceMetadata::default(),
+        owner_email: Some(EmailAddress::parse("owner@comune.example.it").unwrap()),
+        version,
+    }
+}
+
+/// A message to `fiscal_code` from `service`, accepted at `at`; `n` makes ids (and content)
+/// distinct within one millisecond.
+fn message(service: &str, fiscal_code: &FiscalCode, at: Timestamp, n: u128) -> Message {
+    let organization = OrganizationFiscalCode::parse("15376371009").unwrap();
+    let body = NewMessage {
+        fiscal_code: Some(fiscal_code.to_string()),
+        time_to_live: Some(3_600),
+        content: NewMessageContent {
+            subject: Some(format!("Avviso numero {n}")),
+            markdown: Some(
+                "# Avviso\n\nLa informiamo che è disponibile un nuovo documento. ".repeat(3),
+            ),
+            ..Default::default()
+        },
+        feature_level_type: None,
+    }
+    .validate(SenderLimits {
+        max_allowed_payment_amount: 0,
+        organization_fiscal_code: &organization,
+        capabilities: SenderCapabilities::default(),
+    })
+    .unwrap();
+    Message {
+        id: MessageId::from_parts(at.as_millis() as u64, n),
+        sender_service_id: sid(service),
+        body,
+        created_at: at,
+    }
+}
+
+fn accept_record(message: &Message, idempotency: Option<(&str, Timestamp)>) -> AcceptRecord {
+    AcceptRecord {
+        message: message.clone(),
+        content_hash: message.body.content_hash(),
+        idempotency: idempotency
+            .map(|(key, expires_at)| (IdempotencyKey::parse(key).unwrap(), expires_at)),
+        event: JournalEvent::Accepted {
+            service_id: message.sender_service_id.clone(),
+            recipient: message.body.fiscal_code.hash(),
+            content_sha256: message.body.content_hash(),
+            time_to_live_secs: message.body.time_to_live_secs,
+        },
+    }
+}
+
+/// Accepts `message` without an idempotency key, asserting it is created.
+async fn accept(store: &impl Store, message: &Message) {
+    let outcome = store
+        .commit_accept(accept_record(message, None))
+        .await
+        .unwrap();
+    assert_eq!(outcome, AcceptOutcome::Created, "{:?}", message.id);
+}
+
+/// Builds and accepts a message; see [`message`].
+async fn accepted(
+    store: &impl Store,
+    service: &str,
+    fiscal_code: &FiscalCode,
+    at: Timestamp,
+    n: u128,
+) -> Message {
+    let message = message(service, fiscal_code, at, n);
+    accept(store, &message).await;
+    message
+}
+
+/// Claims every task of `service` due at `now`, leased until `lease_from(now)`.
+async fn claim(store: &impl Store, service: &str, now: Timestamp) -> Vec<Task> {
+    store
+        .claim_tasks(&[sid(service)], now, ALL, lease_from(now))
+        .await
+        .unwrap()
+}
+
+/// Claims the one task of `service` due at `now`.
+async fn claim_one(store: &impl Store, service: &str, now: Timestamp) -> Task {
+    let mut tasks = claim(store, service, now).await;
+    assert_eq!(tasks.len(), 1, "expected one due task, got {tasks:?}");
+    tasks.remove(0)
+}
+
+fn kinds(tasks: &[Task]) -> Vec<TaskKind> {
+    tasks.iter().map(|task| task.kind).collect()
+}
+
+/// A pending delivery of `message` on `channel`, first due at `next_attempt_at`.
+fn delivery(message: &Message, channel: ChannelKind, next_attempt_at: Timestamp) -> Delivery {
+    Delivery {
+        id: DeliveryId::new(message.id, channel),
+        service_id: message.sender_service_id.clone(),
+        fiscal_code: message.body.fiscal_code.clone(),
+        target: match channel {
+            ChannelKind::Inbox => DeliveryTarget::Inbox,
+            ChannelKind::Email => DeliveryTarget::Email {
+                address: EmailAddress::parse("cittadino@example.it").unwrap(),
+            },
+            ChannelKind::Push => DeliveryTarget::Push,
+        },
+        state: DeliveryState::Pending,
+        attempts: 0,
+        next_attempt_at,
+        expires_at: message.expires_at(),
+        last_outcome: None,
+        updated_at: message.created_at,
+    }
+}
+
+/// A PROCESSED decision for a claimed process task, into the inbox, creating `deliveries`.
+fn processed(
+    task: &Task,
+    message: &Message,
+    deliveries: Vec<Delivery>,
+    at: Timestamp,
+) -> ProcessRecord {
+    let channels = deliveries.iter().map(Delivery::channel).collect();
+    ProcessRecord {
+        task: task.clone(),
+        message_id: message.id,
+        status: MessageStatus::Processed,
+        deliveries,
+        into_inbox: true,
+        events: vec![JournalEvent::Processed { channels }],
+        at,
+    }
+}
+
+/// Claims the process task of `message` at `at` (it must be the service's only due task) and
+/// commits PROCESSED with `deliveries`.
+async fn process(store: &impl Store, message: &Message, deliveries: Vec<Delivery>, at: Timestamp) {
+    let task = claim_one(store, message.sender_service_id.as_str(), at).await;
+    assert_eq!(task.kind, TaskKind::Process(message.id));
+    store
+        .commit_process(processed(&task, message, deliveries, at))
+        .await
+        .unwrap();
+}
+
+/// `delivery` after one attempt at `at` that ended in `state` (next attempt at `next`, if not
+/// final), with the matching journal event.
+fn attempted(
+    delivery: &Delivery,
+    state: DeliveryState,
+    outcome: OutcomeRecord,
+    at: Timestamp,
+    next: Timestamp,
+) -> (Delivery, JournalEvent) {
+    let mut after = delivery.clone();
+    after.attempts += 1;
+    after.state = state.clone();
+    after.last_outcome = Some(outcome.clone());
+    after.updated_at = at;
+    let next_attempt_at = (!state.is_final()).then_some(next);
+    if let Some(next) = next_attempt_at {
+        after.next_attempt_at = next;
+    }
+    let event = JournalEvent::Attempted {
+        channel: delivery.channel(),
+        attempt: after.attempts,
+        outcome,
+        state,
+        next_attempt_at,
+    };
+    (after, event)
+}
+
+fn delivered() -> OutcomeRecord {
+    OutcomeRecord::Delivered {
+        provider_ref: Some("provider-ref-1".into()),
+    }
+}
+
+fn timed_out() -> OutcomeRecord {
+    OutcomeRecord::Transient {
+        retry_after_ms: None,
+        cause: TransientCause::Timeout,
+    }
+}
+
+/// The journal of `id`, asserted to verify; its decoded entries.
+async fn verified_journal(store: &impl Store, id: &MessageId) -> Vec<JournalEntry> {
+    let stored = store.journal(id).await.unwrap();
+    verify_stored(&stored.entries, stored.head.as_ref())
+        .unwrap_or_else(|e| panic!("journal of {id} does not verify: {e}"))
+}
+
+fn events(entries: &[JournalEntry]) -> Vec<JournalEvent> {
+    entries.iter().map(|entry| entry.event.clone()).collect()
+}
+
+fn assert_conflict(result: Result<(), StoreError>, what: &str) {
+    match result {
+        Err(StoreError::Conflict { what: found, .. }) => assert_eq!(found, what),
+        other => panic!("expected a {what} conflict, got {other:?}"),
+    }
+}
+
+fn assert_lease_lost(result: Result<(), StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::LeaseLost { .. })),
+        "expected LeaseLost, got {result:?}"
+    );
+}
+
+fn installation(id: &str, token: &str) -> Installation {
+    Installation {
+        installation_id: InstallationId::parse(id).unwrap(),
+        platform: PushPlatform::Apns,
+        push_channel: token.into(),
+        updated_at: T0,
+    }
+}
+
+fn preference(service: &str, settings_version: u64, inbox: bool) -> ServicePreference {
+    ServicePreference {
+        service_id: sid(service),
+        settings_version,
+        is_inbox_enabled: inbox,
+        is_email_enabled: inbox,
+        is_webhook_enabled: false,
+        can_access_message_read_status: false,
+    }
+}
+
+/// A message whose journal has three entries: accepted at `T0`, processed at `t(1_000)` with an
+/// inbox delivery, and that delivery's attempt at `t(2_000)`.
+async fn journal_of_three(store: &impl Store) -> (MessageId, StoredJournal) {
+    let message = accepted(store, "svc", &citizen(), T0, 1).await;
+    let inbox = delivery(&message, ChannelKind::Inbox, t(1_000));
+    process(store, &message, vec![inbox.clone()], t(1_000)).await;
+    let task = claim_one(store, "svc", t(1_000)).await;
+    let (after, event) = attempted(&inbox, DeliveryState::Sent, delivered(), t(2_000), t(2_000));
+    store
+        .commit_delivery(DeliveryRecord {
+            task,
+            delivery: after,
+            event: Some(event),
+            at: t(2_000),
+        })
+        .await
+        .unwrap();
+    let journal = store.journal(&message.id).await.unwrap();
+    assert_eq!(journal.entries.len(), 3);
+    verify_stored(&journal.entries, journal.head.as_ref()).unwrap();
+    (message.id, journal)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services
+// ---------------------------------------------------------------------------------------------
+
+async fn service_is_created_with_version_1_and_updated_with_version_2(store: impl Store) {
+    assert_eq!(store.service(&sid("svc")).await.unwrap(), None);
+    let created = service("svc", 1);
+    store.put_service(&created).await.unwrap();
+    assert_eq!(store.service(&sid("svc")).await.unwrap(), Some(created));
+
+    let mut updated = service("svc", 2);
+    updated.service_name = "Servizio rinominato".into();
+    store.put_service(&updated).await.unwrap();
+    assert_eq!(store.service(&sid("svc")).await.unwrap(), Some(updated));
+}
+
+async fn service_write_with_a_stale_or_skipped_version_conflicts(store: impl Store) {
+    // A new service must start at version 1.
+    assert_conflict(store.put_service(&service("svc", 2)).await, "service");
+    assert_conflict(store.put_service(&service("svc", 0)).await, "service");
+    assert_eq!(store.service(&sid("svc")).await.unwrap(), None);
+
+    store.put_service(&service("svc", 1)).await.unwrap();
+    let current = service("svc", 2);
+    store.put_service(&current).await.unwrap();
+
+    // Stale: version 2 again (based on 1, while 2 is stored), and version 1.
+    let mut stale = service("svc", 2);
+    stale.service_name = "stale".into();
+    assert_eq!(
+        store.put_service(&stale).await,
+        Err(StoreError::Conflict {
+            what: "service",
+            stored: 2,
+            given: 1,
+        })
+    );
+    assert_conflict(store.put_service(&service("svc", 1)).await, "service");
+    // Skipped: version 4 (based on 3, while 2 is stored).
+    assert_eq!(
+        store.put_service(&service("svc", 4)).await,
+        Err(StoreError::Conflict {
+            what: "service",
+            stored: 2,
+            given: 3,
+        })
+    );
+    // Nothing was written by the refused updates.
+    assert_eq!(store.service(&sid("svc")).await.unwrap(), Some(current));
+}
+
+async fn services_are_listed_in_id_order(store: impl Store) {
+    assert_eq!(store.services().await.unwrap(), vec![]);
+    for id in ["svc2", "svc-b", "svc", "A-first", "svc-a"] {
+        store.put_service(&service(id, 1)).await.unwrap();
+    }
+    store.put_service(&service("svc-a", 2)).await.unwrap();
+    let listed = store.services().await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|s| s.service_id.as_str()).collect();
+    assert_eq!(ids, ["A-first", "svc", "svc-a", "svc-b", "svc2"]);
+    assert_eq!(listed[2], service("svc-a", 2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profiles
+// ---------------------------------------------------------------------------------------------
+
+async fn profile_is_created_with_version_0_and_updated_with_version_1(store: impl Store) {
+    assert_eq!(store.profile(&citizen()).await.unwrap(), None);
+    let created = Profile::new(citizen());
+    assert_eq!(created.version, 0);
+    store.put_profile(&created).await.unwrap();
+    assert_eq!(
+        store.profile(&citizen()).await.unwrap(),
+        Some(created.clone())
+    );
+
+    let mut change = created.clone();
+    change.is_email_enabled = false;
+    change.service_preferences_settings.mode = ServicePreferencesMode::Auto;
+    let next = created.updated_with(&change).unwrap();
+    assert_eq!(next.version, 1);
+    store.put_profile(&next).await.unwrap();
+    assert_eq!(store.profile(&citizen()).await.unwrap(), Some(next));
+    // Another citizen's profile is untouched (absent).
+    assert_eq!(store.profile(&other_citizen()).await.unwrap(), None);
+}
+
+async fn profile_write_with_a_stale_version_conflicts(store: impl Store) {
+    let created = Profile::new(citizen());
+    store.put_profile(&created).await.unwrap();
+    let mut change = created.clone();
+    change.is_webhook_enabled = false;
+    let first = created.updated_with(&change).unwrap();
+    // A second update based on version 0 too, computed before the first was stored.
+    let mut other_change = created.clone();
+    other_change.is_inbox_enabled = false;
+    let concurrent = created.updated_with(&other_change).unwrap();
+    store.put_profile(&first).await.unwrap();
+
+    assert_eq!(
+        store.put_profile(&concurrent).await,
+        Err(StoreError::Conflict {
+            what: "profile",
+            stored: 1,
+            given: 0,
+        })
+    );
+    // Creating it again (version 0) is stale as well.
+    assert_conflict(store.put_profile(&Profile::new(citizen())).await, "profile");
+    // Skipping a version is refused.
+    let mut skipped = first.clone();
+    skipped.version = 3;
+    assert_conflict(store.put_profile(&skipped).await, "profile");
+    // A new profile must start at version 0.
+    let mut late = Profile::new(other_citizen());
+    late.version = 1;
+    assert_conflict(store.put_profile(&late).await, "profile");
+    assert_eq!(store.profile(&other_citizen()).await.unwrap(), None);
+
+    assert_eq!(store.profile(&citizen()).await.unwrap(), Some(first));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preferences, activations, installations
+// ---------------------------------------------------------------------------------------------
+
+async fn preference_is_stored_per_settings_version(store: impl Store) {
+    let (fc, svc) = (citizen(), sid("svc"));
+    let v0 = preference("svc", 0, true);
+    store.put_preference(&fc, &v0).await.unwrap();
+    assert_eq!(
+        store.preference(&fc, &svc, 0).await.unwrap(),
+        Some(v0.clone())
+    );
+    // Another settings version is not returned.
+    assert_eq!(store.preference(&fc, &svc, 1).await.unwrap(), None);
+
+    let v1 = preference("svc", 1, false);
+    store.put_preference(&fc, &v1).await.unwrap();
+    assert_eq!(store.preference(&fc, &svc, 1).await.unwrap(), Some(v1));
+    assert_eq!(store.preference(&fc, &svc, 0).await.unwrap(), Some(v0));
+    assert_eq!(store.preference(&fc, &svc, 2).await.unwrap(), None);
+
+    // Neither another service nor another citizen sees it.
+    assert_eq!(store.preference(&fc, &sid("svc2"), 0).await.unwrap(), None);
+    assert_eq!(
+        store.preference(&other_citizen(), &svc, 0).await.unwrap(),
+        None
+    );
+
+    // Storing again under the same version replaces.
+    let replaced = preference("svc", 0, false);
+    store.put_preference(&fc, &replaced).await.unwrap();
+    assert_eq!(
+        store.preference(&fc, &svc, 0).await.unwrap(),
+        Some(replaced)
+    );
+}
+
+async fn activation_is_stored_per_service_and_citizen(store: impl Store) {
+    let pending = Activation {
+        service_id: sid("svc"),
+        fiscal_code: citizen(),
+        status: ActivationStatus::Pending,
+        updated_at: T0,
+    };
+    assert_eq!(
+        store.activation(&sid("svc"), &citizen()).await.unwrap(),
+        None
+    );
+    store.put_activation(&pending).await.unwrap();
+    assert_eq!(
+        store.activation(&sid("svc"), &citizen()).await.unwrap(),
+        Some(pending.clone())
+    );
+    assert_eq!(
+        store.activation(&sid("svc2"), &citizen()).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .activation(&sid("svc"), &other_citizen())
+            .await
+            .unwrap(),
+        None
+    );
+
+    let active = Activation {
+        status: ActivationStatus::Active,
+        updated_at: t(1_000),
+        ..pending
+    };
+    store.put_activation(&active).await.unwrap();
+    assert_eq!(
+        store.activation(&sid("svc"), &citizen()).await.unwrap(),
+        Some(active)
+    );
+}
+
+async fn installations_are_listed_per_citizen_only(store: impl Store) {
+    assert_eq!(store.installations(&citizen()).await.unwrap(), vec![]);
+    let (a, b) = (
+        installation("dev-a", "token-a"),
+        installation("dev-b", "token-b"),
+    );
+    store.put_installation(&citizen(), &a).await.unwrap();
+    store.put_installation(&citizen(), &b).await.unwrap();
+    let theirs = installation("dev-a", "token-other");
+    store
+        .put_installation(&other_citizen(), &theirs)
+        .await
+        .unwrap();
+
+    let mut mine = store.installations(&citizen()).await.unwrap();
+    mine.sort_by(|x, y| x.installation_id.cmp(&y.installation_id));
+    assert_eq!(mine, vec![a.clone(), b.clone()]);
+    assert_eq!(
+        store.installations(&other_citizen()).await.unwrap(),
+        vec![theirs]
+    );
+
+    // Registering the same installation again replaces it.
+    let mut renewed = installation("dev-a", "token-a2");
+    renewed.updated_at = t(5_000);
+    store.put_installation(&citizen(), &renewed).await.unwrap();
+    let mut mine = store.installations(&citizen()).await.unwrap();
+    mine.sort_by(|x, y| x.installation_id.cmp(&y.installation_id));
+    assert_eq!(mine, vec![renewed, b]);
+}
+
+async fn removing_an_installation_removes_only_it_and_absent_is_ok(store: impl Store) {
+    let (a, b) = (
+        installation("dev-a", "token-a"),
+        installation("dev-b", "token-b"),
+    );
+    store.put_installation(&citizen(), &a).await.unwrap();
+    store.put_installation(&citizen(), &b).await.unwrap();
+    let theirs = installation("dev-a", "token-other");
+    store
+        .put_installation(&other_citizen(), &theirs)
+        .await
+        .unwrap();
+
+    store
+        .remove_installation(&citizen(), &a.installation_id)
+        .await
+        .unwrap();
+    assert_eq!(store.installations(&citizen()).await.unwrap(), vec![b]);
+    // The other citizen's installation with the same id is still there.
+    assert_eq!(
+        store.installations(&other_citizen()).await.unwrap(),
+        vec![theirs]
+    );
+
+    // Removing it again, or one that never existed, is fine.
+    store
+        .remove_installation(&citizen(), &a.installation_id)
+        .await
+        .unwrap();
+    store
+        .remove_installation(&citizen(), &InstallationId::parse("never").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.installations(&citizen()).await.unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// commit_accept
+// ---------------------------------------------------------------------------------------------
+
+async fn accepted_message_is_stored_with_a_due_process_task_and_one_journal_entry(
+    store: impl Store,
+) {
+    let message = message("svc", &citizen(), T0, 1);
+    let record = accept_record(&message, None);
+    let event = record.event.clone();
+    assert_eq!(
+        store.commit_accept(record).await.unwrap(),
+        AcceptOutcome::Created
+    );
+
+    assert_eq!(
+        store.message(&message.id).await.unwrap(),
+        Some(StoredMessage {
+            message: message.clone(),
+            status: MessageStatus::Accepted,
+            updated_at: T0,
+        })
+    );
+    assert_eq!(store.backlog().await.unwrap(), 1);
+    assert_eq!(store.next_due_at().await.unwrap(), Some(T0));
+    assert_eq!(
+        store.due_services(T0, None, 10).await.unwrap(),
+        sids(&["svc"])
+    );
+    let tasks = store
+        .claim_tasks(&sids(&["svc"]), T0, 10, lease_from(T0))
+        .await
+        .unwrap();
+    assert_eq!(kinds(&tasks), vec![TaskKind::Process(message.id)]);
+    assert_eq!(tasks[0].service_id, sid("svc"));
+    assert_eq!(tasks[0].lease.until, lease_from(T0));
+
+    let entries = verified_journal(&store, &message.id).await;
+    assert_eq!(events(&entries), vec![event]);
+    assert_eq!(entries[0].seq, 0);
+
+    // Not in the inbox before it is processed, and no deliveries yet.
+    assert!(!store.inbox_contains(&citizen(), &message.id).await.unwrap());
+    assert_eq!(store.inbox(&citizen(), None, 10).await.unwrap(), vec![]);
+    assert_eq!(store.deliveries(&message.id).await.unwrap(), vec![]);
+}
+
+async fn accept_with_a_used_idempotency_key_returns_the_first_message_and_writes_nothing(
+    store: impl Store,
+) {
+    let expiry = t(3_600_000);
+    let first = message("svc", &citizen(), T0, 1);
+    let first_hash = first.body.content_hash();
+    assert_eq!(
+        store
+            .commit_accept(accept_record(&first, Some(("key-1", expiry))))
+            .await
+            .unwrap(),
+        AcceptOutcome::Created
+    );
+    let journal_before = store.journal(&first.id).await.unwrap();
+
+    // A retry (a new id, a later time, here even another body) with the same key.
+    let second = message("svc", &citizen(), t(1_000), 2);
+    assert_ne!(second.body.content_hash(), first_hash);
+    let existing = AcceptOutcome::Existing {
+        message_id: first.id,
+        content_hash: first_hash.clone(),
+    };
+    assert_eq!(
+        store
+            .commit_accept(accept_record(&second, Some(("key-1", t(3_601_000)))))
+            .await
+            .unwrap(),
+        existing
+    );
+
+    // Nothing was written: no second message, task or journal; the backlog is unchanged.
+    assert_eq!(store.message(&second.id).await.unwrap(), None);
+    let journal = store.journal(&second.id).await.unwrap();
+    assert!(journal.entries.is_empty() && journal.head.is_none());
+    assert_eq!(store.backlog().await.unwrap(), 1);
+    assert_eq!(
+        kinds(&claim(&store, "svc", t(10_000)).await),
+        vec![TaskKind::Process(first.id)]
+    );
+    let journal_after = store.journal(&first.id).await.unwrap();
+    assert_eq!(journal_after.entries, journal_before.entries);
+    assert_eq!(journal_after.head, journal_before.head);
+
+    // The record still names the first message (it was not rebound to the retry), until just
+    // before it expires.
+    let third = message("svc", &citizen(), t(3_599_999), 3);
+    assert_eq!(
+        store
+            .commit_accept(accept_record(&third, Some(("key-1", t(7_200_000)))))
+            .await
+            .unwrap(),
+        existing
+    );
+    assert_eq!(store.message(&third.id).await.unwrap(), None);
+    assert_eq!(store.backlog().await.unwrap(), 1);
+}
+
+async fn accept_after_the_idempotency_record_expired_creates_a_new_message(store: impl Store) {
+    let expiry = t(3_600_000);
+    let first = message("svc", &citizen(), T0, 1);
+    store
+        .commit_accept(accept_record(&first, Some(("key-1", expiry))))
+        .await
+        .unwrap();
+
+    // Accepted at the first record's expiry: the record no longer counts.
+    let second = message("svc", &citizen(), expiry, 2);
+    assert_eq!(
+        store
+            .commit_accept(accept_record(&second, Some(("key-1", t(7_200_000)))))
+            .await
+            .unwrap(),
+        AcceptOutcome::Created
+    );
+    assert_eq!(
+        store.message(&second.id).await.unwrap().map(|m| m.status),
+        Some(MessageStatus::Accepted)
+    );
+    assert_eq!(store.backlog().await.unwrap(), 2);
+    verified_journal(&store, &second.id).await;
+
+    // The key now names the second message.
+    let third = message("svc", &citizen(), t(3_601_000), 3);
+    assert_eq!(
+        store
+            .commit_accept(accept_record(&third, Some(("key-1", t(7_201_000)))))
+            .await
+            .unwrap(),
+        AcceptOutcome::Existing {
+            message_id: second.id,
+            content_hash: second.body.content_hash(),
+        }
+    );
+    assert_eq!(store.backlog().await.unwrap(), 2);
+}
+
+async fn same_idempotency_key_under_another_service_is_independent(store: impl Store) {
+    let expiry = t(3_600_000);
+    let for_a = message("svc", &citizen(), T0, 1);
+    let for_b = message("svc2", &citizen(), T0, 2);
+    for m in [&for_a, &for_b] {
+        assert_eq!(
+            store
+                .commit_accept(accept_record(m, Some(("shared-key", expiry))))
+                .await
+                .unwrap(),
+            AcceptOutcome::Created
+        );
+    }
+    assert_eq!(store.backlog().await.unwrap(), 2);
+
+    for (service, first) in [("svc", &for_a), ("svc2", &for_b)] {
+        let retry = message(service, &citizen(), t(1_000), 9);
+        assert_eq!(
+            store
+                .commit_accept(accept_record(&retry, Some(("shared-key", expiry))))
+                .await
+                .unwrap(),
+            AcceptOutcome::Existing {
+                message_id: first.id,
+                content_hash: first.body.content_hash(),
+            }
+        );
+    }
+    assert_eq!(store.backlog().await.unwrap(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claims and leases
+// ---------------------------------------------------------------------------------------------
+
+async fn claim_takes_only_tasks_due_at_now(store: impl Store) {
+    let now = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let later = accepted(&store, "svc", &citizen(), t(10_000), 2).await;
+
+    assert_eq!(
+        kinds(&claim(&store, "svc", t(5_000)).await),
+        vec![TaskKind::Process(now.id)]
+    );
+    assert_eq!(claim(&store, "svc", t(9_999)).await, vec![]);
+    // Due exactly at `now` counts as due.
+    assert_eq!(
+        kinds(&claim(&store, "svc", t(10_000)).await),
+        vec![TaskKind::Process(later.id)]
+    );
+    // A service not asked for is not claimed.
+    let other = accepted(&store, "svc2", &citizen(), T0, 3).await;
+    assert_eq!(claim(&store, "svc", t(20_000)).await, vec![]);
+    assert_eq!(
+        kinds(&claim(&store, "svc2", t(20_000)).await),
+        vec![TaskKind::Process(other.id)]
+    );
+    assert_eq!(store.backlog().await.unwrap(), 3);
+}
+
+async fn claim_takes_at_most_per_service_tasks_oldest_first(store: impl Store) {
+    // Accepted out of order: the queue orders by due time.
+    let a2 = accepted(&store, "svc-a", &citizen(), t(2), 2).await;
+    let a0 = accepted(&store, "svc-a", &citizen(), T0, 0).await;
+    let a1 = accepted(&store, "svc-a", &citizen(), t(1), 1).await;
+    let b0 = accepted(&store, "svc-b", &citizen(), t(5), 5).await;
+    let b1 = accepted(&store, "svc-b", &citizen(), t(6), 6).await;
+    let c0 = accepted(&store, "svc-c", &citizen(), T0, 7).await;
+
+    let now = t(100);
+    let tasks = store
+        .claim_tasks(&sids(&["svc-a", "svc-b"]), now, 2, lease_from(now))
+        .await
+        .unwrap();
+    let of = |service: &str| -> Vec<TaskKind> {
+        tasks
+            .iter()
+            .filter(|task| task.service_id.as_str() == service)
+            .map(|task| task.kind)
+            .collect()
+    };
+    assert_eq!(tasks.len(), 4, "{tasks:?}");
+    assert_eq!(
+        of("svc-a"),
+        vec![TaskKind::Process(a0.id), TaskKind::Process(a1.id)]
+    );
+    assert_eq!(
+        of("svc-b"),
+        vec![TaskKind::Process(b0.id), TaskKind::Process(b1.id)]
+    );
+    assert!(tasks.iter().all(|task| task.lease.until == lease_from(now)));
+
+    // What was left: the youngest of svc-a; svc-c was never asked for.
+    let rest = store
+        .claim_tasks(&sids(&["svc-a", "svc-b", "svc-c"]), now, 2, lease_from(now))
+        .await
+        .unwrap();
+    let mut rest = kinds(&rest);
+    rest.sort();
+    let mut want = vec![TaskKind::Process(a2.id), TaskKind::Process(c0.id)];
+    want.sort();
+    assert_eq!(rest, want);
+    assert_eq!(store.backlog().await.unwrap(), 6);
+}
+
+async fn claimed_task_is_not_claimable_again_before_its_lease_ends(store: impl Store) {
+    let message = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let task = claim_one(&store, "svc", T0).await;
+    let lease_end = task.lease.until;
+    assert_eq!(lease_end, lease_from(T0));
+
+    let just_before = Timestamp::from_millis(lease_end.as_millis() - 1);
+    assert_eq!(claim(&store, "svc", T0).await, vec![]);
+    assert_eq!(claim(&store, "svc", just_before).await, vec![]);
+    assert_eq!(
+        store.due_services(just_before, None, 10).await.unwrap(),
+        vec![]
+    );
+    // Still queued, due again when the lease ends.
+    assert_eq!(store.backlog().await.unwrap(), 1);
+    assert_eq!(store.next_due_at().await.unwrap(), Some(lease_end));
+    assert_eq!(task.kind, TaskKind::Process(message.id));
+}
+
+async fn expired_lease_is_retaken_with_a_greater_token(store: impl Store) {
+    let message = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let first = claim_one(&store, "svc", T0).await;
+
+    // At the lease's end the task is due again.
+    assert_eq!(
+        store
+            .due_services(first.lease.until, None, 10)
+            .await
+            .unwrap(),
+        sids(&["svc"])
+    );
+    let second = claim_one(&store, "svc", first.lease.until).await;
+    assert_eq!(second.kind, TaskKind::Process(message.id));
+    assert_eq!(second.lease.until, lease_from(first.lease.until));
+    assert!(
+        second.lease.token > first.lease.token,
+        "{:?} then {:?}",
+        first.lease,
+        second.lease
+    );
+    let third = claim_one(&store, "svc", second.lease.until).await;
+    assert!(third.lease.token > second.lease.token);
+    assert_eq!(store.backlog().await.unwrap(), 1);
+}
+
+async fn process_commit_with_a_superseded_lease_is_lost_and_changes_nothing(store: impl Store) {
+    let message = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let stale = claim_one(&store, "svc", T0).await;
+    let current = claim_one(&store, "svc", stale.lease.until).await;
+
+    let inbox = delivery(&message, ChannelKind::Inbox, t(40_000));
+    let late = processed(&stale, &message, vec![inbox.clone()], t(40_000));
+    assert_lease_lost(store.commit_process(late).await);
+
+    // No change: still ACCEPTED, not in the inbox, no deliveries, one journal entry, the
+    // backlog as it was, and the task still leased to the current holder.
+    let stored = store.message(&message.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, MessageStatus::Accepted);
+    assert_eq!(stored.updated_at, T0);
+    assert!(!store.inbox_contains(&citizen(), &message.id).await.unwrap());
+    assert_eq!(store.deliveries(&message.id).await.unwrap(), vec![]);
+    assert_eq!(store.delivery(&inbox.id).await.unwrap(), None);
+    assert_eq!(verified_journal(&store, &message.id).await.len(), 1);
+    assert_eq!(store.backlog().await.unwrap(), 1);
+    assert_eq!(claim(&store, "svc", t(40_000)).await, vec![]);
+
+    // The current holder's commit goes through.
+    store
+        .commit_process(processed(&current, &message, vec![inbox], t(40_000)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.message(&message.id).await.unwrap().unwrap().status,
+        MessageStatus::Processed
+    );
+    // Committing again with the released lease is refused too.
+    assert_lease_lost(
+        store
+            .commit_process(processed(&current, &message, vec![], t(41_000)))
+            .await,
+    );
+    assert_eq!(verified_journal(&store, &message.id).await.len(), 2);
+}
+
+async fn delivery_commit_with_a_superseded_lease_is_lost_and_changes_nothing(store: impl Store) {
+    let message = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let email = delivery(&message, ChannelKind::Email, t(1_000));
+    process(&store, &message, vec![email.clone()], t(1_000)).await;
+    let stale = claim_one(&store, "svc", t(1_000)).await;
+    let current = claim_one(&store, "svc", stale.lease.until).await;
+    assert_eq!(current.kind, TaskKind::Deliver(email.id));
+    let journal_before = store.journal(&message.id).await.unwrap();
+
+    let (sent, event) = attempted(
+        &email,
+        DeliveryState::Sent,
+        delivered(),
+        t(40_000),
+        t(40_000),
+    );
+    assert_lease_lost(
+        store
+            .commit_delivery(DeliveryRecord {
+                task: stale,
+                delivery: sent.clone(),
+                event: Some(event.clone()),
+                at: t(40_000),
+            })
+            .await,
+    );
+    assert_eq!(store.delivery(&email.id).await.unwrap(), Some(email));
+    let journal = store.journal(&message.id).await.unwrap();
+    assert_eq!(journal.entries, journal_before.entries);
+    assert_eq!(journal.head, journal_before.head);
+    assert_eq!(store.backlog().await.unwrap(), 1);
+
+    store
+        .commit_delivery(DeliveryRecord {
+            task: current,
+            delivery: sent.clone(),
+            event: Some(event),
+            at: t(40_000),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.delivery(&sent.id).await.unwrap(), Some(sent));
+    assert_eq!(store.backlog().await.unwrap(), 0);
+}
+
+async fn discarded_task_is_gone_and_leaves_the_backlog(store: impl Store) {
+    let gone = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let kept = accepted(&store, "svc", &citizen(), t(1), 2).await;
+    assert_eq!(store.backlog().await.unwrap(), 2);
+    let tasks = claim(&store, "svc", t(1)).await;
+    let task = tasks
+        .iter()
+        .find(|task| task.kind == TaskKind::Process(gone.id))
+        .unwrap();
+
+    store.discard_task(task).await.unwrap();
+    assert_eq!(store.backlog().await.unwrap(), 1);
+    // Long after every lease ended, only the other task comes back.
+    assert_eq!(
+        kinds(&claim(&store, "svc", t(1_000_000)).await),
+        vec![TaskKind::Process(kept.id)]
+    );
+    // The message itself is not the task: it stays.
+    assert!(store.message(&gone.id).await.unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// due_services and next_due_at
+// ---------------------------------------------------------------------------------------------
+
+async fn due_services_are_in_id_order_strictly_after_and_up_to_the_limit(store: impl Store) {
+    assert_eq!(store.due_services(T0, None, 10).await.unwrap(), vec![]);
+    for (n, service) in ["svc-c", "svc-a", "svc-b"].into_iter().enumerate() {
+        accepted(&store, service, &citizen(), T0, n as u128).await;
+    }
+    // Two tasks for one service still list it once.
+    accepted(&store, "svc-b", &citizen(), T0, 10).await;
+
+    let due = |after: Option<&str>, limit: usize| {
+        let after = after.map(sid);
+        let store = &store;
+        async move { store.due_services(T0, after.as_ref(), limit).await.unwrap() }
+    };
+    assert_eq!(due(None, 10).await, sids(&["svc-a", "svc-b", "svc-c"]));
+    assert_eq!(due(None, 2).await, sids(&["svc-a", "svc-b"]));
+    assert_eq!(due(None, 0).await, vec![]);
+    assert_eq!(due(Some("svc-a"), 10).await, sids(&["svc-b", "svc-c"]));
+    assert_eq!(due(Some("svc-b"), 1).await, sids(&["svc-c"]));
+    assert_eq!(due(Some("svc-c"), 10).await, vec![]);
+    // `after` need not name a service with tasks.
+    assert_eq!(due(Some("svc-ab"), 10).await, sids(&["svc-b", "svc-c"]));
+    assert_eq!(due(Some("A"), 10).await, sids(&["svc-a", "svc-b", "svc-c"]));
+    assert_eq!(due(Some("zzz"), 10).await, vec![]);
+}
+
+async fn due_services_skip_services_whose_earliest_task_is_not_due(store: impl Store) {
+    accepted(&store, "svc-a", &citizen(), t(10_000), 1).await;
+    accepted(&store, "svc-b", &citizen(), T0, 2).await;
+    accepted(&store, "svc-c", &citizen(), t(20_000), 3).await;
+    accepted(&store, "svc-d", &citizen(), t(5_000), 4).await;
+
+    assert_eq!(
+        store.due_services(T0, None, 10).await.unwrap(),
+        sids(&["svc-b"])
+    );
+    // The limit counts due services, not the ones skipped.
+    assert_eq!(
+        store.due_services(t(5_000), None, 1).await.unwrap(),
+        sids(&["svc-b"])
+    );
+    assert_eq!(
+        store
+            .due_services(t(5_000), Some(&sid("svc-b")), 1)
+            .await
+            .unwrap(),
+        sids(&["svc-d"])
+    );
+    assert_eq!(
+        store.due_services(t(10_000), None, 10).await.unwrap(),
+        sids(&["svc-a", "svc-b", "svc-d"])
+    );
+    // A service whose only task is leased is not due until the lease ends.
+    claim_one(&store, "svc-b", t(10_000)).await;
+    assert_eq!(
+        store.due_services(t(10_000), None, 10).await.unwrap(),
+        sids(&["svc-a", "svc-d"])
+    );
+}
+
+async fn due_services_and_claims_tell_apart_a_service_id_that_prefixes_another(store: impl Store) {
+    let short = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let short_later = accepted(&store, "svc", &citizen(), t(50_000), 2).await;
+    let long = accepted(&store, "svc2", &citizen(), t(1_000), 3).await;
+    let dash = accepted(&store, "svc-x", &citizen(), t(2_000), 4).await;
+
+    assert_eq!(
+        store.due_services(t(2_000), None, 10).await.unwrap(),
+        sids(&["svc", "svc-x", "svc2"])
+    );
+    assert_eq!(
+        store
+            .due_services(t(2_000), Some(&sid("svc")), 10)
+            .await
+            .unwrap(),
+        sids(&["svc-x", "svc2"])
+    );
+    assert_eq!(
+        store
+            .due_services(t(2_000), Some(&sid("svc-x")), 10)
+            .await
+            .unwrap(),
+        sids(&["svc2"])
+    );
+    assert_eq!(
+        store
+            .due_services(t(2_000), Some(&sid("svc2")), 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store.due_services(t(1_000), None, 10).await.unwrap(),
+        sids(&["svc", "svc2"])
+    );
+
+    // Each claim takes only its own service's tasks.
+    assert_eq!(
+        kinds(&claim(&store, "svc", t(2_000)).await),
+        vec![TaskKind::Process(short.id)]
+    );
+    assert_eq!(
+        kinds(&claim(&store, "svc2", t(2_000)).await),
+        vec![TaskKind::Process(long.id)]
+    );
+    assert_eq!(
+        kinds(&claim(&store, "svc-x", t(2_000)).await),
+        vec![TaskKind::Process(dash.id)]
+    );
+
+    // "svc"'s remaining task is not due yet; "svc2"'s lease ends first.
+    assert_eq!(
+        store
+            .due_services(lease_from(t(2_000)), None, 10)
+            .await
+            .unwrap(),
+        sids(&["svc", "svc-x", "svc2"])
+    );
+    assert_eq!(
+        kinds(&claim(&store, "svc", t(50_000)).await),
+        vec![
+            TaskKind::Process(short.id),
+            TaskKind::Process(short_later.id)
+        ]
+    );
+}
+
+async fn next_due_at_is_none_when_nothing_is_queued(store: impl Store) {
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    accepted(&store, "svc", &citizen(), T0, 1).await;
+    let task = claim_one(&store, "svc", T0).await;
+    store.discard_task(&task).await.unwrap();
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+    assert_eq!(store.backlog().await.unwrap(), 0);
+}
+
+async fn next_due_at_is_the_earliest_due_time_across_services(store: impl Store) {
+    accepted(&store, "svc-a", &citizen(), t(20_000), 1).await;
+    accepted(&store, "svc-a", &citizen(), t(25_000), 2).await;
+    accepted(&store, "svc-c", &citizen(), t(9_000), 3).await;
+    accepted(&store, "svc-b", &citizen(), t(5_000), 4).await;
+    assert_eq!(store.next_due_at().await.unwrap(), Some(t(5_000)));
+
+    // A leased task counts at its lease's end.
+    let task = claim_one(&store, "svc-b", t(5_000)).await;
+    assert_eq!(task.lease.until, t(35_000));
+    assert_eq!(store.next_due_at().await.unwrap(), Some(t(9_000)));
+    claim_one(&store, "svc-c", t(9_000)).await;
+    assert_eq!(store.next_due_at().await.unwrap(), Some(t(20_000)));
+    store
+        .claim_tasks(&sids(&["svc-a"]), t(30_000), ALL, t(90_000))
+        .await
+        .unwrap();
+    assert_eq!(store.next_due_at().await.unwrap(), Some(t(35_000)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// commit_process
+// ---------------------------------------------------------------------------------------------
+
+async fn processed_message_enters_the_inbox_and_its_deliveries_are_queued(store: impl Store) {
+    let message = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let task = claim_one(&store, "svc", T0).await;
+    let at = t(1_000);
+    // Given out of channel order on purpose.
+    let email = delivery(&message, ChannelKind::Email, t(5_000));
+    let inbox = delivery(&message, ChannelKind::Inbox, at);
+    let record = processed(&task, &message, vec![email.clone(), inbox.clone()], at);
+    let processed_event = record.events[0].clone();
+    store.commit_process(record).await.unwrap();
+
+    assert_eq!(
+        store.message(&message.id).await.unwrap(),
+        Some(StoredMessage {
+            message: message.clone(),
+            status: MessageStatus::Processed,
+            updated_at: at,
+        })
+    );
+    assert!(store.inbox_contains(&citizen(), &message.id).await.unwrap());
+    assert!(
+        !store
+            .inbox_contains(&other_citizen(), &message.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.inbox(&citizen(), None, 10).await.unwrap(),
+        vec![message.id]
+    );
+    assert_eq!(
+        store.deliveries(&message.id).await.unwrap(),
+        vec![inbox.clone(), email.clone()]
+    );
+    assert_eq!(
+        store.delivery(&email.id).await.unwrap(),
+        Some(email.clone())
+    );
+    assert_eq!(
+        store.delivery(&inbox.id).await.unwrap(),
+        Some(inbox.clone())
+    );
+
+    // The process task is done; each delivery is a task due at its next_attempt_at.
+    assert_eq!(store.backlog().await.unwrap(), 2);
+    assert_eq!(store.next_due_at().await.unwrap(), Some(at));
+    assert_eq!(
+        kinds(&claim(&store, "svc", t(4_999)).await),
+        vec![TaskKind::Deliver(inbox.id)]
+    );
+    assert_eq!(
+        kinds(&claim(&store, "svc", t(5_000)).await),
+        vec![TaskKind::Deliver(email.id)]
+    );
+
+    let entries = verified_journal(&store, &message.id).await;
+    assert_eq!(
+        events(&entries),
+        vec![accept_record(&message, None).event, processed_event]
+    );
+    assert_eq!(
+        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+    assert_eq!(entries[1].at, at);
+}
+
+async fn rejected_message_has_its_reason_and_no_inbox_entry_or_deliveries(store: impl Store) {
+    let message = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let task = claim_one(&store, "svc", T0).await;
+    let status = MessageStatus::Rejected(RejectionReason::ServiceNotAllowed);
+    let event = JournalEvent::Rejected {
+        reason: RejectionReason::ServiceNotAllowed,
+    };
+    store
+        .commit_process(ProcessRecord {
+            task,
+            message_id: message.id,
+            status,
+            deliveries: vec![],
+            into_inbox: false,
+            events: vec![event.clone()],
+            at: t(1_000),
+        })
+        .await
+        .unwrap();
+
+    let stored = store.message(&message.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, status);
+    assert_eq!(stored.updated_at, t(1_000));
+    assert!(!store.inbox_contains(&citizen(), &message.id).await.unwrap());
+    assert_eq!(store.inbox(&citizen(), None, 10).await.unwrap(), vec![]);
+    assert_eq!(store.deliveries(&message.id).await.unwrap(), vec![]);
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+    assert_eq!(claim(&store, "svc", t(1_000_000)).await, vec![]);
+    let entries = verified_journal(&store, &message.id).await;
+    assert_eq!(
+        events(&entries),
+        vec![accept_record(&message, None).event, event]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// commit_delivery
+// ---------------------------------------------------------------------------------------------
+
+async fn retried_delivery_is_requeued_at_its_next_attempt(store: impl Store) {
+    let message = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let email = delivery(&message, ChannelKind::Email, t(1_000));
+    process(&store, &message, vec![email.clone()], t(1_000)).await;
+    let task = claim_one(&store, "svc", t(1_000)).await;
+    assert_eq!(task.kind, TaskKind::Deliver(email.id));
+
+    let next = t(61_000);
+    let (retrying, event) = attempted(&email, DeliveryState::Retrying, timed_out(), t(2_000), next);
+    store
+        .commit_delivery(DeliveryRecord {
+            task,
+            delivery: retrying.clone(),
+            event: Some(event.clone()),
+            at: t(2_000),
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(store.delivery(&email.id).await.unwrap(), Some(retrying));
+    assert_eq!(store.backlog().await.unwrap(), 1);
+    assert_eq!(store.next_due_at().await.unwrap(), Some(next));
+    assert_eq!(claim(&store, "svc", t(60_999)).await, vec![]);
+    assert_eq!(
+        kinds(&claim(&store, "svc", next).await),
+        vec![TaskKind::Deliver(email.id)]
+    );
+    let entries = verified_journal(&store, &message.id).await;
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[2].event, event);
+    assert_eq!(entries[2].at, t(2_000));
+}
+
+async fn final_delivery_leaves_the_queue_and_the_backlog(store: impl Store) {
+    let message = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let email = delivery(&message, ChannelKind::Email, t(1_000));
+    let push = delivery(&message, ChannelKind::Push, t(1_000));
+    process(
+        &store,
+        &message,
+        vec![email.clone(), push.clone()],
+        t(1_000),
+    )
+    .await;
+    assert_eq!(store.backlog().await.unwrap(), 2);
+    let tasks = claim(&store, "svc", t(1_000)).await;
+    let task_of = |id: DeliveryId| {
+        tasks
+            .iter()
+            .find(|task| task.kind == TaskKind::Deliver(id))
+            .unwrap()
+            .clone()
+    };
+
+    let (sent, sent_event) =
+        attempted(&email, DeliveryState::Sent, delivered(), t(2_000), t(2_000));
+    store
+        .commit_delivery(DeliveryRecord {
+            task: task_of(email.id),
+            delivery: sent.clone(),
+            event: Some(sent_event.clone()),
+            at: t(2_000),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.delivery(&email.id).await.unwrap(), Some(sent));
+    assert_eq!(store.backlog().await.unwrap(), 1);
+
+    let failed = DeliveryState::Failed {
+        reason: io_core::FailureReason::InvalidRecipient,
+    };
+    let (dead, dead_event) = attempted(
+        &push,
+        failed,
+        OutcomeRecord::InvalidRecipient,
+        t(3_000),
+        t(3_000),
+    );
+    store
+        .commit_delivery(DeliveryRecord {
+            task: task_of(push.id),
+            delivery: dead.clone(),
+            event: Some(dead_event.clone()),
+            at: t(3_000),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.delivery(&push.id).await.unwrap(), Some(dead));
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+    assert_eq!(claim(&store, "svc", t(10_000_000)).await, vec![]);
+
+    let entries = verified_journal(&store, &message.id).await;
+    assert_eq!(events(&entries[2..]), vec![sent_event, dead_event]);
+}
+
+async fn deferral_without_event_requeues_and_adds_no_journal_entry(store: impl Store) {
+    let message = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let email = delivery(&message, ChannelKind::Email, t(1_000));
+    process(&store, &message, vec![email.clone()], t(1_000)).await;
+    let task = claim_one(&store, "svc", t(1_000)).await;
+    let journal_before = store.journal(&message.id).await.unwrap();
+
+    let mut deferred = email.clone();
+    deferred.next_attempt_at = t(11_000);
+    store
+        .commit_delivery(DeliveryRecord {
+            task,
+            delivery: deferred.clone(),
+            event: None,
+            at: t(1_000),
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(store.delivery(&email.id).await.unwrap(), Some(deferred));
+    let journal = store.journal(&message.id).await.unwrap();
+    assert_eq!(journal.entries, journal_before.entries);
+    assert_eq!(journal.head, journal_before.head);
+    assert_eq!(store.backlog().await.unwrap(), 1);
+    assert_eq!(claim(&store, "svc", t(10_999)).await, vec![]);
+    assert_eq!(
+        kinds(&claim(&store, "svc", t(11_000)).await),
+        vec![TaskKind::Deliver(email.id)]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbox
+// ---------------------------------------------------------------------------------------------
+
+async fn inbox_pages_newest_first_with_exclusive_before_and_a_limit(store: impl Store) {
+    // Five messages for the citizen, three for another interleaved in time.
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    for n in 0..8u128 {
+        let fc = if n % 3 == 1 {
+            other_citizen()
+        } else {
+            citizen()
+        };
+        let m = accepted(&store, "svc", &fc, t(n as i64 * 1_000), n).await;
+        if n % 3 == 1 { &mut theirs } else { &mut mine }.push(m.id);
+    }
+    let now = t(10_000);
+    let tasks = claim(&store, "svc", now).await;
+    assert_eq!(tasks.len(), 8);
+    for task in tasks {
+        let TaskKind::Process(id) = task.kind else {
+            panic!("unexpected {task:?}")
+        };
+        let message = store.message(&id).await.unwrap().unwrap().message;
+        store
+            .commit_process(processed(&task, &message, vec![], now))
+            .await
+            .unwrap();
+    }
+    mine.reverse(); // newest first
+    theirs.reverse();
+    assert_eq!(mine.len(), 5);
+
+    let page = |fc: FiscalCode, before: Option<MessageId>, limit: usize| {
+        let store = &store;
+        async move { store.inbox(&fc, before, limit).await.unwrap() }
+    };
+    assert_eq!(page(citizen(), None, 100).await, mine);
+    assert_eq!(page(other_citizen(), None, 100).await, theirs);
+    assert_eq!(page(citizen(), None, 2).await, mine[..2]);
+    assert_eq!(page(citizen(), Some(mine[1]), 2).await, mine[2..4]);
+    assert_eq!(page(citizen(), Some(mine[3]), 2).await, mine[4..]);
+    assert_eq!(page(citizen(), Some(mine[4]), 2).await, vec![]);
+    assert_eq!(page(citizen(), None, 0).await, vec![]);
+    // `before` may name a message of someone else: the page starts strictly older than it.
+    let older_than_theirs: Vec<MessageId> =
+        mine.iter().copied().filter(|id| *id < theirs[0]).collect();
+    assert_eq!(
+        page(citizen(), Some(theirs[0]), 100).await,
+        older_than_theirs
+    );
+
+    for id in &mine {
+        assert!(store.inbox_contains(&citizen(), id).await.unwrap());
+        assert!(!store.inbox_contains(&other_citizen(), id).await.unwrap());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journal integrity (what `verify_stored` catches in what the store returns)
+// ---------------------------------------------------------------------------------------------
+
+async fn altering_any_byte_of_a_stored_journal_entry_is_detected(store: impl Store) {
+    let (_, journal) = journal_of_three(&store).await;
+    let head = journal.head.as_ref();
+    for entry in 0..journal.entries.len() {
+        for index in 0..journal.entries[entry].len() {
+            let original = journal.entries[entry][index];
+            let replacements = [original ^ 0x01, original ^ 0x20, b'0', b' ', 0xff];
+            for replacement in replacements.into_iter().filter(|r| *r != original) {
+                let mut altered = journal.entries.clone();
+                altered[entry][index] = replacement;
+                assert!(
+                    verify_stored(&altered, head).is_err(),
+                    "entry {entry}, byte {index}: {:?} -> {:?} went unnoticed",
+                    original as char,
+                    replacement as char,
+                );
+            }
+        }
+    }
+}
+
+async fn removing_the_last_journal_entry_is_detected_against_the_head(store: impl Store) {
+    let (_, journal) = journal_of_three(&store).await;
+    let head = journal.head.as_ref();
+    let mut truncated = journal.entries.clone();
+    truncated.pop();
+    assert!(verify_stored(&truncated, head).is_err());
+    assert!(verify_stored(&[], head).is_err());
+    let mut headless = journal.entries.clone();
+    headless.remove(0);
+    assert!(verify_stored(&headless, head).is_err());
+}
+
+async fn swapping_two_journal_entries_is_detected(store: impl Store) {
+    let (_, journal) = journal_of_three(&store).await;
+    let head = journal.head.as_ref();
+    for (a, b) in [(0, 1), (1, 2), (0, 2)] {
+        let mut swapped = journal.entries.clone();
+        swapped.swap(a, b);
+        assert!(verify_stored(&swapped, head).is_err(), "swap {a} and {b}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency records
+// ---------------------------------------------------------------------------------------------
+
+async fn purge_removes_only_expired_idempotency_records_and_counts_them(store: impl Store) {
+    let keyed = [
+        ("svc", "k-early", t(1_000), 1),
+        ("svc", "k-later", t(4_000), 2),
+        ("svc2", "k-early", t(2_000), 3),
+        ("svc", "k-kept", t(3_600_000), 4),
+        ("svc2", "k-kept", t(3_600_000), 5),
+    ];
+    let mut messages = Vec::new();
+    for (service, key, expires_at, n) in keyed {
+        let m = message(service, &citizen(), T0, n);
+        store
+            .commit_accept(accept_record(&m, Some((key, expires_at))))
+            .await
+            .unwrap();
+        messages.push(m);
+    }
+    accepted(&store, "svc", &citizen(), T0, 6).await; // no key at all
+
+    assert_eq!(store.purge_idempotency(T0).await.unwrap(), 0);
+    assert_eq!(store.purge_idempotency(t(5_000)).await.unwrap(), 3);
+    assert_eq!(store.purge_idempotency(t(5_000)).await.unwrap(), 0);
+    assert_eq!(store.purge_idempotency(t(10_000)).await.unwrap(), 0);
+
+    // The unexpired records still answer; the messages and tasks are untouched.
+    for (service, first) in [("svc", &messages[3]), ("svc2", &messages[4])] {
+        let retry = message(service, &citizen(), t(6_000), 9);
+        assert_eq!(
+            store
+                .commit_accept(accept_record(&retry, Some(("k-kept", t(3_606_000)))))
+                .await
+                .unwrap(),
+            AcceptOutcome::Existing {
+                message_id: first.id,
+                content_hash: first.body.content_hash(),
+            }
+        );
+    }
+    for m in &messages {
+        assert!(store.message(&m.id).await.unwrap().is_some());
+    }
+    assert_eq!(store.backlog().await.unwrap(), 6);
+    // A purged key is free for a new message.
+    let reuse = message("svc", &citizen(), t(6_000), 10);
+    assert_eq!(
+        store
+            .commit_accept(accept_record(&reuse, Some(("k-early", t(3_606_000)))))
+            .await
+            .unwrap(),
+        AcceptOutcome::Created
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instantiation
+// ---------------------------------------------------------------------------------------------
+
+/// One `#[tokio::test]` per case, each on a store from `$fresh` (a future).
+macro_rules! cases {
+    ($fresh:expr; $($case:ident),* $(,)?) => { $(
+        #[tokio::test]
+        async fn $case() {
+            super::$case($fresh.await).await
+        }
+    )* };
+}
+
+/// The whole suite against one backend, in a module named `$backend`.
+macro_rules! conformance {
+    ($backend:ident, $fresh:expr) => {
+        mod $backend {
+            use super::*;
+            cases!($fresh;
+                service_is_created_with_version_1_and_updated_with_version_2,
+                service_write_with_a_stale_or_skipped_version_conflicts,
+                services_are_listed_in_id_order,
+                profile_is_created_with_version_0_and_updated_with_version_1,
+                profile_write_with_a_stale_version_conflicts,
+                preference_is_stored_per_settings_version,
+                activation_is_stored_per_service_and_citizen,
+                installations_are_listed_per_citizen_only,
+                removing_an_installation_removes_only_it_and_absent_is_ok,
+                accepted_message_is_stored_with_a_due_process_task_and_one_journal_entry,
+                accept_with_a_used_idempotency_key_returns_the_first_message_and_writes_nothing,
+                accept_after_the_idempotency_record_expired_creates_a_new_message,
+                same_idempotency_key_under_another_service_is_independent,
+                claim_takes_only_tasks_due_at_now,
+                claim_takes_at_most_per_service_tasks_oldest_first,
+                claimed_task_is_not_claimable_again_before_its_lease_ends,
+                expired_lease_is_retaken_with_a_greater_token,
+                process_commit_with_a_superseded_lease_is_lost_and_changes_nothing,
+                delivery_commit_with_a_superseded_lease_is_lost_and_changes_nothing,
+                discarded_task_is_gone_and_leaves_the_backlog,
+                due_services_are_in_id_order_strictly_after_and_up_to_the_limit,
+                due_services_skip_services_whose_earliest_task_is_not_due,
+                due_services_and_claims_tell_apart_a_service_id_that_prefixes_another,
+                next_due_at_is_none_when_nothing_is_queued,
+                next_due_at_is_the_earliest_due_time_across_services,
+                processed_message_enters_the_inbox_and_its_deliveries_are_queued,
+                rejected_message_has_its_reason_and_no_inbox_entry_or_deliveries,
+                retried_delivery_is_requeued_at_its_next_attempt,
+                final_delivery_leaves_the_queue_and_the_backlog,
+                deferral_without_event_requeues_and_adds_no_journal_entry,
+                inbox_pages_newest_first_with_exclusive_before_and_a_limit,
+                altering_any_byte_of_a_stored_journal_entry_is_detected,
+                removing_the_last_journal_entry_is_detected_against_the_head,
+                swapping_two_journal_entries_is_detected,
+                purge_removes_only_expired_idempotency_records_and_counts_them,
+            );
+        }
+    };
+}
+
+/// A fresh sled store in its own temporary directory, removed on drop.
+async fn fresh_sled() -> SledStore {
+    SledStore::temporary().expect("a temporary sled store opens")
+}
+
+conformance!(on_sled, fresh_sled());
+// The PostgreSQL backend (feature "postgres", a fresh schema per test from
+// IO_TEST_DATABASE_URL) will be instantiated here:
+// #[cfg(feature = "postgres")]
+// conformance!(on_postgres, fresh_postgres());
+
+// ---------------------------------------------------------------------------------------------
+// Backend-specific: sled
+// ---------------------------------------------------------------------------------------------
+
+/// Cases that need to know the backend (reopening a sled directory), outside the shared suite.
+mod sled_only {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn dropping_the_store_releases_its_directory_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..20 {
+            let store = SledStore::open(dir.path())
+                .unwrap_or_else(|e| panic!("reopen {round} right after the drop: {e}"));
+            store
+                .put_service(&service(&format!("svc{round}"), 1))
+                .await
+                .unwrap();
+            drop(store);
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.services().await.unwrap().len(), 20);
+    }
+
+    #[tokio::test]
+    async fn committed_data_survives_dropping_and_reopening_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = message("svc", &citizen(), T0, 1);
+        let email = delivery(&first, ChannelKind::Email, t(5_000));
+        let profile = Profile::new(citizen());
+        let (journal_before, claimed_before) = {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.put_service(&service("svc", 1)).await.unwrap();
+            store.put_profile(&profile).await.unwrap();
+            store
+                .commit_accept(accept_record(&first, Some(("key-1", t(3_600_000)))))
+                .await
+                .unwrap();
+            process(&store, &first, vec![email.clone()], t(1_000)).await;
+            let journal = store.journal(&first.id).await.unwrap();
+            let claimed = claim_one(&store, "svc", t(5_000)).await;
+            (journal, claimed)
+        };
+
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.service(&sid("svc")).await.unwrap(),
+            Some(service("svc", 1))
+        );
+        assert_eq!(store.profile(&citizen()).await.unwrap(), Some(profile));
+        let stored = store.message(&first.id).await.unwrap().unwrap();
+        assert_eq!(stored.message, first);
+        assert_eq!(stored.status, MessageStatus::Processed);
+        assert!(store.inbox_contains(&citizen(), &first.id).await.unwrap());
+        assert_eq!(
+            store.deliveries(&first.id).await.unwrap(),
+            vec![email.clone()]
+        );
+        let journal = store.journal(&first.id).await.unwrap();
+        assert_eq!(journal.entries, journal_before.entries);
+        assert_eq!(journal.head, journal_before.head);
+        verified_journal(&store, &first.id).await;
+        assert_eq!(store.backlog().await.unwrap(), 1);
+        // The idempotency record survived too.
+        let retry = message("svc", &citizen(), t(2_000), 2);
+        assert_eq!(
+            store
+                .commit_accept(accept_record(&retry, Some(("key-1", t(3_602_000)))))
+                .await
+                .unwrap(),
+            AcceptOutcome::Existing {
+                message_id: first.id,
+                content_hash: first.body.content_hash(),
+            }
+        );
+        // The claim need not survive, but the task must: due at the latest when its lease ends,
+        // and retaken with a greater token.
+        let retaken = claim_one(&store, "svc", claimed_before.lease.until).await;
+        assert_eq!(retaken.kind, TaskKind::Deliver(email.id));
+        assert!(retaken.lease.token > claimed_before.lease.token);
+    }
+}
