@@ -644,7 +644,7 @@ impl Store for SledStore {
                 |(queue, leases, messages, inbox, delivery_tree, journal, heads)| {
                     release_lease(queue, leases, &record.task)?;
                     let Some(bytes) = messages.get(id.to_bytes())? else {
-                        return Ok(()); // nothing left to record: the task is simply released
+                        return Ok(0); // nothing left to record: the task is simply released
                     };
                     let mut stored: StoredMessage = tx_decode("messages", &bytes)?;
                     stored.status = record.status;
@@ -658,11 +658,11 @@ impl Store for SledStore {
                         queue.insert(queue_key.as_slice(), &[])?;
                     }
                     append_journal(journal, heads, &id, record.at, &record.events)?;
-                    Ok(())
+                    Ok(deliveries.len() as i64)
                 },
             )
             .map_err(from_tx)?;
-        self.add_backlog(deliveries.len() as i64 - 1);
+        self.add_backlog(queued - 1);
         self.sync().await
     }
 
