@@ -1623,8 +1623,6 @@ conformance!(on_sled, fresh_sled());
 
 /// Cases that need to know the backend (reopening a sled directory), outside the shared suite.
 mod sled_only {
-    use std::path::Path;
-    use std::time::{Duration, Instant};
 
     use super::*;
 
