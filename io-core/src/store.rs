@@ -124,8 +124,8 @@ pub struct Task {
 pub struct ProcessRecord {
     /// The claimed process task.
     pub task: Task,
-    /// The message.
-    pub message_id: MessageId,
+    /// The message, as the engine read it (it never changes; only its status does).
+    pub message: Message,
     /// PROCESSED, REJECTED or FAILED.
     pub status: MessageStatus,
     /// The deliveries to create (each becomes a task due at its `next_attempt_at`).

@@ -9,7 +9,7 @@
 //! Every write method is one sled transaction over the trees it touches; those that must be
 //! durable then wait for the group-commit flusher (`sled_store/group_commit.rs`).
 
-mod group_commit;
+mod committer;
 mod keys;
 
 use std::path::Path;
@@ -24,11 +24,10 @@ use io_core::{
     StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
-};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
 
-use group_commit::GroupCommit;
+use committer::{Committer, Job, Output, PipelineTrees, Tx, TxResult, from_tx};
 
 /// When a write counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,23 +57,17 @@ pub struct SledStore {
 }
 
 struct Inner {
-    db: sled::Db,
     services: sled::Tree,
     profiles: sled::Tree,
     preferences: sled::Tree,
     activations: sled::Tree,
     installations: sled::Tree,
-    messages: sled::Tree,
-    inbox: sled::Tree,
-    idempotency: sled::Tree,
-    queue: sled::Tree,
-    leases: sled::Tree,
-    deliveries: sled::Tree,
-    journal: sled::Tree,
-    journal_heads: sled::Tree,
+    pipeline: PipelineTrees,
     durability: Durability,
-    group_commit: GroupCommit,
+    /// Declared after the trees and before `db`: dropped (and joined) before the database.
+    committer: Committer,
     backlog: AtomicI64,
+    db: sled::Db,
 }
 
 /// A write of a versioned record (service, profile).
@@ -102,8 +95,6 @@ struct LeaseEntry {
     until: Timestamp,
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
 fn backend(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string())
 }
@@ -124,17 +115,9 @@ fn tx_decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> 
     decode(what, bytes).map_err(ConflictableTransactionError::Abort)
 }
 
-fn from_tx(error: TransactionError<StoreError>) -> StoreError {
-    match error {
-        TransactionError::Abort(error) => error,
-        TransactionError::Storage(error) => backend(error),
-    }
-}
-
 /// Appends `events` to a message's journal inside a transaction.
 fn append_journal(
-    journal: &TransactionalTree,
-    heads: &TransactionalTree,
+    tx: &Tx<'_>,
     message: &MessageId,
     at: Timestamp,
     events: &[JournalEvent],
@@ -142,29 +125,27 @@ fn append_journal(
     if events.is_empty() {
         return Ok(());
     }
-    let mut head: Option<JournalHead> = match heads.get(message.to_bytes())? {
+    let mut head: Option<JournalHead> = match tx.journal_heads.get(message.to_bytes())? {
         Some(bytes) => Some(tx_decode("journal_heads", &bytes)?),
         None => None,
     };
     for event in events {
         let entry = JournalEntry::append_after(head.as_ref(), at, event.clone());
-        journal.insert(&keys::journal(message, entry.seq), entry.to_bytes())?;
+        tx.journal
+            .insert(&keys::journal(message, entry.seq), entry.to_bytes())?;
         head = Some(entry.head());
     }
     if let Some(head) = head {
-        heads.insert(&message.to_bytes(), encode(&head))?;
+        tx.journal_heads
+            .insert(&message.to_bytes(), encode(&head))?;
     }
     Ok(())
 }
 
 /// Checks that `task` still holds its lease, then releases it and its queue entry.
-fn release_lease(
-    queue: &TransactionalTree,
-    leases: &TransactionalTree,
-    task: &Task,
-) -> TxResult<()> {
+fn release_lease(tx: &Tx<'_>, task: &Task) -> TxResult<()> {
     let id = keys::task_id(&task.kind);
-    let held = match leases.get(id)? {
+    let held = match tx.leases.get(id)? {
         Some(bytes) => tx_decode::<LeaseEntry>("leases", &bytes)?.token == task.lease.token,
         None => false,
     };
@@ -173,8 +154,9 @@ fn release_lease(
             task: format!("{:?}", task.kind),
         }));
     }
-    leases.remove(&id)?;
-    queue.remove(keys::queue(&task.service_id, task.lease.until, &task.kind))?;
+    tx.leases.remove(&id)?;
+    tx.queue
+        .remove(keys::queue(&task.service_id, task.lease.until, &task.kind))?;
     Ok(())
 }
 
@@ -205,24 +187,27 @@ impl SledStore {
     ) -> Result<Self, SledStoreError> {
         let db = config.open()?;
         let tree = |name: &str| db.open_tree(name);
-        let queue = tree("queue")?;
-        let backlog = AtomicI64::new(queue.len() as i64);
+        let pipeline = PipelineTrees {
+            messages: tree("messages")?,
+            idempotency: tree("idempotency")?,
+            queue: tree("queue")?,
+            leases: tree("leases")?,
+            inbox: tree("inbox")?,
+            deliveries: tree("deliveries")?,
+            journal: tree("journal")?,
+            journal_heads: tree("journal_heads")?,
+        };
+        let backlog = AtomicI64::new(pipeline.queue.len() as i64);
+        let flush = durability == Durability::Flushed;
         let inner = Inner {
             services: tree("services")?,
             profiles: tree("profiles")?,
             preferences: tree("preferences")?,
             activations: tree("activations")?,
             installations: tree("installations")?,
-            messages: tree("messages")?,
-            inbox: tree("inbox")?,
-            idempotency: tree("idempotency")?,
-            leases: tree("leases")?,
-            deliveries: tree("deliveries")?,
-            journal: tree("journal")?,
-            journal_heads: tree("journal_heads")?,
-            queue,
+            committer: Committer::start(db.clone(), pipeline.clone(), linger, flush)?,
+            pipeline,
             durability,
-            group_commit: GroupCommit::start(db.clone(), linger)?,
             backlog,
             db,
         };
@@ -231,18 +216,17 @@ impl SledStore {
         })
     }
 
-    /// Makes every write so far durable (one shared flush). Used by the write methods and by
-    /// tools that write through [`SledStore::put_raw`]-free paths.
+    /// Makes every write made so far durable (one flush shared with concurrent writers).
     pub async fn sync(&self) -> Result<(), StoreError> {
         match self.inner.durability {
-            Durability::Flushed => self
-                .inner
-                .group_commit
-                .durable()
-                .await
-                .map_err(StoreError::Backend),
+            Durability::Flushed => self.inner.committer.sync().await,
             Durability::Buffered => Ok(()),
         }
+    }
+
+    /// Applies a pipeline job through the committer.
+    async fn apply(&self, job: Job, durable: bool) -> Result<Output, StoreError> {
+        self.inner.committer.apply(job, durable).await
     }
 
     async fn put(&self, tree: &sled::Tree, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
@@ -435,10 +419,7 @@ impl Store for SledStore {
     }
 
     async fn commit_accept(&self, record: AcceptRecord) -> Result<AcceptOutcome, StoreError> {
-        let inner = &*self.inner;
-        let message = &record.message;
-        let service = &message.sender_service_id;
-        let task = TaskKind::Process(message.id);
+        let message = record.message;
         let stored = encode(&StoredMessage {
             message: message.clone(),
             status: MessageStatus::Accepted,
@@ -450,47 +431,48 @@ impl Store for SledStore {
                 content_hash: record.content_hash.clone(),
                 expires_at: *expires_at,
             });
-            (keys::pair(service.as_str(), key.as_str()), entry)
+            (
+                keys::pair(message.sender_service_id.as_str(), key.as_str()),
+                entry,
+            )
         });
-        let queue_key = keys::queue(service, message.created_at, &task);
-        let outcome = (
-            &inner.messages,
-            &inner.idempotency,
-            &inner.queue,
-            &inner.journal,
-            &inner.journal_heads,
-        )
-            .transaction(|(messages, idem, queue, journal, heads)| {
-                if let Some((key, entry)) = &idempotency {
-                    if let Some(bytes) = idem.get(key)? {
-                        let earlier: IdempotencyEntry = tx_decode("idempotency", &bytes)?;
-                        if earlier.expires_at > message.created_at {
-                            return Ok(AcceptOutcome::Existing {
-                                message_id: earlier.message_id,
-                                content_hash: earlier.content_hash,
-                            });
-                        }
+        let task = TaskKind::Process(message.id);
+        let queue_key = keys::queue(&message.sender_service_id, message.created_at, &task);
+        let event = record.event;
+        let job: Job = Box::new(move |tx| {
+            if let Some((key, entry)) = &idempotency {
+                if let Some(bytes) = tx.idempotency.get(key)? {
+                    let earlier: IdempotencyEntry = tx_decode("idempotency", &bytes)?;
+                    if earlier.expires_at > message.created_at {
+                        return Ok(Output::Accept(AcceptOutcome::Existing {
+                            message_id: earlier.message_id,
+                            content_hash: earlier.content_hash,
+                        }));
                     }
-                    idem.insert(key.as_slice(), entry.as_slice())?;
                 }
-                messages.insert(&message.id.to_bytes(), stored.as_slice())?;
-                queue.insert(queue_key.as_slice(), &[])?;
-                append_journal(
-                    journal,
-                    heads,
-                    &message.id,
-                    message.created_at,
-                    std::slice::from_ref(&record.event),
-                )?;
-                Ok(AcceptOutcome::Created)
-            })
-            .map_err(from_tx)?;
-        if outcome == AcceptOutcome::Created {
-            self.add_backlog(1);
+                tx.idempotency.insert(key.as_slice(), entry.as_slice())?;
+            }
+            tx.messages
+                .insert(&message.id.to_bytes(), stored.as_slice())?;
+            tx.queue.insert(queue_key.as_slice(), &[])?;
+            append_journal(
+                tx,
+                &message.id,
+                message.created_at,
+                std::slice::from_ref(&event),
+            )?;
+            Ok(Output::Accept(AcceptOutcome::Created))
+        });
+        // Durable also for `Existing`: the first write may still be waiting for its flush.
+        match self.apply(job, true).await? {
+            Output::Accept(outcome) => {
+                if outcome == AcceptOutcome::Created {
+                    self.add_backlog(1);
+                }
+                Ok(outcome)
+            }
+            Output::QueueDelta(_) => Err(StoreError::Backend("unexpected committer output".into())),
         }
-        // Also for `Existing`: the first write may still be waiting for its flush.
-        self.sync().await?;
-        Ok(outcome)
     }
 
     async fn due_services(
@@ -509,7 +491,7 @@ impl Store for SledStore {
         };
         let mut due = Vec::new();
         while due.len() < limit {
-            let Some(item) = self.inner.queue.range(start.as_slice()..).next() else {
+            let Some(item) = self.inner.pipeline.queue.range(start.as_slice()..).next() else {
                 break;
             };
             let (key, _) = item.map_err(backend)?;
@@ -542,6 +524,7 @@ impl Store for SledStore {
             let lower = keys::service_prefix(service);
             let upper = keys::queue_upper(service, now);
             let candidates: Vec<sled::IVec> = inner
+                .pipeline
                 .queue
                 .range(lower..=upper)
                 .keys()
@@ -560,7 +543,7 @@ impl Store for SledStore {
                 token,
                 until: lease_until,
             });
-            let batch = (&inner.queue, &inner.leases)
+            let batch = (&inner.pipeline.queue, &inner.pipeline.leases)
                 .transaction(|(queue, leases)| {
                     let mut batch = Vec::with_capacity(candidates.len());
                     for key in &candidates {
@@ -590,9 +573,12 @@ impl Store for SledStore {
     }
 
     async fn discard_task(&self, task: &Task) -> Result<(), StoreError> {
-        (&self.inner.queue, &self.inner.leases)
-            .transaction(|(queue, leases)| release_lease(queue, leases, task))
-            .map_err(from_tx)?;
+        let task = task.clone();
+        let job: Job = Box::new(move |tx| {
+            release_lease(tx, &task)?;
+            Ok(Output::QueueDelta(-1))
+        });
+        self.apply(job, false).await?;
         self.add_backlog(-1);
         Ok(())
     }
@@ -600,7 +586,7 @@ impl Store for SledStore {
     async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError> {
         let mut start = Vec::new();
         let mut earliest: Option<Timestamp> = None;
-        while let Some(item) = self.inner.queue.range(start.as_slice()..).next() {
+        while let Some(item) = self.inner.pipeline.queue.range(start.as_slice()..).next() {
             let (key, _) = item.map_err(backend)?;
             let Some((service, at, _)) = keys::queue_parts(&key) else {
                 return Err(StoreError::Corrupt {
@@ -620,8 +606,7 @@ impl Store for SledStore {
     }
 
     async fn commit_process(&self, record: ProcessRecord) -> Result<(), StoreError> {
-        let inner = &*self.inner;
-        let id = record.message_id;
+        let id = record.message.id;
         let deliveries: Vec<([u8; 17], Vec<u8>, Vec<u8>)> = record
             .deliveries
             .iter()
@@ -631,43 +616,36 @@ impl Store for SledStore {
                 (keys::delivery(&d.id), encode(d), queue_key)
             })
             .collect();
-        let queued = (
-            &inner.queue,
-            &inner.leases,
-            &inner.messages,
-            &inner.inbox,
-            &inner.deliveries,
-            &inner.journal,
-            &inner.journal_heads,
-        )
-            .transaction(
-                |(queue, leases, messages, inbox, delivery_tree, journal, heads)| {
-                    release_lease(queue, leases, &record.task)?;
-                    let Some(bytes) = messages.get(id.to_bytes())? else {
-                        return Ok(0); // nothing left to record: the task is simply released
-                    };
-                    let mut stored: StoredMessage = tx_decode("messages", &bytes)?;
-                    stored.status = record.status;
-                    stored.updated_at = record.at;
-                    messages.insert(&id.to_bytes(), encode(&stored))?;
-                    if record.into_inbox {
-                        inbox.insert(keys::inbox(&stored.message.body.fiscal_code, &id), &[])?;
-                    }
-                    for (key, value, queue_key) in &deliveries {
-                        delivery_tree.insert(key, value.as_slice())?;
-                        queue.insert(queue_key.as_slice(), &[])?;
-                    }
-                    append_journal(journal, heads, &id, record.at, &record.events)?;
-                    Ok(deliveries.len() as i64)
-                },
-            )
-            .map_err(from_tx)?;
-        self.add_backlog(queued - 1);
-        self.sync().await
+        let inbox_key = record
+            .into_inbox
+            .then(|| keys::inbox(&record.message.body.fiscal_code, &id));
+        // Encoded here, off the committer thread, which only checks the lease and writes bytes.
+        let stored = encode(&StoredMessage {
+            message: record.message,
+            status: record.status,
+            updated_at: record.at,
+        });
+        let (task, at, events) = (record.task, record.at, record.events);
+        let job: Job = Box::new(move |tx| {
+            release_lease(tx, &task)?;
+            tx.messages.insert(&id.to_bytes(), stored.as_slice())?;
+            if let Some(inbox_key) = &inbox_key {
+                tx.inbox.insert(inbox_key.as_slice(), &[])?;
+            }
+            for (key, value, queue_key) in &deliveries {
+                tx.deliveries.insert(key, value.as_slice())?;
+                tx.queue.insert(queue_key.as_slice(), &[])?;
+            }
+            append_journal(tx, &id, at, &events)?;
+            Ok(Output::QueueDelta(deliveries.len() as i64 - 1))
+        });
+        if let Output::QueueDelta(delta) = self.apply(job, true).await? {
+            self.add_backlog(delta);
+        }
+        Ok(())
     }
 
     async fn commit_delivery(&self, record: DeliveryRecord) -> Result<(), StoreError> {
-        let inner = &*self.inner;
         let delivery = &record.delivery;
         let key = keys::delivery(&delivery.id);
         let value = encode(delivery);
@@ -678,45 +656,42 @@ impl Store for SledStore {
                 &TaskKind::Deliver(delivery.id),
             )
         });
-        let events: Vec<JournalEvent> = record.event.iter().cloned().collect();
-        (
-            &inner.queue,
-            &inner.leases,
-            &inner.deliveries,
-            &inner.journal,
-            &inner.journal_heads,
-        )
-            .transaction(|(queue, leases, deliveries, journal, heads)| {
-                release_lease(queue, leases, &record.task)?;
-                deliveries.insert(&key, value.as_slice())?;
-                if let Some(queue_key) = &requeue {
-                    queue.insert(queue_key.as_slice(), &[])?;
-                }
-                append_journal(journal, heads, &delivery.id.message, record.at, &events)?;
-                Ok(())
-            })
-            .map_err(from_tx)?;
-        if requeue.is_none() {
-            self.add_backlog(-1);
-        }
+        let message = delivery.id.message;
         // A deferral (no event) changes no evidence: losing it in a crash only makes the
-        // delivery due again sooner.
-        if record.event.is_some() {
-            self.sync().await?;
+        // delivery due again sooner, so it need not wait for a flush.
+        let durable = record.event.is_some();
+        let events: Vec<JournalEvent> = record.event.into_iter().collect();
+        let (task, at) = (record.task, record.at);
+        let job: Job = Box::new(move |tx| {
+            release_lease(tx, &task)?;
+            tx.deliveries.insert(&key, value.as_slice())?;
+            if let Some(queue_key) = &requeue {
+                tx.queue.insert(queue_key.as_slice(), &[])?;
+            }
+            append_journal(tx, &message, at, &events)?;
+            Ok(Output::QueueDelta(if requeue.is_some() { 0 } else { -1 }))
+        });
+        if let Output::QueueDelta(delta) = self.apply(job, durable).await? {
+            self.add_backlog(delta);
         }
         Ok(())
     }
 
     async fn message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
-        self.get(&self.inner.messages, "messages", &id.to_bytes())
+        self.get(&self.inner.pipeline.messages, "messages", &id.to_bytes())
     }
 
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>, StoreError> {
-        self.get(&self.inner.deliveries, "deliveries", &keys::delivery(id))
+        self.get(
+            &self.inner.pipeline.deliveries,
+            "deliveries",
+            &keys::delivery(id),
+        )
     }
 
     async fn deliveries(&self, message: &MessageId) -> Result<Vec<Delivery>, StoreError> {
         self.inner
+            .pipeline
             .deliveries
             .scan_prefix(message.to_bytes())
             .map(|item| {
@@ -738,7 +713,14 @@ impl Store for SledStore {
             None => keys::inbox(fiscal_code, &MessageId::from_bytes([0xff; 16])),
         };
         let mut ids = Vec::new();
-        for item in self.inner.inbox.range(lower..upper).rev().take(limit) {
+        for item in self
+            .inner
+            .pipeline
+            .inbox
+            .range(lower..upper)
+            .rev()
+            .take(limit)
+        {
             let (key, _) = item.map_err(backend)?;
             let raw: [u8; 16] = key[16..].try_into().map_err(|_| StoreError::Corrupt {
                 what: "inbox",
@@ -755,6 +737,7 @@ impl Store for SledStore {
         message: &MessageId,
     ) -> Result<bool, StoreError> {
         self.inner
+            .pipeline
             .inbox
             .contains_key(keys::inbox(fiscal_code, message))
             .map_err(backend)
@@ -763,13 +746,14 @@ impl Store for SledStore {
     async fn journal(&self, message: &MessageId) -> Result<StoredJournal, StoreError> {
         let entries = self
             .inner
+            .pipeline
             .journal
             .scan_prefix(message.to_bytes())
             .values()
             .map(|v| v.map(|bytes| bytes.to_vec()).map_err(backend))
             .collect::<Result<_, _>>()?;
         let head = self.get(
-            &self.inner.journal_heads,
+            &self.inner.pipeline.journal_heads,
             "journal_heads",
             &message.to_bytes(),
         )?;
@@ -778,13 +762,14 @@ impl Store for SledStore {
 
     async fn purge_idempotency(&self, now: Timestamp) -> Result<u64, StoreError> {
         let mut purged = 0;
-        for item in self.inner.idempotency.iter() {
+        for item in self.inner.pipeline.idempotency.iter() {
             let (key, bytes) = item.map_err(backend)?;
             let entry: IdempotencyEntry = decode("idempotency", &bytes)?;
             if entry.expires_at <= now {
                 // Compare-and-swap: a concurrent reuse of the key is kept (and not counted).
                 let swapped = self
                     .inner
+                    .pipeline
                     .idempotency
                     .compare_and_swap(&key, Some(bytes), None::<Vec<u8>>)
                     .map_err(backend)?;

@@ -192,7 +192,7 @@ fn processed(
     let channels = deliveries.iter().map(Delivery::channel).collect();
     ProcessRecord {
         task: task.clone(),
-        message_id: message.id,
+        message: message.clone(),
         status: MessageStatus::Processed,
         deliveries,
         into_inbox: true,
@@ -1226,7 +1226,7 @@ async fn rejected_message_has_its_reason_and_no_inbox_entry_or_deliveries(store:
     store
         .commit_process(ProcessRecord {
             task,
-            message_id: message.id,
+            message: message.clone(),
             status,
             deliveries: vec![],
             into_inbox: false,

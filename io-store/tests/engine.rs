@@ -395,9 +395,10 @@ async fn a_late_result_from_a_superseded_worker_is_refused() {
     assert_eq!(a.len(), 1);
     tokio::time::advance(Duration::from_secs(2)).await;
     w.engine.run_until_idle().await.unwrap(); // B processes and delivers
+    let message = w.store.message(&id).await.unwrap().unwrap().message;
     let stale = io_core::ProcessRecord {
         task: a[0].clone(),
-        message_id: id,
+        message,
         status: MessageStatus::Rejected(RejectionReason::ServiceNotAllowed),
         deliveries: vec![],
         into_inbox: false,

@@ -10,21 +10,18 @@ use crate::{
 impl<S: Store> Engine<S> {
     pub(super) async fn process(&self, task: Task, id: MessageId) -> Result<(), StoreError> {
         let now = self.clock.now();
+        let Some(stored) = self.store.message(&id).await? else {
+            tracing::error!(message = %id, "process task for a missing message; dropping it");
+            return self.store.discard_task(&task).await;
+        };
         let record = |status, deliveries, into_inbox, events| ProcessRecord {
             task: task.clone(),
-            message_id: id,
+            message: stored.message.clone(),
             status,
             deliveries,
             into_inbox,
             events,
             at: now,
-        };
-        let Some(stored) = self.store.message(&id).await? else {
-            tracing::error!(message = %id, "process task for a missing message; dropping it");
-            return self
-                .store
-                .commit_process(record(MessageStatus::Failed, vec![], false, vec![]))
-                .await;
         };
         if stored.status.is_final() {
             // Already decided (a replayed task): release it without a second decision.
@@ -33,7 +30,7 @@ impl<S: Store> Engine<S> {
                 .commit_process(record(stored.status, vec![], false, vec![]))
                 .await;
         }
-        let message = stored.message;
+        let message = &stored.message;
         let Some(service) = self.store.service(&message.sender_service_id).await? else {
             let detail = format!(
                 "sending service {} no longer exists",
@@ -102,7 +99,7 @@ impl<S: Store> Engine<S> {
                     .await;
             }
         };
-        let deliveries = self.deliveries_for(&route, &message, now);
+        let deliveries = self.deliveries_for(&route, message, now);
         let channels = deliveries.iter().map(Delivery::channel).collect();
         self.store
             .commit_process(record(

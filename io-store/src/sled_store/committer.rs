@@ -1,0 +1,255 @@
+//! Write combining with group commit: one committer thread applies the pipeline's writes.
+//!
+//! Every pipeline write (accept, process, delivery outcome) is a *job*: a closure over the
+//! transactional trees. The committer takes every job waiting at the time, applies them all in
+//! **one** sled transaction, calls `flush()` **once**, and only then answers the writers that
+//! asked for durability. sled's cost is mostly per transaction and per flush, so a hundred
+//! concurrent submits cost one of each instead of a hundred (BENCHMARKS.md has the figures).
+//!
+//! If one job aborts (a lost lease, say), the combined transaction is discarded and each job
+//! of the group is applied in its own transaction, so one writer's refusal never fails another.
+//!
+//! A dedicated thread, because sled 0.34's `flush_async` deadlocks under concurrent callers
+//! (spacejam/sled#1308) and a blocking `flush()` must not run on a runtime worker thread.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use io_core::{AcceptOutcome, StoreError};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use tokio::sync::oneshot;
+
+/// The most jobs combined into one transaction.
+const MAX_GROUP: usize = 512;
+
+/// The trees a job may write, inside the combined transaction.
+pub(crate) struct Tx<'a> {
+    pub(crate) messages: &'a TransactionalTree,
+    pub(crate) idempotency: &'a TransactionalTree,
+    pub(crate) queue: &'a TransactionalTree,
+    pub(crate) leases: &'a TransactionalTree,
+    pub(crate) inbox: &'a TransactionalTree,
+    pub(crate) deliveries: &'a TransactionalTree,
+    pub(crate) journal: &'a TransactionalTree,
+    pub(crate) journal_heads: &'a TransactionalTree,
+}
+
+/// The same trees, outside transactions.
+#[derive(Clone)]
+pub(crate) struct PipelineTrees {
+    pub(crate) messages: sled::Tree,
+    pub(crate) idempotency: sled::Tree,
+    pub(crate) queue: sled::Tree,
+    pub(crate) leases: sled::Tree,
+    pub(crate) inbox: sled::Tree,
+    pub(crate) deliveries: sled::Tree,
+    pub(crate) journal: sled::Tree,
+    pub(crate) journal_heads: sled::Tree,
+}
+
+/// What a job reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// An accept's outcome.
+    Accept(AcceptOutcome),
+    /// How many tasks the job added to (positive) or removed from (negative) the queue.
+    QueueDelta(i64),
+}
+
+/// A job's result inside the transaction.
+pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// A pipeline write. It may run more than once (sled retries conflicting transactions, and a
+/// group that aborts is replayed job by job), so it must only read and write through `Tx`.
+pub(crate) type Job = Box<dyn Fn(&Tx<'_>) -> TxResult<Output> + Send>;
+
+struct Request {
+    job: Option<Job>,
+    durable: bool,
+    reply: oneshot::Sender<Result<Option<Output>, StoreError>>,
+}
+
+/// The handle writers use. Dropping it stops the thread after it has served every waiting
+/// writer, and waits for that: the thread holds a handle on the database, and the directory's
+/// lock must be free once the store is dropped (a reopen must not find it taken).
+pub(crate) struct Committer {
+    requests: Option<mpsc::Sender<Request>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Committer {
+    /// Starts the committer thread. `linger` is how long it waits after the first job of a
+    /// group for others to join; `flush` false skips flushing (buffered durability).
+    pub(crate) fn start(
+        db: sled::Db,
+        trees: PipelineTrees,
+        linger: Duration,
+        flush: bool,
+    ) -> std::io::Result<Self> {
+        let (requests, incoming) = mpsc::channel::<Request>();
+        let thread = thread::Builder::new()
+            .name("io-sled-committer".into())
+            .spawn(move || committer(db, trees, incoming, linger, flush))?;
+        Ok(Self {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
+    }
+
+    /// Applies `job` (combined with whatever other jobs are waiting) and, if `durable`, returns
+    /// only once it is on disk.
+    pub(crate) async fn apply(&self, job: Job, durable: bool) -> Result<Output, StoreError> {
+        self.send(Some(job), durable)
+            .await?
+            .ok_or_else(|| StoreError::Backend("the committer returned no output".into()))
+    }
+
+    /// Returns once every write made before this call, through any path, is on disk.
+    pub(crate) async fn sync(&self) -> Result<(), StoreError> {
+        self.send(None, true).await.map(drop)
+    }
+
+    async fn send(&self, job: Option<Job>, durable: bool) -> Result<Option<Output>, StoreError> {
+        let stopped = || StoreError::Backend("the committer thread has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Request {
+                job,
+                durable,
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        drop(self.requests.take()); // the thread's `recv` fails once the queue is empty
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn committer(
+    db: sled::Db,
+    trees: PipelineTrees,
+    incoming: mpsc::Receiver<Request>,
+    linger: Duration,
+    flush: bool,
+) {
+    while let Ok(first) = incoming.recv() {
+        if !linger.is_zero() {
+            thread::sleep(linger);
+        }
+        let mut group = vec![first];
+        group.extend(incoming.try_iter().take(MAX_GROUP - 1));
+        let mut results = apply_group(&trees, &group);
+
+        // Writers that need no durability are answered before the flush.
+        let mut waiting = Vec::new();
+        for (request, result) in group.into_iter().zip(results.drain(..)) {
+            if request.durable && flush && result.is_ok() {
+                waiting.push((request.reply, result));
+            } else {
+                let _ = request.reply.send(result);
+            }
+        }
+        if waiting.is_empty() {
+            continue;
+        }
+        let flushed = db
+            .flush()
+            .map(drop)
+            .map_err(|e| StoreError::Backend(e.to_string()));
+        if let Err(error) = &flushed {
+            tracing::error!(%error, "sled flush failed; writers are told their write is not durable");
+        }
+        for (reply, result) in waiting {
+            // A writer that gave up waiting is not an error.
+            let _ = reply.send(flushed.clone().and(result));
+        }
+    }
+}
+
+/// Applies every job of the group in one transaction, or each in its own if that aborts.
+fn apply_group(
+    trees: &PipelineTrees,
+    group: &[Request],
+) -> Vec<Result<Option<Output>, StoreError>> {
+    let jobs: Vec<&Job> = group.iter().filter_map(|r| r.job.as_ref()).collect();
+    let combined = if jobs.is_empty() {
+        Ok(Vec::new())
+    } else {
+        transaction(trees, |tx| jobs.iter().map(|job| job(tx)).collect())
+    };
+    match combined {
+        Ok(outputs) => {
+            let mut outputs = outputs.into_iter();
+            group
+                .iter()
+                .map(|r| {
+                    Ok(if r.job.is_some() {
+                        outputs.next()
+                    } else {
+                        None
+                    })
+                })
+                .collect()
+        }
+        Err(TransactionError::Abort(_)) => group
+            .iter()
+            .map(|r| match &r.job {
+                Some(job) => transaction(trees, |tx| job(tx)).map(Some).map_err(from_tx),
+                None => Ok(None),
+            })
+            .collect(),
+        Err(TransactionError::Storage(error)) => group
+            .iter()
+            .map(|_| Err(StoreError::Backend(error.to_string())))
+            .collect(),
+    }
+}
+
+fn transaction<T>(
+    trees: &PipelineTrees,
+    body: impl Fn(&Tx<'_>) -> TxResult<T>,
+) -> Result<T, TransactionError<StoreError>> {
+    (
+        &trees.messages,
+        &trees.idempotency,
+        &trees.queue,
+        &trees.leases,
+        &trees.inbox,
+        &trees.deliveries,
+        &trees.journal,
+        &trees.journal_heads,
+    )
+        .transaction(
+            |(messages, idempotency, queue, leases, inbox, deliveries, journal, journal_heads)| {
+                body(&Tx {
+                    messages,
+                    idempotency,
+                    queue,
+                    leases,
+                    inbox,
+                    deliveries,
+                    journal,
+                    journal_heads,
+                })
+            },
+        )
+}
+
+/// The store error behind a failed transaction.
+pub(crate) fn from_tx(error: TransactionError<StoreError>) -> StoreError {
+    match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => StoreError::Backend(error.to_string()),
+    }
+}
