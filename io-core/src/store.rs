@@ -262,11 +262,25 @@ pub trait Store: Send + Sync + 'static {
     /// Number of queued tasks (due or not, leased or not): the engine's backlog.
     fn backlog(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Records a processing decision atomically; `LeaseLost` if the task's lease was taken over.
+    /// Records processing decisions, each atomically and independently of the others (one
+    /// result per record, in order; `LeaseLost` for a task whose lease was taken over). Taking
+    /// them together lets a backend share one transaction and one flush among them.
+    fn commit_processes(
+        &self,
+        records: Vec<ProcessRecord>,
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send;
+    /// Records one processing decision atomically (see [`Store::commit_processes`]).
     fn commit_process(
         &self,
         record: ProcessRecord,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            self.commit_processes(vec![record])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(StoreError::Backend("no result for the record".into())))
+        }
+    }
     /// Records a delivery attempt or deferral atomically; `LeaseLost` as above. A deferral
     /// (`event: None`) need not be durable.
     fn commit_delivery(

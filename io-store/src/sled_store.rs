@@ -42,7 +42,7 @@ pub enum Durability {
 /// Opening the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SledStoreError {
-    /// sled could not open the directory.
+    /// sled could not open the directory (a lock error means another process uses it).
     #[error("cannot open sled store: {0}")]
     Open(#[from] sled::Error),
     /// The flusher thread could not start.
@@ -160,6 +160,62 @@ fn release_lease(tx: &Tx<'_>, task: &Task) -> TxResult<()> {
     Ok(())
 }
 
+/// How long `open` waits for the directory's lock. sled releases it from its own background
+/// I/O threads a moment after the last handle is dropped, so a reopen in the same process
+/// right after a drop may find it still held; another process holding it is a real conflict.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, SledStoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(error))
+                if error.kind() == std::io::ErrorKind::WouldBlock
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other.map_err(SledStoreError::from),
+        }
+    }
+}
+
+/// The committer job of one processing decision.
+fn process_job(record: ProcessRecord) -> Job {
+    let id = record.message.id;
+    let deliveries: Vec<([u8; 17], Vec<u8>, Vec<u8>)> = record
+        .deliveries
+        .iter()
+        .map(|d| {
+            let queue_key = keys::queue(&d.service_id, d.next_attempt_at, &TaskKind::Deliver(d.id));
+            (keys::delivery(&d.id), encode(d), queue_key)
+        })
+        .collect();
+    let inbox_key = record
+        .into_inbox
+        .then(|| keys::inbox(&record.message.body.fiscal_code, &id));
+    // Encoded here, off the committer thread, which only checks the lease and writes bytes.
+    let stored = encode(&StoredMessage {
+        message: record.message,
+        status: record.status,
+        updated_at: record.at,
+    });
+    let (task, at, events) = (record.task, record.at, record.events);
+    Box::new(move |tx| {
+        release_lease(tx, &task)?;
+        tx.messages.insert(&id.to_bytes(), stored.as_slice())?;
+        if let Some(inbox_key) = &inbox_key {
+            tx.inbox.insert(inbox_key.as_slice(), &[])?;
+        }
+        for (key, value, queue_key) in &deliveries {
+            tx.deliveries.insert(key, value.as_slice())?;
+            tx.queue.insert(queue_key.as_slice(), &[])?;
+        }
+        append_journal(tx, &id, at, &events)?;
+        Ok(Output::QueueDelta(deliveries.len() as i64 - 1))
+    })
+}
+
 impl SledStore {
     /// Opens (or creates) a durable store in `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SledStoreError> {
@@ -185,7 +241,7 @@ impl SledStore {
         durability: Durability,
         linger: Duration,
     ) -> Result<Self, SledStoreError> {
-        let db = config.open()?;
+        let db = open_waiting_for_lock(&config)?;
         let tree = |name: &str| db.open_tree(name);
         let pipeline = PipelineTrees {
             messages: tree("messages")?,
@@ -605,44 +661,19 @@ impl Store for SledStore {
         Ok(self.inner.backlog.load(Ordering::Relaxed).max(0) as u64)
     }
 
-    async fn commit_process(&self, record: ProcessRecord) -> Result<(), StoreError> {
-        let id = record.message.id;
-        let deliveries: Vec<([u8; 17], Vec<u8>, Vec<u8>)> = record
-            .deliveries
-            .iter()
-            .map(|d| {
-                let queue_key =
-                    keys::queue(&d.service_id, d.next_attempt_at, &TaskKind::Deliver(d.id));
-                (keys::delivery(&d.id), encode(d), queue_key)
+    async fn commit_processes(&self, records: Vec<ProcessRecord>) -> Vec<Result<(), StoreError>> {
+        let jobs = records.into_iter().map(process_job).collect();
+        let results = self.inner.committer.apply_all(jobs, true).await;
+        results
+            .into_iter()
+            .map(|result| match result? {
+                Output::QueueDelta(delta) => {
+                    self.add_backlog(delta);
+                    Ok(())
+                }
+                Output::Accept(_) => Err(StoreError::Backend("unexpected committer output".into())),
             })
-            .collect();
-        let inbox_key = record
-            .into_inbox
-            .then(|| keys::inbox(&record.message.body.fiscal_code, &id));
-        // Encoded here, off the committer thread, which only checks the lease and writes bytes.
-        let stored = encode(&StoredMessage {
-            message: record.message,
-            status: record.status,
-            updated_at: record.at,
-        });
-        let (task, at, events) = (record.task, record.at, record.events);
-        let job: Job = Box::new(move |tx| {
-            release_lease(tx, &task)?;
-            tx.messages.insert(&id.to_bytes(), stored.as_slice())?;
-            if let Some(inbox_key) = &inbox_key {
-                tx.inbox.insert(inbox_key.as_slice(), &[])?;
-            }
-            for (key, value, queue_key) in &deliveries {
-                tx.deliveries.insert(key, value.as_slice())?;
-                tx.queue.insert(queue_key.as_slice(), &[])?;
-            }
-            append_journal(tx, &id, at, &events)?;
-            Ok(Output::QueueDelta(deliveries.len() as i64 - 1))
-        });
-        if let Output::QueueDelta(delta) = self.apply(job, true).await? {
-            self.add_backlog(delta);
-        }
-        Ok(())
+            .collect()
     }
 
     async fn commit_delivery(&self, record: DeliveryRecord) -> Result<(), StoreError> {

@@ -919,6 +919,46 @@ async fn process_commit_with_a_superseded_lease_is_lost_and_changes_nothing(stor
     assert_eq!(verified_journal(&store, &message.id).await.len(), 2);
 }
 
+async fn decisions_committed_together_succeed_or_fail_one_by_one(store: impl Store) {
+    let first = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let second = accepted(&store, "svc", &other_citizen(), T0, 2).await;
+    let stale = claim(&store, "svc", T0).await;
+    assert_eq!(stale.len(), 2);
+    // Both leases run out and another worker takes both tasks over; the first worker still
+    // commits its decision about the second.
+    let current = claim(&store, "svc", stale[1].lease.until).await;
+    assert_eq!(kinds(&current), kinds(&stale));
+    let (first_task, second_stale) = (current[0].clone(), stale[1].clone());
+
+    let results = store
+        .commit_processes(vec![
+            processed(&first_task, &first, vec![], t(40_000)),
+            processed(&second_stale, &second, vec![], t(40_000)),
+        ])
+        .await;
+    assert_eq!(results.len(), 2);
+    assert_eq!(
+        results[0],
+        Ok(()),
+        "a lost lease elsewhere must not fail this record"
+    );
+    assert!(
+        matches!(results[1], Err(StoreError::LeaseLost { .. })),
+        "{:?}",
+        results[1]
+    );
+    let status = |m: &Message| {
+        let id = m.id;
+        let store = &store;
+        async move { store.message(&id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status(&first).await, MessageStatus::Processed);
+    assert_eq!(status(&second).await, MessageStatus::Accepted);
+    assert_eq!(verified_journal(&store, &first.id).await.len(), 2);
+    assert_eq!(verified_journal(&store, &second.id).await.len(), 1);
+    assert_eq!(store.commit_processes(vec![]).await, vec![]);
+}
+
 async fn delivery_commit_with_a_superseded_lease_is_lost_and_changes_nothing(store: impl Store) {
     let message = accepted(&store, "svc", &citizen(), T0, 1).await;
     let email = delivery(&message, ChannelKind::Email, t(1_000));
@@ -1584,6 +1624,7 @@ macro_rules! conformance {
                 claimed_task_is_not_claimable_again_before_its_lease_ends,
                 expired_lease_is_retaken_with_a_greater_token,
                 process_commit_with_a_superseded_lease_is_lost_and_changes_nothing,
+                decisions_committed_together_succeed_or_fail_one_by_one,
                 delivery_commit_with_a_superseded_lease_is_lost_and_changes_nothing,
                 discarded_task_is_gone_and_leaves_the_backlog,
                 due_services_are_in_id_order_strictly_after_and_up_to_the_limit,

@@ -1,5 +1,7 @@
-//! Processing an accepted message: read what the decision needs, decide, and record PROCESSED
-//! with one delivery per channel, or REJECTED with its reason, in one atomic write.
+//! Processing an accepted message: read what the decision needs and decide, producing the
+//! record of PROCESSED with one delivery per channel, or REJECTED with its reason. The round
+//! commits the records of its process tasks together (`Store::commit_processes`): each is
+//! atomic on its own, and they share the store's transaction and flush.
 
 use crate::{
     DecisionInput, Delivery, DeliveryId, DeliveryState, DeliveryTarget, Engine, JournalEvent,
@@ -8,11 +10,17 @@ use crate::{
 };
 
 impl<S: Store> Engine<S> {
-    pub(super) async fn process(&self, task: Task, id: MessageId) -> Result<(), StoreError> {
+    /// The record of processing `id`, or `None` when the task was discarded (no message).
+    pub(super) async fn process(
+        &self,
+        task: Task,
+        id: MessageId,
+    ) -> Result<Option<ProcessRecord>, StoreError> {
         let now = self.clock.now();
         let Some(stored) = self.store.message(&id).await? else {
             tracing::error!(message = %id, "process task for a missing message; dropping it");
-            return self.store.discard_task(&task).await;
+            self.store.discard_task(&task).await?;
+            return Ok(None);
         };
         let record = |status, deliveries, into_inbox, events| ProcessRecord {
             task: task.clone(),
@@ -25,10 +33,7 @@ impl<S: Store> Engine<S> {
         };
         if stored.status.is_final() {
             // Already decided (a replayed task): release it without a second decision.
-            return self
-                .store
-                .commit_process(record(stored.status, vec![], false, vec![]))
-                .await;
+            return Ok(Some(record(stored.status, vec![], false, vec![])));
         }
         let message = &stored.message;
         let Some(service) = self.store.service(&message.sender_service_id).await? else {
@@ -36,15 +41,12 @@ impl<S: Store> Engine<S> {
                 "sending service {} no longer exists",
                 message.sender_service_id
             );
-            return self
-                .store
-                .commit_process(record(
-                    MessageStatus::Failed,
-                    vec![],
-                    false,
-                    vec![JournalEvent::Failed { detail }],
-                ))
-                .await;
+            return Ok(Some(record(
+                MessageStatus::Failed,
+                vec![],
+                false,
+                vec![JournalEvent::Failed { detail }],
+            )));
         };
         let fiscal_code = &message.body.fiscal_code;
         let profile = self.store.profile(fiscal_code).await?;
@@ -88,27 +90,22 @@ impl<S: Store> Engine<S> {
             Ok(route) => route,
             Err(reason) => {
                 tracing::debug!(message = %id, reason = reason.as_str(), "message rejected");
-                return self
-                    .store
-                    .commit_process(record(
-                        MessageStatus::Rejected(reason),
-                        vec![],
-                        false,
-                        vec![JournalEvent::Rejected { reason }],
-                    ))
-                    .await;
+                return Ok(Some(record(
+                    MessageStatus::Rejected(reason),
+                    vec![],
+                    false,
+                    vec![JournalEvent::Rejected { reason }],
+                )));
             }
         };
         let deliveries = self.deliveries_for(&route, message, now);
         let channels = deliveries.iter().map(Delivery::channel).collect();
-        self.store
-            .commit_process(record(
-                MessageStatus::Processed,
-                deliveries,
-                route.inbox,
-                vec![JournalEvent::Processed { channels }],
-            ))
-            .await
+        Ok(Some(record(
+            MessageStatus::Processed,
+            deliveries,
+            route.inbox,
+            vec![JournalEvent::Processed { channels }],
+        )))
     }
 
     /// One pending delivery per routed channel that this engine has.

@@ -34,12 +34,14 @@ impl<S: Store> Engine<S> {
             .claim_tasks(&services, now, self.config.quantum, lease_until)
             .await?;
         let count = tasks.len();
-        let failed = futures::stream::iter(tasks)
-            .map(|task| self.run_task(task))
-            .buffer_unordered(self.config.max_in_flight)
-            .filter(|result| std::future::ready(result.is_err()))
-            .count()
-            .await;
+        let (process, deliver): (Vec<Task>, Vec<Task>) = tasks
+            .into_iter()
+            .partition(|task| matches!(task.kind, TaskKind::Process(_)));
+        let (process_failed, deliver_failed) = futures::join!(
+            self.run_process_tasks(process),
+            self.run_deliver_tasks(deliver)
+        );
+        let failed = process_failed + deliver_failed;
         Ok(RoundReport {
             services: services.len(),
             tasks: count,
@@ -74,14 +76,58 @@ impl<S: Store> Engine<S> {
         Ok(services)
     }
 
-    async fn run_task(&self, task: Task) -> Result<(), StoreError> {
-        let result = match task.kind {
-            TaskKind::Process(id) => self.process(task.clone(), id).await,
-            TaskKind::Deliver(id) => self.deliver(task.clone(), id).await,
-        };
-        if let Err(error) = &result {
-            tracing::warn!(task = ?task.kind, %error, "task result not recorded; it returns when its lease ends");
+    /// Decides the process tasks concurrently, then records all the decisions with one call,
+    /// so the store can share one transaction and one flush among them.
+    async fn run_process_tasks(&self, tasks: Vec<Task>) -> usize {
+        if tasks.is_empty() {
+            return 0;
         }
-        result
+        let decided: Vec<_> = futures::stream::iter(tasks)
+            .map(|task| async move {
+                let TaskKind::Process(id) = task.kind else {
+                    return Ok(None);
+                };
+                self.process(task, id).await
+            })
+            .buffer_unordered(self.config.max_in_flight)
+            .collect()
+            .await;
+        let mut failed = 0;
+        let mut records = Vec::with_capacity(decided.len());
+        for result in decided {
+            match result {
+                Ok(Some(record)) => records.push(record),
+                Ok(None) => {}
+                Err(error) => {
+                    failed += 1;
+                    tracing::warn!(%error, "processing failed; the task returns when its lease ends");
+                }
+            }
+        }
+        for result in self.store.commit_processes(records).await {
+            if let Err(error) = result {
+                failed += 1;
+                tracing::warn!(%error, "decision not recorded; the task returns when its lease ends");
+            }
+        }
+        failed
+    }
+
+    async fn run_deliver_tasks(&self, tasks: Vec<Task>) -> usize {
+        futures::stream::iter(tasks)
+            .map(|task| async move {
+                let TaskKind::Deliver(id) = task.kind else {
+                    return Ok(());
+                };
+                let result = self.deliver(task.clone(), id).await;
+                if let Err(error) = &result {
+                    tracing::warn!(task = ?task.kind, %error, "delivery result not recorded; it returns when its lease ends");
+                }
+                result
+            })
+            .buffer_unordered(self.config.max_in_flight)
+            .filter(|result| std::future::ready(result.is_err()))
+            .count()
+            .await
     }
 }

@@ -65,10 +65,11 @@ pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>
 /// group that aborts is replayed job by job), so it must only read and write through `Tx`.
 pub(crate) type Job = Box<dyn Fn(&Tx<'_>) -> TxResult<Output> + Send>;
 
+/// One writer's jobs (none for a plain sync), answered together.
 struct Request {
-    job: Option<Job>,
+    jobs: Vec<Job>,
     durable: bool,
-    reply: oneshot::Sender<Result<Option<Output>, StoreError>>,
+    reply: oneshot::Sender<Vec<Result<Output, StoreError>>>,
 }
 
 /// The handle writers use. Dropping it stops the thread after it has served every waiting
@@ -101,29 +102,56 @@ impl Committer {
     /// Applies `job` (combined with whatever other jobs are waiting) and, if `durable`, returns
     /// only once it is on disk.
     pub(crate) async fn apply(&self, job: Job, durable: bool) -> Result<Output, StoreError> {
-        self.send(Some(job), durable)
-            .await?
-            .ok_or_else(|| StoreError::Backend("the committer returned no output".into()))
+        self.apply_all(vec![job], durable)
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(StoreError::Backend(
+                    "the committer returned no output".into(),
+                ))
+            })
+    }
+
+    /// Applies several jobs with one hand-over to the committer thread; one result per job, in
+    /// order. Each job succeeds or fails on its own.
+    pub(crate) async fn apply_all(
+        &self,
+        jobs: Vec<Job>,
+        durable: bool,
+    ) -> Vec<Result<Output, StoreError>> {
+        let count = jobs.len();
+        match self.send(jobs, durable).await {
+            Ok(results) => results,
+            Err(error) => vec![Err(error); count],
+        }
     }
 
     /// Returns once every write made before this call, through any path, is on disk.
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
-        self.send(None, true).await.map(drop)
+        // A sync has no job: its answer is empty, or the flush's failure.
+        match self.send(Vec::new(), true).await?.pop() {
+            Some(Err(error)) => Err(error),
+            _ => Ok(()),
+        }
     }
 
-    async fn send(&self, job: Option<Job>, durable: bool) -> Result<Option<Output>, StoreError> {
+    async fn send(
+        &self,
+        jobs: Vec<Job>,
+        durable: bool,
+    ) -> Result<Vec<Result<Output, StoreError>>, StoreError> {
         let stopped = || StoreError::Backend("the committer thread has stopped".into());
         let (reply, answer) = oneshot::channel();
         self.requests
             .as_ref()
             .ok_or_else(stopped)?
             .send(Request {
-                job,
+                jobs,
                 durable,
                 reply,
             })
             .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        answer.await.map_err(|_| stopped())
     }
 }
 
@@ -148,16 +176,22 @@ fn committer(
             thread::sleep(linger);
         }
         let mut group = vec![first];
-        group.extend(incoming.try_iter().take(MAX_GROUP - 1));
-        let mut results = apply_group(&trees, &group);
+        let mut jobs = group[0].jobs.len();
+        while jobs < MAX_GROUP {
+            let Ok(next) = incoming.try_recv() else { break };
+            jobs += next.jobs.len();
+            group.push(next);
+        }
+        let mut results = apply_group(&trees, &group).into_iter();
 
         // Writers that need no durability are answered before the flush.
         let mut waiting = Vec::new();
-        for (request, result) in group.into_iter().zip(results.drain(..)) {
-            if request.durable && flush && result.is_ok() {
-                waiting.push((request.reply, result));
+        for request in group {
+            let mine: Vec<_> = results.by_ref().take(request.jobs.len()).collect();
+            if request.durable && flush {
+                waiting.push((request.reply, mine));
             } else {
-                let _ = request.reply.send(result);
+                let _ = request.reply.send(mine);
             }
         }
         if waiting.is_empty() {
@@ -166,50 +200,42 @@ fn committer(
         let flushed = db
             .flush()
             .map(drop)
-            .map_err(|e| StoreError::Backend(e.to_string()));
+            .map_err(|e| StoreError::Backend(format!("flush failed: {e}")));
         if let Err(error) = &flushed {
             tracing::error!(%error, "sled flush failed; writers are told their write is not durable");
         }
-        for (reply, result) in waiting {
+        for (reply, mine) in waiting {
+            let answer = match &flushed {
+                Ok(()) => mine,
+                // Without a job (a sync) the flush's failure is the answer.
+                Err(error) if mine.is_empty() => vec![Err(error.clone())],
+                Err(error) => mine
+                    .into_iter()
+                    .map(|r| r.and(Err(error.clone())))
+                    .collect(),
+            };
             // A writer that gave up waiting is not an error.
-            let _ = reply.send(flushed.clone().and(result));
+            let _ = reply.send(answer);
         }
     }
 }
 
-/// Applies every job of the group in one transaction, or each in its own if that aborts.
-fn apply_group(
-    trees: &PipelineTrees,
-    group: &[Request],
-) -> Vec<Result<Option<Output>, StoreError>> {
-    let jobs: Vec<&Job> = group.iter().filter_map(|r| r.job.as_ref()).collect();
-    let combined = if jobs.is_empty() {
-        Ok(Vec::new())
-    } else {
-        transaction(trees, |tx| jobs.iter().map(|job| job(tx)).collect())
-    };
-    match combined {
-        Ok(outputs) => {
-            let mut outputs = outputs.into_iter();
-            group
-                .iter()
-                .map(|r| {
-                    Ok(if r.job.is_some() {
-                        outputs.next()
-                    } else {
-                        None
-                    })
-                })
-                .collect()
-        }
-        Err(TransactionError::Abort(_)) => group
+/// Applies every job of the group in one transaction, or each in its own if that aborts. One
+/// result per job, in the group's order.
+fn apply_group(trees: &PipelineTrees, group: &[Request]) -> Vec<Result<Output, StoreError>> {
+    let jobs: Vec<&Job> = group.iter().flat_map(|r| r.jobs.iter()).collect();
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    match transaction(trees, |tx| {
+        jobs.iter().map(|job| job(tx)).collect::<TxResult<Vec<_>>>()
+    }) {
+        Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+        Err(TransactionError::Abort(_)) => jobs
             .iter()
-            .map(|r| match &r.job {
-                Some(job) => transaction(trees, |tx| job(tx)).map(Some).map_err(from_tx),
-                None => Ok(None),
-            })
+            .map(|job| transaction(trees, |tx| job(tx)).map_err(from_tx))
             .collect(),
-        Err(TransactionError::Storage(error)) => group
+        Err(TransactionError::Storage(error)) => jobs
             .iter()
             .map(|_| Err(StoreError::Backend(error.to_string())))
             .collect(),
