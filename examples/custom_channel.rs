@@ -68,6 +68,7 @@ use io_core::{
 };
 use io_examples::Demo;
 use io_examples::demo::fiscal_code_from;
+use io_examples::http1::split_head;
 use io_examples::sms_gateway::{Quirk, SmsGateway};
 use io_store::SledStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -255,40 +256,6 @@ fn parse_response(raw: &[u8]) -> Option<Answer> {
 // ---------------------------------------------------------------------------------------------
 // HTTP/1.1 and form encoding, the little this client needs.
 // ---------------------------------------------------------------------------------------------
-
-/// A status line and its headers (names lower-cased).
-struct Head {
-    start: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn head_end(raw: &[u8]) -> Option<usize> {
-    raw.windows(4).position(|w| w == b"\r\n\r\n")
-}
-
-/// The head of a response and what follows it, if the head is complete and well-formed.
-fn split_head(raw: &[u8]) -> Option<(Head, &[u8])> {
-    let end = head_end(raw)?;
-    let text = std::str::from_utf8(&raw[..end]).ok()?;
-    let mut lines = text.split("\r\n");
-    let start = lines.next()?.to_owned();
-    let headers = lines
-        .map(|line| {
-            let (name, value) = line.split_once(':')?;
-            Some((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some((Head { start, headers }, &raw[end + 4..]))
-}
 
 /// `application/x-www-form-urlencoded`: unreserved bytes as they are, space as `+`, the rest
 /// as `%XX` (UTF-8 bytes).

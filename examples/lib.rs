@@ -13,11 +13,13 @@
 //! - [`run`]: the quickstart itself: store the cast, build an [`io_core::Engine`], submit a load
 //!   concurrently, run the engine until idle, time it.
 //! - [`summary`]: what became of every message and delivery, per citizen, plus journal checks.
+//! - [`http1`]: the minimal HTTP/1.1 head parsing both sides of the SMS example share.
 //! - [`sms_gateway`]: the simulated third-party SMS gateway that `custom_channel` talks to over
 //!   loopback HTTP (the provider's side, not the plugin).
 
 pub mod demo;
 pub mod email_stand_in;
+pub mod http1;
 pub mod run;
 pub mod sms_gateway;
 pub mod summary;

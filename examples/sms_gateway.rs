@@ -20,6 +20,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::http1::{Head, head_end, split_head};
+
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 const MAX_REQUEST_BODY: usize = 16 * 1024;
 /// How long the gateway waits for a request before hanging up.
@@ -278,40 +280,6 @@ async fn read_request(stream: &mut TcpStream) -> Option<(Head, Vec<u8>)> {
     }
     body.truncate(length);
     Some((head, body))
-}
-
-/// A request line and its headers (names lower-cased).
-struct Head {
-    start: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn head_end(raw: &[u8]) -> Option<usize> {
-    raw.windows(4).position(|w| w == b"\r\n\r\n")
-}
-
-/// The head of a request and what follows it, if the head is complete and well-formed.
-fn split_head(raw: &[u8]) -> Option<(Head, &[u8])> {
-    let end = head_end(raw)?;
-    let text = std::str::from_utf8(&raw[..end]).ok()?;
-    let mut lines = text.split("\r\n");
-    let start = lines.next()?.to_owned();
-    let headers = lines
-        .map(|line| {
-            let (name, value) = line.split_once(':')?;
-            Some((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some((Head { start, headers }, &raw[end + 4..]))
 }
 
 /// Decodes an `application/x-www-form-urlencoded` body (`+` is a space, `%XX` a byte, the
