@@ -608,3 +608,42 @@ async fn a_burst_from_one_service_delays_another_by_at_most_one_round() {
         "{burst_before} burst deliveries went first"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_worker_loop_delivers_retries_on_its_own_and_stops_on_shutdown() {
+    let w = world(vec![transient()], config()).await;
+    let engine = Arc::new(w.engine);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let worker = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(shutdown).await })
+    };
+    let id = engine
+        .submit(submission("svc", &citizen(1), "Avviso di pagamento TARI"))
+        .await
+        .unwrap()
+        .id;
+    // No manual rounds: the loop is woken by the submit, then sleeps until the retry is due
+    // (paused time jumps to it) and sends again.
+    let email = DeliveryId::new(id, ChannelKind::Email);
+    let mut waited = 0;
+    loop {
+        let delivery = w.store.delivery(&email).await.unwrap();
+        if delivery
+            .as_ref()
+            .is_some_and(|d| d.state == DeliveryState::Sent)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        waited += 1;
+        assert!(waited < 3600, "the worker loop never finished the delivery");
+    }
+    assert_eq!(w.email.calls().len(), 2, "one failure, one retry");
+    assert_eq!(w.inbox.calls().len(), 1);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .expect("the worker stops on shutdown")
+        .unwrap();
+}
