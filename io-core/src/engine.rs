@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::StreamExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,9 @@ pub struct EngineConfig {
     pub services_per_round: usize,
     /// Tasks run concurrently within a round.
     pub max_in_flight: usize,
+    /// Rounds a worker loop ([`Engine::run`]) keeps going at once, so slow sends in one round
+    /// do not hold up the next.
+    pub rounds_in_flight: usize,
     /// How long an idempotency key is remembered.
     pub idempotency_ttl: Duration,
     /// How long a PENDING activation of a SPECIAL service lets messages in.
@@ -69,6 +73,7 @@ impl Default for EngineConfig {
             quantum: 64,
             services_per_round: 256,
             max_in_flight: 256,
+            rounds_in_flight: 4,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             activation_grace: DEFAULT_ACTIVATION_GRACE,
             idle_poll: Duration::from_millis(500),
@@ -153,6 +158,7 @@ impl<S: Store> Engine<S> {
             ("quantum", config.quantum),
             ("services_per_round", config.services_per_round),
             ("max_in_flight", config.max_in_flight),
+            ("rounds_in_flight", config.rounds_in_flight),
         ] {
             if value == 0 {
                 return Err(EngineConfigError::Zero(name));
@@ -206,40 +212,58 @@ impl<S: Store> Engine<S> {
         )?)
     }
 
-    /// Runs rounds until `shutdown` turns true: the worker loop. Start several for
-    /// concurrency (each is one task); with PostgreSQL, in several processes. Sleeps when idle
-    /// until the next task is due, a submit arrives, or `idle_poll` passes.
+    /// Runs rounds until `shutdown` turns true: the worker loop. Up to `rounds_in_flight`
+    /// rounds overlap, so a round held up by a slow provider (up to `send_timeout`) does not
+    /// hold up the work that becomes due meanwhile: the next round claims it. Sleeps when idle
+    /// until the next task is due, a submit arrives, or `idle_poll` passes. On shutdown it stops
+    /// claiming and lets the rounds in flight finish. Start several loops for more concurrency;
+    /// with a shared database, in several processes.
     pub async fn run(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut rounds: u64 = 0;
-        while !*shutdown.borrow() {
-            rounds += 1;
-            if rounds.is_multiple_of(1024) {
-                self.limiters.shrink();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut started: u64 = 0;
+        let mut idle = false;
+        let mut sender_gone = false;
+        loop {
+            // A dropped sender can never say "go on": treat it as a shutdown.
+            let stopping = sender_gone || *shutdown.borrow();
+            if stopping && in_flight.is_empty() {
+                return;
             }
-            let idle = match self.run_round().await {
-                Ok(report) => report.tasks == 0,
-                Err(error) => {
-                    tracing::warn!(%error, "scheduling round failed; retrying after idle_poll");
-                    true
+            if !stopping && !idle && in_flight.len() < self.config.rounds_in_flight {
+                started += 1;
+                if started.is_multiple_of(1024) {
+                    self.limiters.shrink();
                 }
-            };
-            if !idle {
-                tokio::task::yield_now().await;
+                in_flight.push(self.run_round());
                 continue;
             }
-            let wait = match self.store.next_due_at().await {
-                Ok(Some(due)) => due.since(self.clock.now()).min(self.config.idle_poll),
-                Ok(None) | Err(_) => self.config.idle_poll,
+            let wait = if idle && !stopping {
+                self.idle_wait().await
+            } else {
+                self.config.idle_poll
             };
-            if wait.is_zero() {
-                tokio::task::yield_now().await;
-                continue;
-            }
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.new_work.notified() => {}
-                _ = shutdown.changed() => {}
+                Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                    idle = match result {
+                        Ok(report) => report.tasks == 0,
+                        Err(error) => {
+                            tracing::warn!(%error, "scheduling round failed; retrying after idle_poll");
+                            true
+                        }
+                    };
+                }
+                () = tokio::time::sleep(wait), if idle && !stopping => idle = false,
+                () = self.new_work.notified(), if idle && !stopping => idle = false,
+                changed = shutdown.changed(), if !stopping => sender_gone = changed.is_err(),
             }
+        }
+    }
+
+    /// How long an idle worker may sleep: until the next task is due, at most `idle_poll`.
+    async fn idle_wait(&self) -> Duration {
+        match self.store.next_due_at().await {
+            Ok(Some(due)) => due.since(self.clock.now()).min(self.config.idle_poll),
+            Ok(None) | Err(_) => self.config.idle_poll,
         }
     }
 

@@ -647,3 +647,87 @@ async fn the_worker_loop_delivers_retries_on_its_own_and_stops_on_shutdown() {
         .expect("the worker stops on shutdown")
         .unwrap();
 }
+
+/// An email channel whose first send blocks until the test opens the gate.
+struct GatedChannel {
+    entered: tokio::sync::Notify,
+    gate: tokio::sync::Notify,
+    first: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Channel for GatedChannel {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Email
+    }
+    async fn send(&self, _job: io_core::DeliveryJob<'_>) -> Outcome {
+        if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.gate.notified().await;
+        }
+        Outcome::Delivered { provider_ref: None }
+    }
+}
+
+// Real time on purpose: the store's committer thread makes paused time jump to the next timer
+// whenever the runtime waits for it, which would end the slow send early. Nothing here waits
+// on the clock; the timeouts only keep a failure from hanging the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_send_does_not_hold_up_work_that_becomes_due_meanwhile() {
+    let store = Arc::new(SledStore::temporary().unwrap());
+    let clock: Arc<dyn Clock> = Arc::new(io_core::SystemClock);
+    seed(&*store, &["svc"], &[citizen(1), citizen(2)]).await;
+    let inbox = RecordingChannel::new(ChannelKind::Inbox, clock.clone(), vec![]);
+    let gated = Arc::new(GatedChannel {
+        entered: tokio::sync::Notify::new(),
+        gate: tokio::sync::Notify::new(),
+        first: std::sync::atomic::AtomicBool::new(true),
+    });
+    let channels: Vec<Arc<dyn Channel>> = vec![inbox.clone(), gated.clone()];
+    let engine = Arc::new(Engine::new(store.clone(), channels, clock, config()).unwrap());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let worker = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(shutdown).await })
+    };
+    let guard = Duration::from_secs(60);
+
+    let first = engine
+        .submit(submission("svc", &citizen(1), "Primo avviso di prova"))
+        .await
+        .unwrap()
+        .id;
+    tokio::time::timeout(guard, gated.entered.notified())
+        .await
+        .expect("the first email send starts");
+    // The first message's email is stuck in its round; a second message arrives.
+    let second = engine
+        .submit(submission("svc", &citizen(2), "Secondo avviso di prova"))
+        .await
+        .unwrap()
+        .id;
+    let second_inbox = DeliveryId::new(second, ChannelKind::Inbox);
+    tokio::time::timeout(guard, async {
+        while !inbox.calls().iter().any(|c| c.delivery == second_inbox) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the second message is delivered while the first email is still in flight");
+    let first_email = DeliveryId::new(first, ChannelKind::Email);
+    assert_eq!(
+        store.delivery(&first_email).await.unwrap().unwrap().state,
+        DeliveryState::Pending
+    );
+
+    gated.gate.notify_one();
+    stop.send(true).unwrap();
+    tokio::time::timeout(guard, worker)
+        .await
+        .expect("shutdown finishes the round in flight")
+        .unwrap();
+    assert_eq!(
+        store.delivery(&first_email).await.unwrap().unwrap().state,
+        DeliveryState::Sent
+    );
+}
