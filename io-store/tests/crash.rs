@@ -133,7 +133,7 @@ async fn acknowledged_messages_survive_repeated_sigkill() {
             }
         }
         let before = acknowledged.len();
-        let delay = Duration::from_millis(rng.random_range(20..400));
+        let delay = Duration::from_millis(rng.random_range(50..400));
         let deadline = tokio::time::Instant::now() + delay;
         // A child that prints faster than we read never lets `timeout_at` fire: check the
         // deadline on every line.
