@@ -14,7 +14,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
-use crate::{ChannelKind, Clock, FiscalCodeHash, ServiceId};
+use crate::{ChannelKind, Clock, FiscalCode, FiscalCodeHash, ServiceId};
 
 /// A sustained rate of `count` per `per` (one event every `per / count`), allowing bursts of
 /// up to `count` events (GCRA): over long windows the rate converges to `count / per`.
@@ -123,7 +123,7 @@ impl Limiters {
         &self,
         service: &ServiceId,
         channel: ChannelKind,
-        citizen: &FiscalCodeHash,
+        citizen: &FiscalCode,
     ) -> Result<(), Duration> {
         let now = self.clock.now();
         let mut denied = false;
@@ -142,7 +142,9 @@ impl Limiters {
         }
         if channel != ChannelKind::Inbox
             && let Some(limiter) = &self.per_citizen
-            && let Err(refusal) = limiter.check_key(citizen)
+            // Keyed by hash so the limiter's memory holds no fiscal code; hashed only when a
+            // per-citizen limit is configured.
+            && let Err(refusal) = limiter.check_key(&citizen.hash())
         {
             denied = true;
             wait = wait.max(refusal.wait_time_from(now));

@@ -33,11 +33,10 @@ impl<S: Store> Engine<S> {
                 .commit_delivery(record(delivery, Some(event)))
                 .await;
         }
-        if let Err(wait) = self.limiters.check(
-            &delivery.service_id,
-            id.channel,
-            &delivery.fiscal_code.hash(),
-        ) {
+        if let Err(wait) =
+            self.limiters
+                .check(&delivery.service_id, id.channel, &delivery.fiscal_code)
+        {
             // Not an attempt: the delivery waits for its turn without losing one.
             delivery.next_attempt_at = now.plus(wait);
             return self.store.commit_delivery(record(delivery, None)).await;
