@@ -367,10 +367,8 @@ impl Store for SledStore {
         self.inner
             .services
             .iter()
-            .map(|item| {
-                let (_, bytes) = item.map_err(backend)?;
-                decode("services", &bytes)
-            })
+            .values()
+            .map(|bytes| decode("services", &bytes.map_err(backend)?))
             .collect()
     }
 
@@ -467,10 +465,8 @@ impl Store for SledStore {
         self.inner
             .installations
             .scan_prefix(prefix)
-            .map(|item| {
-                let (_, bytes) = item.map_err(backend)?;
-                decode("installations", &bytes)
-            })
+            .values()
+            .map(|bytes| decode("installations", &bytes.map_err(backend)?))
             .collect()
     }
 
@@ -725,10 +721,8 @@ impl Store for SledStore {
             .pipeline
             .deliveries
             .scan_prefix(message.to_bytes())
-            .map(|item| {
-                let (_, bytes) = item.map_err(backend)?;
-                decode("deliveries", &bytes)
-            })
+            .values()
+            .map(|bytes| decode("deliveries", &bytes.map_err(backend)?))
             .collect()
     }
 
