@@ -50,6 +50,10 @@ impl StoreError {
     }
 }
 
+/// The name of a space of auxiliary records (see [`Store::put_record`]): lower-case ASCII
+/// letters, digits and `_`, chosen by the embedder at compile time.
+pub type RecordSpace = &'static str;
+
 /// What `commit_accept` writes atomically: message, status ACCEPTED, idempotency record, the
 /// process task and the first journal entry.
 #[derive(Debug, Clone)]
@@ -321,6 +325,41 @@ pub trait Store: Send + Sync + 'static {
         &self,
         message: &MessageId,
     ) -> impl Future<Output = Result<StoredJournal, StoreError>> + Send;
+
+    /// Writes (or, with `None`, deletes) an auxiliary record, durably. Auxiliary records are
+    /// what an embedder keeps beside the engine's data (the server keeps API-key hashes,
+    /// read flags and subscription events there), grouped in named spaces so that a backend
+    /// can store each space apart; keys sort bytewise within a space.
+    fn put_record(
+        &self,
+        space: RecordSpace,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Replaces a record only if it still holds `expected` (`None`: absent), durably: the
+    /// building block of uniqueness checks. Returns the value found when it did not.
+    fn swap_record(
+        &self,
+        space: RecordSpace,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> impl Future<Output = Result<Result<(), Option<Vec<u8>>>, StoreError>> + Send;
+    /// An auxiliary record.
+    fn record(
+        &self,
+        space: RecordSpace,
+        key: &[u8],
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// Up to `limit` records of a space whose key starts with `prefix`, in key order,
+    /// strictly after `after` when given.
+    fn records(
+        &self,
+        space: RecordSpace,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>> + Send;
 
     /// Forgets idempotency records whose expiry is at or before `now`; returns how many.
     fn purge_idempotency(

@@ -12,16 +12,17 @@
 mod committer;
 mod keys;
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use io_core::{
     AcceptOutcome, AcceptRecord, Activation, Delivery, DeliveryId, DeliveryRecord, FiscalCode,
     Installation, InstallationId, JournalEntry, JournalEvent, JournalHead, Lease, MessageId,
-    MessageStatus, ProcessRecord, Profile, Service, ServiceId, ServicePreference, Store,
-    StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
+    MessageStatus, ProcessRecord, Profile, RecordSpace, Service, ServiceId, ServicePreference,
+    Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -67,6 +68,8 @@ struct Inner {
     /// Declared after the trees and before `db`: dropped (and joined) before the database.
     committer: Committer,
     backlog: AtomicI64,
+    /// Auxiliary record spaces, opened on first use.
+    record_spaces: Mutex<HashMap<RecordSpace, sled::Tree>>,
     db: sled::Db,
 }
 
@@ -265,6 +268,7 @@ impl SledStore {
             pipeline,
             durability,
             backlog,
+            record_spaces: Mutex::new(HashMap::new()),
             db,
         };
         Ok(Self {
@@ -336,6 +340,34 @@ impl SledStore {
         })
         .map_err(from_tx)?;
         self.sync().await
+    }
+
+    /// The tree of an auxiliary record space (`rec:` + its name).
+    fn record_space(&self, space: RecordSpace) -> Result<sled::Tree, StoreError> {
+        let valid = !space.is_empty()
+            && space
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(StoreError::Backend(format!(
+                "invalid record space name {space:?}"
+            )));
+        }
+        let mut spaces = self
+            .inner
+            .record_spaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(tree) = spaces.get(space) {
+            return Ok(tree.clone());
+        }
+        let tree = self
+            .inner
+            .db
+            .open_tree(format!("rec:{space}"))
+            .map_err(backend)?;
+        spaces.insert(space, tree.clone());
+        Ok(tree)
     }
 
     fn add_backlog(&self, delta: i64) {
@@ -783,6 +815,67 @@ impl Store for SledStore {
             &message.to_bytes(),
         )?;
         Ok(StoredJournal { entries, head })
+    }
+
+    async fn put_record(
+        &self,
+        space: RecordSpace,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let tree = self.record_space(space)?;
+        match value {
+            Some(value) => tree.insert(key, value).map(drop),
+            None => tree.remove(key).map(drop),
+        }
+        .map_err(backend)?;
+        self.sync().await
+    }
+
+    async fn swap_record(
+        &self,
+        space: RecordSpace,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<Result<(), Option<Vec<u8>>>, StoreError> {
+        let tree = self.record_space(space)?;
+        let swapped = tree.compare_and_swap(key, expected, new).map_err(backend)?;
+        match swapped {
+            Ok(()) => {
+                self.sync().await?;
+                Ok(Ok(()))
+            }
+            Err(found) => Ok(Err(found.current.map(|v| v.to_vec()))),
+        }
+    }
+
+    async fn record(&self, space: RecordSpace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let tree = self.record_space(space)?;
+        Ok(tree.get(key).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    async fn records(
+        &self,
+        space: RecordSpace,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let tree = self.record_space(space)?;
+        let start = match after {
+            Some(after) if after >= prefix => std::ops::Bound::Excluded(after.to_vec()),
+            _ => std::ops::Bound::Included(prefix.to_vec()),
+        };
+        let mut out = Vec::new();
+        for item in tree.range((start, std::ops::Bound::Unbounded)) {
+            let (key, value) = item.map_err(backend)?;
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(out)
     }
 
     async fn purge_idempotency(&self, now: Timestamp) -> Result<u64, StoreError> {

@@ -1587,6 +1587,138 @@ async fn purge_removes_only_expired_idempotency_records_and_counts_them(store: i
 }
 
 // ---------------------------------------------------------------------------------------------
+// Auxiliary records
+// ---------------------------------------------------------------------------------------------
+
+async fn records_are_written_read_and_deleted_per_space(store: impl Store) {
+    store.put_record("alpha", b"k1", Some(b"v1")).await.unwrap();
+    store
+        .put_record("beta", b"k1", Some(b"other"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.record("alpha", b"k1").await.unwrap(),
+        Some(b"v1".to_vec())
+    );
+    assert_eq!(
+        store.record("beta", b"k1").await.unwrap(),
+        Some(b"other".to_vec())
+    );
+    store.put_record("alpha", b"k1", Some(b"v2")).await.unwrap();
+    assert_eq!(
+        store.record("alpha", b"k1").await.unwrap(),
+        Some(b"v2".to_vec())
+    );
+    store.put_record("alpha", b"k1", None).await.unwrap();
+    assert_eq!(store.record("alpha", b"k1").await.unwrap(), None);
+    assert_eq!(
+        store.record("beta", b"k1").await.unwrap(),
+        Some(b"other".to_vec())
+    );
+    // Deleting what is absent is fine.
+    store.put_record("alpha", b"never", None).await.unwrap();
+}
+
+async fn record_swap_succeeds_only_on_the_expected_value(store: impl Store) {
+    assert_eq!(
+        store
+            .swap_record("s", b"k", None, Some(b"a"))
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    // Creating again fails and reports what is there.
+    assert_eq!(
+        store
+            .swap_record("s", b"k", None, Some(b"b"))
+            .await
+            .unwrap(),
+        Err(Some(b"a".to_vec()))
+    );
+    assert_eq!(
+        store
+            .swap_record("s", b"k", Some(b"x"), Some(b"b"))
+            .await
+            .unwrap(),
+        Err(Some(b"a".to_vec()))
+    );
+    assert_eq!(
+        store
+            .swap_record("s", b"k", Some(b"a"), Some(b"b"))
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(store.record("s", b"k").await.unwrap(), Some(b"b".to_vec()));
+    assert_eq!(
+        store
+            .swap_record("s", b"k", Some(b"b"), None)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        store
+            .swap_record("s", b"k", Some(b"b"), None)
+            .await
+            .unwrap(),
+        Err(None)
+    );
+}
+
+async fn records_scan_by_prefix_in_key_order_after_a_cursor(store: impl Store) {
+    for key in ["a/3", "a/1", "b/1", "a/2", "a", "a/10"] {
+        store
+            .put_record("scan", key.as_bytes(), Some(key.as_bytes()))
+            .await
+            .unwrap();
+    }
+    let keys = |rows: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<String> {
+        rows.into_iter()
+            .map(|(k, v)| {
+                assert_eq!(k, v);
+                String::from_utf8(k).unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(
+        keys(store.records("scan", b"a/", None, 10).await.unwrap()),
+        ["a/1", "a/10", "a/2", "a/3"]
+    );
+    assert_eq!(
+        keys(store.records("scan", b"a/", None, 2).await.unwrap()),
+        ["a/1", "a/10"]
+    );
+    assert_eq!(
+        keys(
+            store
+                .records("scan", b"a/", Some(b"a/10"), 10)
+                .await
+                .unwrap()
+        ),
+        ["a/2", "a/3"]
+    );
+    assert_eq!(
+        keys(store.records("scan", b"", Some(b"a/3"), 10).await.unwrap()),
+        ["b/1"]
+    );
+    assert!(
+        store
+            .records("scan", b"c", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .records("empty_space", b"", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Instantiation
 // ---------------------------------------------------------------------------------------------
 
@@ -1642,6 +1774,9 @@ macro_rules! conformance {
                 removing_the_last_journal_entry_is_detected_against_the_head,
                 swapping_two_journal_entries_is_detected,
                 purge_removes_only_expired_idempotency_records_and_counts_them,
+                records_are_written_read_and_deleted_per_space,
+                record_swap_succeeds_only_on_the_expected_value,
+                records_scan_by_prefix_in_key_order_after_a_cursor,
             );
         }
     };
