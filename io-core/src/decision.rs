@@ -79,15 +79,14 @@ pub fn decide(input: DecisionInput<'_>) -> Result<Route, RejectionReason> {
     let profile = input.profile.ok_or(RejectionReason::UserNotFound)?;
     let mode = profile.service_preferences_settings.mode;
     let blocked = blocked_channels(profile, input.preference, input.service);
-
-    let inbox_allowed = profile.is_inbox_enabled
-        && match input.service.service_metadata.category {
-            ServiceCategory::Special => input
-                .activation
-                .is_some_and(|a| a.allows_inbox(input.now, input.activation_grace)),
-            ServiceCategory::Standard => !blocked.contains(&BlockedChannel::Inbox),
-        };
-    if !inbox_allowed {
+    if !inbox_allowed(SenderAllowedInput {
+        profile,
+        preference: input.preference,
+        activation: input.activation,
+        service: input.service,
+        now: input.now,
+        activation_grace: input.activation_grace,
+    }) {
         return Err(RejectionReason::ServiceNotAllowed);
     }
 
@@ -117,6 +116,36 @@ pub fn decide(input: DecisionInput<'_>) -> Result<Route, RejectionReason> {
         email,
         push,
     })
+}
+
+/// What [`inbox_allowed`] reads: the decision's input without a message.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderAllowedInput<'a> {
+    /// The recipient's profile.
+    pub profile: &'a Profile,
+    /// The recipient's preference for the sender, if any.
+    pub preference: Option<&'a ServicePreference>,
+    /// The recipient's activation of the sender, if any.
+    pub activation: Option<&'a Activation>,
+    /// The sender.
+    pub service: &'a Service,
+    /// Now.
+    pub now: Timestamp,
+    /// How long a PENDING activation lets messages in.
+    pub activation_grace: Duration,
+}
+
+/// Whether a message from the service would reach the citizen's inbox: the rule of
+/// [`decide`], and the `sender_allowed` of the Services API's profile check.
+pub fn inbox_allowed(input: SenderAllowedInput<'_>) -> bool {
+    let blocked = blocked_channels(input.profile, input.preference, input.service);
+    input.profile.is_inbox_enabled
+        && match input.service.service_metadata.category {
+            ServiceCategory::Special => input
+                .activation
+                .is_some_and(|a| a.allows_inbox(input.now, input.activation_grace)),
+            ServiceCategory::Standard => !blocked.contains(&BlockedChannel::Inbox),
+        }
 }
 
 /// blocked(S) of io-reference §4.

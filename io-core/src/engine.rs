@@ -10,6 +10,7 @@
 
 mod deliver;
 mod id_generator;
+mod observer;
 mod process;
 mod round;
 mod submit;
@@ -23,6 +24,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+pub use observer::{Committed, Observer};
 pub use round::RoundReport;
 pub use submit::{Accepted, Submission, SubmitError};
 
@@ -130,6 +132,7 @@ pub struct Engine<S: Store> {
     ids: Mutex<IdGenerator>,
     new_work: tokio::sync::Notify,
     round_robin_cursor: Mutex<Option<ServiceId>>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl<S: Store> Engine<S> {
@@ -178,8 +181,35 @@ impl<S: Store> Engine<S> {
             ids: Mutex::new(IdGenerator::default()),
             new_work: tokio::sync::Notify::new(),
             round_robin_cursor: Mutex::new(None),
+            observer: None,
             config,
         })
+    }
+
+    /// Adds an observer of every committed state change (metrics, sender callbacks).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Tells the observer, if any, about committed events of a message.
+    fn observe(
+        &self,
+        message: MessageId,
+        service_id: &ServiceId,
+        at: crate::Timestamp,
+        events: &[crate::JournalEvent],
+    ) {
+        if let Some(observer) = &self.observer {
+            for event in events {
+                observer.committed(Committed {
+                    message,
+                    service_id,
+                    at,
+                    event,
+                });
+            }
+        }
     }
 
     /// The store, for reads (message status, inbox, journal) and reference data.

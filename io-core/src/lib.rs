@@ -48,12 +48,12 @@ pub use activation::{Activation, ActivationStatus, DEFAULT_ACTIVATION_GRACE};
 pub use backoff::RetryPolicy;
 pub use channel::{Channel, ChannelKind, DeliveryJob, UnknownChannel};
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use decision::{DecisionInput, Route, decide};
+pub use decision::{DecisionInput, Route, SenderAllowedInput, decide, inbox_allowed};
 pub use delivery::{Delivery, DeliveryState, DeliveryTarget, FailureReason};
 pub use email_address::{EmailAddress, EmailAddressError};
 pub use engine::{
-    Accepted, Engine, EngineConfig, EngineConfigError, RoundReport, Submission, SubmitError,
-    VerifyError,
+    Accepted, Committed, Engine, EngineConfig, EngineConfigError, Observer, RoundReport,
+    Submission, SubmitError, VerifyError,
 };
 pub use fiscal_code::{FiscalCode, FiscalCodeError, FiscalCodeHash, SANDBOX_FISCAL_CODE};
 pub use ids::{DeliveryId, IdError, IdempotencyKey, MessageId, ServiceId};
@@ -75,7 +75,7 @@ pub use rate_limit::{InvalidRateLimit, RateLimit, RateLimits};
 pub use service::{Service, ServiceCategory, ServiceMetadata, ServiceScope};
 pub use status::{MessageStatus, RejectionReason};
 pub use store::{
-    AcceptOutcome, AcceptRecord, DeliveryRecord, Lease, ProcessRecord, RecordSpace, Store,
-    StoreError, StoredJournal, StoredMessage, Task, TaskKind,
+    AcceptOutcome, AcceptRecord, DeliveryRecord, Lease, ProcessRecord, RecordEntry, RecordSpace,
+    Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind,
 };
 pub use timestamp::{Timestamp, TimestampError};

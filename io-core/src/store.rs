@@ -54,6 +54,9 @@ impl StoreError {
 /// letters, digits and `_`, chosen by the embedder at compile time.
 pub type RecordSpace = &'static str;
 
+/// An auxiliary record: its key and value.
+pub type RecordEntry = (Vec<u8>, Vec<u8>);
+
 /// What `commit_accept` writes atomically: message, status ACCEPTED, idempotency record, the
 /// process task and the first journal entry.
 #[derive(Debug, Clone)]
@@ -359,7 +362,7 @@ pub trait Store: Send + Sync + 'static {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<RecordEntry>, StoreError>> + Send;
 
     /// Forgets idempotency records whose expiry is at or before `now`; returns how many.
     fn purge_idempotency(

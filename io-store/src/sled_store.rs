@@ -21,8 +21,8 @@ use std::time::Duration;
 use io_core::{
     AcceptOutcome, AcceptRecord, Activation, Delivery, DeliveryId, DeliveryRecord, FiscalCode,
     Installation, InstallationId, JournalEntry, JournalEvent, JournalHead, Lease, MessageId,
-    MessageStatus, ProcessRecord, Profile, RecordSpace, Service, ServiceId, ServicePreference,
-    Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
+    MessageStatus, ProcessRecord, Profile, RecordEntry, RecordSpace, Service, ServiceId,
+    ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -861,7 +861,7 @@ impl Store for SledStore {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<RecordEntry>, StoreError> {
         let tree = self.record_space(space)?;
         let start = match after {
             Some(after) if after >= prefix => std::ops::Bound::Excluded(after.to_vec()),

@@ -28,10 +28,7 @@ impl<S: Store> Engine<S> {
             let event = JournalEvent::Expired {
                 channel: id.channel,
             };
-            return self
-                .store
-                .commit_delivery(record(delivery, Some(event)))
-                .await;
+            return self.commit_observed(record(delivery, Some(event))).await;
         }
         if let Err(wait) =
             self.limiters
@@ -105,8 +102,21 @@ impl<S: Store> Engine<S> {
             state: delivery.state.clone(),
             next_attempt_at,
         };
-        self.store
-            .commit_delivery(record(delivery, Some(event)))
-            .await
+        self.commit_observed(record(delivery, Some(event))).await
+    }
+
+    /// Commits an attempt or expiry and then tells the observer.
+    async fn commit_observed(&self, record: DeliveryRecord) -> Result<(), StoreError> {
+        let observed = self
+            .observer
+            .as_ref()
+            .and(record.event.clone())
+            .map(|event| (record.delivery.service_id.clone(), record.at, event));
+        let message = record.delivery.id.message;
+        self.store.commit_delivery(record).await?;
+        if let Some((service, at, event)) = observed {
+            self.observe(message, &service, at, &[event]);
+        }
+        Ok(())
     }
 }

@@ -104,10 +104,33 @@ impl<S: Store> Engine<S> {
                 }
             }
         }
-        for result in self.store.commit_processes(records).await {
-            if let Err(error) = result {
-                failed += 1;
-                tracing::warn!(%error, "decision not recorded; the task returns when its lease ends");
+        let observed: Vec<_> = if self.observer.is_some() {
+            records
+                .iter()
+                .map(|r| {
+                    (
+                        r.message.id,
+                        r.message.sender_service_id.clone(),
+                        r.at,
+                        r.events.clone(),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let results = self.store.commit_processes(records).await;
+        for (index, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(()) => {
+                    if let Some((id, service, at, events)) = observed.get(index) {
+                        self.observe(*id, service, *at, events);
+                    }
+                }
+                Err(error) => {
+                    failed += 1;
+                    tracing::warn!(%error, "decision not recorded; the task returns when its lease ends");
+                }
             }
         }
         failed

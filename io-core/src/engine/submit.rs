@@ -96,9 +96,18 @@ impl<S: Store> Engine<S> {
             idempotency,
             event,
         };
+        let observed = self.observer.as_ref().map(|_| {
+            (
+                record.message.sender_service_id.clone(),
+                record.event.clone(),
+            )
+        });
         match self.store.commit_accept(record).await? {
             AcceptOutcome::Created => {
                 self.new_work.notify_one();
+                if let Some((service, event)) = observed {
+                    self.observe(id, &service, now, &[event]);
+                }
                 Ok(Accepted {
                     id,
                     fiscal_code,

@@ -1,0 +1,444 @@
+//! The admin API under `/adm`, shaped like IO's: services with their keys and permission
+//! groups, activations, citizen tokens for development, and a message lookup for support.
+//! Guarded by the admin bearer token (compared by hash, in constant time).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use io_core::{
+    Activation, EmailAddress, FiscalCode, MessageId, OrganizationFiscalCode, SANDBOX_FISCAL_CODE,
+    Service, ServiceId, ServiceMetadata, Store,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::api_keys::{KeySlot, constant_time_eq, key_hash};
+use crate::app::App;
+use crate::body::JsonBody;
+use crate::groups::{Group, Groups};
+use crate::problem::{ApiResult, Problem};
+use crate::records::Credentials;
+use crate::services_api::activations::{ActivationPayload, activation_view};
+use crate::services_api::parse_fiscal_code;
+use crate::views::MessageResponse;
+
+/// The `/adm` routes.
+pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+    Router::new()
+        .route("/services", post(create_service).get(list_services))
+        .route(
+            "/services/{service_id}",
+            get(get_service).put(update_service),
+        )
+        .route(
+            "/services/{service_id}/keys",
+            get(get_keys).put(regenerate_key),
+        )
+        .route(
+            "/services/{service_id}/activations/{fiscal_code}",
+            get(get_activation),
+        )
+        .route("/activations", put(put_activation))
+        .route("/citizen-tokens", post(mint_citizen_token))
+        .route("/messages/{id}", get(lookup_message))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_admin))
+        .route_layer(middleware::from_fn_with_state(app, crate::app::measure))
+}
+
+async fn require_admin(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if constant_time_eq(&key_hash(token), &app.admin_token_hash) => {
+            next.run(request).await
+        }
+        Some(_) => Problem::unauthorized("the admin token is not valid").into_response(),
+        None => {
+            Problem::unauthorized("missing Authorization: Bearer <admin token>").into_response()
+        }
+    }
+}
+
+/// A service as the admin API receives it: IO's service fields plus `groups`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePayload {
+    /// Optional on creation (a ULID is generated); must match the path on update.
+    #[serde(default)]
+    pub service_id: Option<String>,
+    /// Name shown to citizens.
+    pub service_name: String,
+    /// Office.
+    pub department_name: String,
+    /// Institution.
+    pub organization_name: String,
+    /// Institution's fiscal code (11 digits).
+    pub organization_fiscal_code: String,
+    /// IPv4 CIDRs allowed to call; empty means any.
+    #[serde(default)]
+    pub authorized_cidrs: Vec<String>,
+    /// Recipients a limited key may write to (the sandbox fiscal code is always added).
+    #[serde(default)]
+    pub authorized_recipients: Vec<String>,
+    /// Listed to citizens.
+    #[serde(default)]
+    pub is_visible: bool,
+    /// Largest payment in cents; 0 forbids payments.
+    #[serde(default)]
+    pub max_allowed_payment_amount: u64,
+    /// No email and anonymous push unless a message says otherwise.
+    #[serde(default)]
+    pub require_secure_channels: bool,
+    /// Scope, category, contacts.
+    #[serde(default)]
+    pub service_metadata: Option<ServiceMetadata>,
+    /// Where sandbox messages are emailed.
+    #[serde(default)]
+    pub owner_email: Option<String>,
+    /// Permission groups of the keys; default: the sandbox groups.
+    #[serde(default)]
+    pub groups: Option<BTreeSet<Group>>,
+    /// Ignored: the server keeps the version.
+    #[serde(default)]
+    pub version: Option<u64>,
+}
+
+/// A service as the admin API answers it.
+#[derive(Debug, Serialize)]
+pub struct ServiceView {
+    /// IO's service fields.
+    #[serde(flatten)]
+    pub service: Service,
+    /// The keys' permission groups.
+    pub groups: BTreeSet<Group>,
+}
+
+/// `{primary_key, secondary_key}`.
+#[derive(Debug, Serialize)]
+pub struct KeysView {
+    /// Primary key.
+    pub primary_key: String,
+    /// Secondary key.
+    pub secondary_key: String,
+}
+
+fn invalid(field: &str, error: impl std::fmt::Display) -> Problem {
+    Problem::bad_request(format!("{field}: {error}"))
+}
+
+fn non_empty(field: &str, value: &str) -> Result<String, Problem> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 255 {
+        return Err(invalid(field, "expected 1 to 255 characters"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Validates a payload into a service with `id` and `version`.
+fn build_service(payload: ServicePayload, id: ServiceId, version: u64) -> ApiResult<Service> {
+    for (i, raw) in payload.authorized_cidrs.iter().enumerate() {
+        raw.parse::<crate::cidr::Ipv4Cidr>()
+            .map_err(|e| invalid(&format!("authorized_cidrs[{i}]"), e))?;
+    }
+    let mut recipients = BTreeSet::new();
+    for (i, raw) in payload.authorized_recipients.iter().enumerate() {
+        recipients.insert(parse_fiscal_code(
+            raw,
+            &format!("authorized_recipients[{i}]"),
+        )?);
+    }
+    recipients.insert(FiscalCode::parse(SANDBOX_FISCAL_CODE).expect("the sandbox code parses"));
+    Ok(Service {
+        service_id: id,
+        service_name: non_empty("service_name", &payload.service_name)?,
+        department_name: non_empty("department_name", &payload.department_name)?,
+        organization_name: non_empty("organization_name", &payload.organization_name)?,
+        organization_fiscal_code: OrganizationFiscalCode::parse(&payload.organization_fiscal_code)
+            .map_err(|e| invalid("organization_fiscal_code", e))?,
+        authorized_cidrs: payload
+            .authorized_cidrs
+            .iter()
+            .map(|c| c.trim().to_string())
+            .collect(),
+        authorized_recipients: recipients,
+        is_visible: payload.is_visible,
+        max_allowed_payment_amount: payload.max_allowed_payment_amount,
+        require_secure_channels: payload.require_secure_channels,
+        service_metadata: payload.service_metadata.unwrap_or_default(),
+        owner_email: payload
+            .owner_email
+            .as_deref()
+            .map(EmailAddress::parse)
+            .transpose()
+            .map_err(|e| invalid("owner_email", e))?,
+        version,
+    })
+}
+
+async fn view(app: &App, service: Service) -> ApiResult<ServiceView> {
+    let groups = app
+        .records
+        .credentials(&service.service_id)
+        .await?
+        .map(|c| c.groups.0)
+        .unwrap_or_default();
+    Ok(ServiceView { service, groups })
+}
+
+fn parse_service_id(raw: &str) -> Result<ServiceId, Problem> {
+    ServiceId::parse(raw).map_err(|e| invalid("service_id", e))
+}
+
+/// `POST /adm/services`.
+async fn create_service(
+    State(app): State<Arc<App>>,
+    JsonBody(payload): JsonBody<ServicePayload>,
+) -> ApiResult<Response> {
+    let id = match &payload.service_id {
+        Some(raw) => parse_service_id(raw)?,
+        None => parse_service_id(&ulid::Ulid::new().to_string())?,
+    };
+    if app.store.service(&id).await?.is_some() {
+        return Err(Problem::conflict(format!("service {id} already exists")));
+    }
+    let groups = payload.groups.clone().unwrap_or_else(Group::sandbox);
+    let service = build_service(payload, id.clone(), 1)?;
+    // Credentials first: a service is never visible without its keys.
+    let credentials = Credentials {
+        groups: Groups(groups),
+        primary: 1,
+        secondary: 1,
+    };
+    app.records
+        .put_credentials(&id, &credentials, &app.keys)
+        .await?;
+    app.store.put_service(&service).await?;
+    let location = format!("/adm/services/{id}");
+    let mut response = (StatusCode::CREATED, Json(view(&app, service).await?)).into_response();
+    if let Ok(value) = location.parse() {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// `GET /adm/services`.
+async fn list_services(State(app): State<Arc<App>>) -> ApiResult<Json<serde_json::Value>> {
+    let mut items = Vec::new();
+    for service in app.store.services().await? {
+        items.push(view(&app, service).await?);
+    }
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+async fn stored_service(app: &App, raw: &str) -> ApiResult<Service> {
+    let id = parse_service_id(raw)?;
+    app.store
+        .service(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no service {id}")))
+}
+
+/// `GET /adm/services/{service_id}`.
+async fn get_service(
+    State(app): State<Arc<App>>,
+    Path(service_id): Path<String>,
+) -> ApiResult<Json<ServiceView>> {
+    let service = stored_service(&app, &service_id).await?;
+    Ok(Json(view(&app, service).await?))
+}
+
+/// `PUT /adm/services/{service_id}`: replaces the service's fields (and groups, if given).
+async fn update_service(
+    State(app): State<Arc<App>>,
+    Path(service_id): Path<String>,
+    JsonBody(payload): JsonBody<ServicePayload>,
+) -> ApiResult<Json<ServiceView>> {
+    let stored = stored_service(&app, &service_id).await?;
+    if let Some(body_id) = &payload.service_id
+        && body_id != stored.service_id.as_str()
+    {
+        return Err(invalid("service_id", "does not match the path"));
+    }
+    let groups = payload.groups.clone();
+    let service = build_service(payload, stored.service_id.clone(), stored.version + 1)?;
+    app.store.put_service(&service).await?;
+    if let Some(groups) = groups {
+        let mut credentials = app
+            .records
+            .credentials(&service.service_id)
+            .await?
+            .ok_or_else(|| Problem::internal("service without credentials"))?;
+        credentials.groups = Groups(groups);
+        app.records
+            .put_credentials(&service.service_id, &credentials, &app.keys)
+            .await?;
+    }
+    Ok(Json(view(&app, service).await?))
+}
+
+async fn keys_of(app: &App, id: &ServiceId) -> ApiResult<(Credentials, KeysView)> {
+    let credentials = app
+        .records
+        .credentials(id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no keys for service {id}")))?;
+    let keys = KeysView {
+        primary_key: app.keys.key(id, KeySlot::Primary, credentials.primary),
+        secondary_key: app.keys.key(id, KeySlot::Secondary, credentials.secondary),
+    };
+    Ok((credentials, keys))
+}
+
+/// `GET /adm/services/{service_id}/keys`.
+async fn get_keys(
+    State(app): State<Arc<App>>,
+    Path(service_id): Path<String>,
+) -> ApiResult<Json<KeysView>> {
+    let service = stored_service(&app, &service_id).await?;
+    Ok(Json(keys_of(&app, &service.service_id).await?.1))
+}
+
+/// `{key_type}` of a key regeneration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegenerateKey {
+    key_type: KeySlot,
+}
+
+/// `PUT /adm/services/{service_id}/keys`: a new key in one slot; the other keeps working.
+async fn regenerate_key(
+    State(app): State<Arc<App>>,
+    Path(service_id): Path<String>,
+    JsonBody(body): JsonBody<RegenerateKey>,
+) -> ApiResult<Json<KeysView>> {
+    let service = stored_service(&app, &service_id).await?;
+    let (mut credentials, _) = keys_of(&app, &service.service_id).await?;
+    match body.key_type {
+        KeySlot::Primary => credentials.primary += 1,
+        KeySlot::Secondary => credentials.secondary += 1,
+    }
+    app.records
+        .put_credentials(&service.service_id, &credentials, &app.keys)
+        .await?;
+    Ok(Json(keys_of(&app, &service.service_id).await?.1))
+}
+
+/// `GET /adm/services/{service_id}/activations/{fiscal_code}`.
+async fn get_activation(
+    State(app): State<Arc<App>>,
+    Path((service_id, fiscal_code)): Path<(String, String)>,
+) -> ApiResult<Json<ActivationPayload>> {
+    let service = stored_service(&app, &service_id).await?;
+    let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
+    let activation = app
+        .store
+        .activation(&service.service_id, &fiscal_code)
+        .await?
+        .ok_or_else(|| Problem::not_found("no activation for this service and fiscal code"))?;
+    Ok(Json(activation_view(&activation)))
+}
+
+/// `PUT /adm/activations`: sets any service's activation for a citizen.
+async fn put_activation(
+    State(app): State<Arc<App>>,
+    JsonBody(payload): JsonBody<ActivationPayload>,
+) -> ApiResult<Json<ActivationPayload>> {
+    let service = stored_service(&app, &payload.service_id).await?;
+    let fiscal_code = parse_fiscal_code(&payload.fiscal_code, "fiscal_code")?;
+    let activation = Activation {
+        service_id: service.service_id,
+        fiscal_code,
+        status: payload.status,
+        updated_at: app.clock.now(),
+    };
+    app.store.put_activation(&activation).await?;
+    Ok(Json(activation_view(&activation)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    fiscal_code: String,
+}
+
+/// `POST /adm/citizen-tokens`: a citizen token, for development and tests (login is out of
+/// scope).
+async fn mint_citizen_token(
+    State(app): State<Arc<App>>,
+    JsonBody(body): JsonBody<TokenRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let fiscal_code = parse_fiscal_code(&body.fiscal_code, "fiscal_code")?;
+    let token = app.citizen_tokens.mint(
+        &fiscal_code,
+        app.clock.now(),
+        app.config.citizen_tokens.ttl_secs,
+    );
+    Ok(Json(serde_json::json!({
+        "token": token,
+        "expires_in": app.config.citizen_tokens.ttl_secs,
+    })))
+}
+
+/// Support's view of a message: the Services API's answer plus the journal check.
+#[derive(Debug, Serialize)]
+struct MessageLookup {
+    #[serde(flatten)]
+    response: MessageResponse,
+    journal: JournalCheck,
+}
+
+#[derive(Debug, Serialize)]
+struct JournalCheck {
+    entries: usize,
+    verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head: Option<String>,
+}
+
+/// `GET /adm/messages/{id}`.
+async fn lookup_message(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let id = id
+        .parse::<MessageId>()
+        .map_err(|e| Problem::bad_request(format!("id (path): {e}")))?;
+    let stored = app
+        .store
+        .message(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no message {id}")))?;
+    let deliveries = app.store.deliveries(&id).await?;
+    let journal = match app.engine.verify_journal(&id).await {
+        Ok(entries) => JournalCheck {
+            entries: entries.len(),
+            verified: true,
+            error: None,
+            head: entries.last().map(|e| e.hash.clone()),
+        },
+        Err(error) => JournalCheck {
+            entries: 0,
+            verified: false,
+            error: Some(error.to_string()),
+            head: None,
+        },
+    };
+    let lookup = MessageLookup {
+        response: MessageResponse::new(&stored.message, stored.status, &deliveries),
+        journal,
+    };
+    serde_json::to_value(lookup)
+        .map(Json)
+        .map_err(Problem::internal)
+}

@@ -1,0 +1,270 @@
+//! The server's configuration: defaults that run with nothing set, an optional TOML file
+//! (`--config`), then environment variables `IO_…` (nested keys joined by `__`, e.g.
+//! `IO_RATE_LIMIT__DEFAULT__CALLS=250`), then the command line's `--listen` and `--data`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use io_core::EngineConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything the server reads at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// The embedded store's directory (also holds the generated secrets).
+    pub data: PathBuf,
+    /// The admin API's bearer token. When unset, one is generated on first start, kept in
+    /// `<data>/admin-token` and printed once.
+    pub admin_token: Option<String>,
+    /// Proxies (IPv4 CIDRs) whose `X-Forwarded-For` is believed when checking a service's
+    /// `authorized_cidrs`. Empty: the TCP peer is the source.
+    pub trusted_proxies: Vec<String>,
+    /// The largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Submits are refused with 429 while the engine's backlog (queued tasks) exceeds this.
+    pub max_backlog: u64,
+    /// The `Retry-After` of a back-pressure 429, in seconds.
+    pub backpressure_retry_after_secs: u64,
+    /// Services API calls per institution.
+    pub rate_limit: RateLimitConfig,
+    /// Citizen tokens minted by the admin API.
+    pub citizen_tokens: CitizenTokenConfig,
+    /// GDPR requests.
+    pub gdpr: GdprConfig,
+    /// Engine worker loops in this process (0: accept only; another process delivers).
+    pub workers: usize,
+    /// The delivery engine.
+    pub engine: EngineConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from("./io-data"),
+            admin_token: None,
+            trusted_proxies: Vec::new(),
+            max_body_bytes: 256 * 1024,
+            max_backlog: 1_000_000,
+            backpressure_retry_after_secs: 5,
+            rate_limit: RateLimitConfig::default(),
+            citizen_tokens: CitizenTokenConfig::default(),
+            gdpr: GdprConfig::default(),
+            workers: 1,
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+/// The per-institution limit on Services API calls (io-reference §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// The tier of institutions not listed below: IO's 150 calls per 5 seconds.
+    pub default: Tier,
+    /// Tiers by organization fiscal code.
+    pub institutions: BTreeMap<String, Tier>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            default: Tier::Limited {
+                calls: NonZeroU32::new(150).expect("nonzero"),
+                per_secs: NonZeroU64::new(5).expect("nonzero"),
+            },
+            institutions: BTreeMap::new(),
+        }
+    }
+}
+
+/// A rate tier: `{calls = 250, per_secs = 5}` or the string `"unlimited"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "TierRepr", into = "TierRepr")]
+pub enum Tier {
+    /// At most `calls` per `per_secs` seconds (bursts up to `calls`).
+    Limited {
+        /// Calls per period.
+        calls: NonZeroU32,
+        /// The period in seconds.
+        per_secs: NonZeroU64,
+    },
+    /// No limit.
+    Unlimited,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum TierRepr {
+    Word(String),
+    Limited {
+        calls: NonZeroU32,
+        per_secs: NonZeroU64,
+    },
+}
+
+impl TryFrom<TierRepr> for Tier {
+    type Error = String;
+    fn try_from(repr: TierRepr) -> Result<Self, String> {
+        match repr {
+            TierRepr::Word(word) if word == "unlimited" => Ok(Self::Unlimited),
+            TierRepr::Word(word) => Err(format!(
+                "rate tier {word:?}: expected \"unlimited\" or {{calls, per_secs}}"
+            )),
+            TierRepr::Limited { calls, per_secs } => Ok(Self::Limited { calls, per_secs }),
+        }
+    }
+}
+
+impl From<Tier> for TierRepr {
+    fn from(tier: Tier) -> Self {
+        match tier {
+            Tier::Unlimited => Self::Word("unlimited".into()),
+            Tier::Limited { calls, per_secs } => Self::Limited { calls, per_secs },
+        }
+    }
+}
+
+/// Citizen bearer tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CitizenTokenConfig {
+    /// How long a minted token is valid, in seconds.
+    pub ttl_secs: u64,
+}
+
+impl Default for CitizenTokenConfig {
+    fn default() -> Self {
+        Self { ttl_secs: 3600 }
+    }
+}
+
+/// GDPR requests (io-reference §7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GdprConfig {
+    /// How long a DELETE request waits (and may be aborted) before the erasure: IO's 6 days.
+    pub delete_grace_secs: u64,
+}
+
+impl Default for GdprConfig {
+    fn default() -> Self {
+        Self {
+            delete_grace_secs: 6 * 24 * 3600,
+        }
+    }
+}
+
+/// The top-level keys, so that unrelated `IO_…` variables (a test's, a shell's) are ignored
+/// rather than refused as unknown fields.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "data",
+    "admin_token",
+    "trusted_proxies",
+    "max_body_bytes",
+    "max_backlog",
+    "backpressure_retry_after_secs",
+    "rate_limit",
+    "citizen_tokens",
+    "gdpr",
+    "workers",
+    "engine",
+];
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file or variable could not be read or has a wrong value (the message says where).
+    #[error("configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// The config file does not exist.
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+}
+
+impl ServerConfig {
+    /// Defaults, then `file` if given, then `IO_…` variables of the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let env = Env::prefixed("IO_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            TOP_LEVEL_KEYS.contains(&top.to_ascii_lowercase().as_str())
+        });
+        figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serialize_and_load_back() {
+        let text = toml_like(&ServerConfig::default());
+        assert!(text.contains("127.0.0.1:8080"));
+    }
+
+    fn toml_like(config: &ServerConfig) -> String {
+        serde_json::to_string(config).unwrap()
+    }
+
+    #[test]
+    fn tiers_parse_from_words_and_tables() {
+        let tier: Tier = serde_json::from_str("\"unlimited\"").unwrap();
+        assert_eq!(tier, Tier::Unlimited);
+        let tier: Tier = serde_json::from_str(r#"{"calls": 250, "per_secs": 5}"#).unwrap();
+        assert!(matches!(tier, Tier::Limited { calls, .. } if calls.get() == 250));
+        assert!(serde_json::from_str::<Tier>("\"fast\"").is_err());
+        assert!(serde_json::from_str::<Tier>(r#"{"calls": 0, "per_secs": 5}"#).is_err());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail returns figment's own error type
+    fn a_file_and_the_environment_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("io.toml");
+        std::fs::write(
+            &path,
+            "max_backlog = 10\n[rate_limit.institutions]\n\"00000000000\" = \"unlimited\"\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("IO_WORKERS", "3");
+            jail.set_env("IO_SOMETHING_ELSE", "ignored");
+            let config = ServerConfig::load(Some(&path)).unwrap();
+            assert_eq!(config.max_backlog, 10);
+            assert_eq!(config.workers, 3);
+            assert_eq!(
+                config.rate_limit.institutions.get("00000000000"),
+                Some(&Tier::Unlimited)
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error_that_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("io.toml");
+        std::fs::write(&path, "max_backlogg = 10\n").unwrap();
+        let error = ServerConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(error.contains("max_backlogg"), "{error}");
+    }
+}

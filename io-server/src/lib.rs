@@ -1,0 +1,35 @@
+//! # io-server
+//!
+//! The HTTP face of io: IO's Services API (`/api/v1`, so an institution integrated with IO
+//! switches by changing its base URL), the citizen API (`/app/v1`), the admin API (`/adm`),
+//! operations endpoints and the `io-server` command line. The engine, store and channels are
+//! the workspace's other crates; this crate only translates HTTP to them.
+//!
+//! Modules: [`config`] (defaults, TOML, `IO_…`), [`app`] (shared state, router), [`serve`]
+//! (listener, workers, graceful shutdown), one module per API ([`services_api`],
+//! [`citizen_api`], [`admin_api`], [`ops`]), and the pieces they share: [`problem`]
+//! (problem+json), [`body`] (JSON bodies), [`api_keys`], [`groups`], [`cidr`],
+//! [`institution_limit`], [`citizen_token`], [`records`] (the server's records in the store),
+//! [`secrets`], [`views`] (IO's JSON shapes), [`metrics`].
+
+pub mod admin_api;
+pub mod api_keys;
+pub mod app;
+pub mod body;
+pub mod cidr;
+pub mod citizen_api;
+pub mod citizen_token;
+pub mod config;
+pub mod groups;
+pub mod institution_limit;
+pub mod metrics;
+pub mod ops;
+pub mod problem;
+pub mod records;
+pub mod secrets;
+pub mod serve;
+pub mod services_api;
+pub mod views;
+
+pub use app::{App, router};
+pub use config::ServerConfig;

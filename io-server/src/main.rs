@@ -1,0 +1,119 @@
+//! The `io-server` command: `serve` runs the server; the other subcommands are clients of a
+//! running server's admin and Services APIs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use io_server::{App, ServerConfig};
+
+/// io: a message delivery engine for public administrations.
+#[derive(Debug, Parser)]
+#[command(name = "io-server", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server (embedded store in ./io-data, listening on 127.0.0.1:8080 by default).
+    Serve {
+        /// Address to listen on (overrides the configuration).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory (overrides the configuration).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// A TOML configuration file; `IO_…` environment variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("io-server: cannot start the runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve {
+            listen,
+            data,
+            config,
+        } => runtime.block_on(serve(listen, data, config)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("io-server: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    config_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let mut config = ServerConfig::load(config_file.as_deref())?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(data) = data {
+        config.data = data;
+    }
+    let listen = config.listen;
+    let opened = App::open(config)?;
+    if let Some(token) = &opened.generated_admin_token {
+        println!("admin token (generated, kept in the data directory; shown once): {token}");
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let running = io_server::serve::start(opened.app, listener)?;
+    println!("io-server listening on http://{}", running.local_addr);
+    let trigger = running.trigger();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = trigger.send(true);
+    });
+    running.wait().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

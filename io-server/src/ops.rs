@@ -1,0 +1,48 @@
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store answers and
+//! shutdown has not begun), `/metrics` (Prometheus text).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use io_core::Store;
+
+use crate::app::App;
+use crate::problem::{ApiResult, Problem};
+
+/// The operations routes.
+pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app,
+            crate::app::measure,
+        ))
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> ApiResult<&'static str> {
+    if !app.is_ready() {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        ));
+    }
+    app.store.backlog().await?;
+    Ok("ready")
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> ApiResult<impl IntoResponse> {
+    let backlog = app.store.backlog().await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(backlog),
+    ))
+}

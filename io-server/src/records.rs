@@ -1,0 +1,408 @@
+//! The server's own records, kept in the engine's store as auxiliary records
+//! (`Store::put_record`), one space each:
+//!
+//! | space | key | value |
+//! |---|---|---|
+//! | `credentials` | service id | groups and the generation of each key |
+//! | `api_keys` | SHA-256 of a key | service id, slot, generation |
+//! | `message_flags` | fiscal code + message id | the citizen's read / archived flags |
+//! | `subscriptions` | day, scope (`*` or a service id), citizen hash | `S` or `U` |
+//! | `email_owners` | a validated email address (lower case) | the fiscal code owning it |
+//! | `data_requests` | fiscal code, choice | a GDPR request |
+
+use std::sync::Arc;
+
+use io_core::{FiscalCode, FiscalCodeHash, MessageId, ServiceId, Store, StoreError, Timestamp};
+use io_store::SledStore;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::api_keys::{KeyDeriver, KeySlot, constant_time_eq, key_hash};
+use crate::groups::Groups;
+
+const CREDENTIALS: &str = "credentials";
+const API_KEYS: &str = "api_keys";
+const MESSAGE_FLAGS: &str = "message_flags";
+const SUBSCRIPTIONS: &str = "subscriptions";
+const EMAIL_OWNERS: &str = "email_owners";
+const DATA_REQUESTS: &str = "data_requests";
+
+/// The store the server runs on.
+pub type AppStore = SledStore;
+
+/// A service's permission groups and key generations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// What the service's keys may do.
+    pub groups: Groups,
+    /// Generation of the primary key (bumped on regeneration).
+    pub primary: u64,
+    /// Generation of the secondary key.
+    pub secondary: u64,
+}
+
+impl Credentials {
+    /// The generation of `slot`.
+    pub fn generation(&self, slot: KeySlot) -> u64 {
+        match slot {
+            KeySlot::Primary => self.primary,
+            KeySlot::Secondary => self.secondary,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyIndexEntry {
+    service_id: ServiceId,
+    slot: KeySlot,
+    generation: u64,
+}
+
+/// The citizen's flags on one message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageFlags {
+    /// Read (one-way: never goes back to false).
+    pub is_read: bool,
+    /// Archived.
+    pub is_archived: bool,
+}
+
+/// A subscription change of the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscription {
+    /// The citizen can now be written to.
+    Subscribed,
+    /// The citizen can no longer be written to.
+    Unsubscribed,
+}
+
+/// Which services a subscription event concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedScope {
+    /// Every service (a profile created or deleted).
+    AllServices,
+    /// One service (a preference changed).
+    Service(ServiceId),
+}
+
+/// Typed access to the server's records.
+#[derive(Clone)]
+pub struct Records {
+    store: Arc<AppStore>,
+}
+
+fn corrupt(what: &'static str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: error.to_string(),
+    }
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(what, e))
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("server records serialize")
+}
+
+impl Records {
+    /// Records in `store`.
+    pub fn new(store: Arc<AppStore>) -> Self {
+        Self { store }
+    }
+
+    /// A service's credentials.
+    pub async fn credentials(
+        &self,
+        service: &ServiceId,
+    ) -> Result<Option<Credentials>, StoreError> {
+        match self
+            .store
+            .record(CREDENTIALS, service.as_str().as_bytes())
+            .await?
+        {
+            Some(bytes) => decode(CREDENTIALS, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a service's credentials and indexes both of its keys (dropping the index entries
+    /// of keys replaced by a new generation).
+    pub async fn put_credentials(
+        &self,
+        service: &ServiceId,
+        credentials: &Credentials,
+        deriver: &KeyDeriver,
+    ) -> Result<(), StoreError> {
+        let previous = self.credentials(service).await?;
+        for slot in [KeySlot::Primary, KeySlot::Secondary] {
+            let generation = credentials.generation(slot);
+            let entry = KeyIndexEntry {
+                service_id: service.clone(),
+                slot,
+                generation,
+            };
+            let key = deriver.key(service, slot, generation);
+            self.store
+                .put_record(API_KEYS, &key_hash(&key), Some(&encode(&entry)))
+                .await?;
+        }
+        self.store
+            .put_record(
+                CREDENTIALS,
+                service.as_str().as_bytes(),
+                Some(&encode(credentials)),
+            )
+            .await?;
+        if let Some(previous) = previous {
+            for slot in [KeySlot::Primary, KeySlot::Secondary] {
+                let old = previous.generation(slot);
+                if old != credentials.generation(slot) {
+                    let key = deriver.key(service, slot, old);
+                    self.store
+                        .put_record(API_KEYS, &key_hash(&key), None)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The service a presented key belongs to, with its groups, if the key is current.
+    pub async fn authenticate(
+        &self,
+        presented: &str,
+        deriver: &KeyDeriver,
+    ) -> Result<Option<(ServiceId, Groups)>, StoreError> {
+        let hash = key_hash(presented);
+        let Some(bytes) = self.store.record(API_KEYS, &hash).await? else {
+            return Ok(None);
+        };
+        let entry: KeyIndexEntry = decode(API_KEYS, &bytes)?;
+        let Some(credentials) = self.credentials(&entry.service_id).await? else {
+            return Ok(None);
+        };
+        if credentials.generation(entry.slot) != entry.generation {
+            return Ok(None);
+        }
+        // The index was found by hash; confirm the key itself, in constant time.
+        let expected = deriver.key(&entry.service_id, entry.slot, entry.generation);
+        if !constant_time_eq(expected.as_bytes(), presented.as_bytes()) {
+            return Ok(None);
+        }
+        Ok(Some((entry.service_id, credentials.groups)))
+    }
+
+    /// A citizen's flags on a message (all false when never set).
+    pub async fn message_flags(
+        &self,
+        fiscal_code: &FiscalCode,
+        message: &MessageId,
+    ) -> Result<MessageFlags, StoreError> {
+        match self
+            .store
+            .record(MESSAGE_FLAGS, &flags_key(fiscal_code, message))
+            .await?
+        {
+            Some(bytes) => decode(MESSAGE_FLAGS, &bytes),
+            None => Ok(MessageFlags::default()),
+        }
+    }
+
+    /// Stores a citizen's flags on a message.
+    pub async fn put_message_flags(
+        &self,
+        fiscal_code: &FiscalCode,
+        message: &MessageId,
+        flags: MessageFlags,
+    ) -> Result<(), StoreError> {
+        self.store
+            .put_record(
+                MESSAGE_FLAGS,
+                &flags_key(fiscal_code, message),
+                Some(&encode(&flags)),
+            )
+            .await
+    }
+
+    /// Records a subscription change on the day of `at` (UTC); the last change of a day wins.
+    pub async fn record_subscription(
+        &self,
+        at: Timestamp,
+        scope: &FeedScope,
+        citizen: &FiscalCodeHash,
+        change: Subscription,
+    ) -> Result<(), StoreError> {
+        let day = utc_day(at);
+        let scope = match scope {
+            FeedScope::AllServices => "*",
+            FeedScope::Service(id) => id.as_str(),
+        };
+        let key = format!("{day}\0{scope}\0{}", citizen.as_str());
+        let value: &[u8] = match change {
+            Subscription::Subscribed => b"S",
+            Subscription::Unsubscribed => b"U",
+        };
+        self.store
+            .put_record(SUBSCRIPTIONS, key.as_bytes(), Some(value))
+            .await
+    }
+
+    /// The feed of `service` for `day` (`YYYY-MM-DD`): citizens subscribed and unsubscribed
+    /// that day, for all services or for this one. A service-level event overrides a
+    /// profile-level one of the same day for the same citizen.
+    pub async fn subscriptions_feed(
+        &self,
+        day: &str,
+        service: &ServiceId,
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let mut latest = std::collections::BTreeMap::new();
+        for scope in ["*", service.as_str()] {
+            let prefix = format!("{day}\0{scope}\0");
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let page = self
+                    .store
+                    .records(SUBSCRIPTIONS, prefix.as_bytes(), after.as_deref(), 1000)
+                    .await?;
+                let Some((last, _)) = page.last() else { break };
+                after = Some(last.clone());
+                for (key, value) in page {
+                    let hash = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    latest.insert(hash, value == b"S");
+                }
+            }
+        }
+        let (subscribed, unsubscribed): (Vec<_>, Vec<_>) =
+            latest.into_iter().partition(|(_, subscribed)| *subscribed);
+        Ok((
+            subscribed.into_iter().map(|(h, _)| h).collect(),
+            unsubscribed.into_iter().map(|(h, _)| h).collect(),
+        ))
+    }
+
+    /// The citizen who validated `email`, if any.
+    pub async fn email_owner(&self, email: &str) -> Result<Option<FiscalCode>, StoreError> {
+        match self
+            .store
+            .record(EMAIL_OWNERS, email.to_ascii_lowercase().as_bytes())
+            .await?
+        {
+            Some(bytes) => {
+                let raw = String::from_utf8_lossy(&bytes).into_owned();
+                FiscalCode::parse(&raw)
+                    .map(Some)
+                    .map_err(|e| corrupt(EMAIL_OWNERS, e))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Claims `email` for `owner`; returns the other owner if it is taken.
+    pub async fn claim_email(
+        &self,
+        email: &str,
+        owner: &FiscalCode,
+    ) -> Result<Result<(), FiscalCode>, StoreError> {
+        let key = email.to_ascii_lowercase();
+        match self
+            .store
+            .swap_record(
+                EMAIL_OWNERS,
+                key.as_bytes(),
+                None,
+                Some(owner.as_str().as_bytes()),
+            )
+            .await?
+        {
+            Ok(()) => Ok(Ok(())),
+            Err(Some(found)) if found == owner.as_str().as_bytes() => Ok(Ok(())),
+            Err(Some(found)) => FiscalCode::parse(&String::from_utf8_lossy(&found))
+                .map(Err)
+                .map_err(|e| corrupt(EMAIL_OWNERS, e)),
+            // Deleted meanwhile: claim again.
+            Err(None) => Box::pin(self.claim_email(email, owner)).await,
+        }
+    }
+
+    /// Releases `email` if `owner` holds it.
+    pub async fn release_email(&self, email: &str, owner: &FiscalCode) -> Result<(), StoreError> {
+        let key = email.to_ascii_lowercase();
+        self.store
+            .swap_record(
+                EMAIL_OWNERS,
+                key.as_bytes(),
+                Some(owner.as_str().as_bytes()),
+                None,
+            )
+            .await
+            .map(drop)
+    }
+
+    /// A GDPR request record (JSON), by citizen and choice.
+    pub async fn data_request<T: DeserializeOwned>(
+        &self,
+        fiscal_code: &FiscalCode,
+        choice: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let key = format!("{}\0{choice}", fiscal_code.as_str());
+        match self.store.record(DATA_REQUESTS, key.as_bytes()).await? {
+            Some(bytes) => decode(DATA_REQUESTS, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores (or with `None` removes) a GDPR request record.
+    pub async fn put_data_request<T: Serialize>(
+        &self,
+        fiscal_code: &FiscalCode,
+        choice: &str,
+        request: Option<&T>,
+    ) -> Result<(), StoreError> {
+        let key = format!("{}\0{choice}", fiscal_code.as_str());
+        let value = request.map(encode);
+        self.store
+            .put_record(DATA_REQUESTS, key.as_bytes(), value.as_deref())
+            .await
+    }
+
+    /// Every GDPR request record (for the worker that carries them out), as raw key parts.
+    pub async fn all_data_requests<T: DeserializeOwned>(
+        &self,
+    ) -> Result<Vec<(String, String, T)>, StoreError> {
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self
+                .store
+                .records(DATA_REQUESTS, b"", after.as_deref(), 1000)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (key, value) in page {
+                let key = String::from_utf8_lossy(&key).into_owned();
+                let Some((fiscal_code, choice)) = key.split_once('\0') else {
+                    continue;
+                };
+                out.push((
+                    fiscal_code.to_string(),
+                    choice.to_string(),
+                    decode(DATA_REQUESTS, &value)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn flags_key(fiscal_code: &FiscalCode, message: &MessageId) -> Vec<u8> {
+    let mut key = fiscal_code.as_str().as_bytes().to_vec();
+    key.extend_from_slice(&message.to_bytes());
+    key
+}
+
+/// `YYYY-MM-DD` of an instant, in UTC.
+pub fn utc_day(at: Timestamp) -> String {
+    at.to_rfc3339()[..10].to_string()
+}

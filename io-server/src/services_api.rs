@@ -1,0 +1,174 @@
+//! The Services API under `/api/v1`: what institutions call, with IO's paths, field names,
+//! status codes and headers (io-reference §6), so that a client written for IO works by
+//! changing only its base URL. Authentication, source-IP check and the per-institution rate
+//! limit run in [`authenticate`] before any handler.
+
+pub mod activations;
+pub mod messages;
+pub mod profiles;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use io_core::{FiscalCode, Service, ServiceId, Store};
+
+use crate::app::{App, source_ip};
+use crate::groups::{Group, Groups};
+use crate::institution_limit::Verdict;
+use crate::problem::Problem;
+
+/// The header carrying a service's key, as on IO (Azure API Management's name).
+pub const KEY_HEADER: &str = "ocp-apim-subscription-key";
+
+/// The authenticated caller of a Services API route.
+#[derive(Debug, Clone)]
+pub struct ServiceCaller {
+    /// The calling service, as stored.
+    pub service: Service,
+    /// What its key may do.
+    pub groups: Groups,
+}
+
+impl ServiceCaller {
+    /// 403 unless the key has `group`.
+    pub fn require(&self, group: Group) -> Result<(), Problem> {
+        if self.groups.has(group) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!(
+                "this operation requires the {} permission",
+                group.as_str()
+            )))
+        }
+    }
+
+    /// 403 when a limited key names a recipient outside `authorized_recipients` (403, not
+    /// 404, so a sandbox key cannot probe who is registered).
+    pub fn require_recipient(&self, fiscal_code: &FiscalCode) -> Result<(), Problem> {
+        if self.groups.is_limited() && !self.service.authorized_recipients.contains(fiscal_code) {
+            return Err(Problem::forbidden(
+                "this key is limited to the service's authorized_recipients and the fiscal code is not one of them",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The service's id.
+    pub fn service_id(&self) -> &ServiceId {
+        &self.service.service_id
+    }
+}
+
+/// The `/api/v1` routes.
+pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+    Router::new()
+        .route("/messages", post(messages::submit_with_body_recipient))
+        .route("/messages/{fiscal_code}", post(messages::submit_to))
+        .route("/messages/{fiscal_code}/{id}", get(messages::get_message))
+        .route("/profiles", post(profiles::profile_by_body))
+        .route("/profiles/{fiscal_code}", get(profiles::profile_by_path))
+        .route(
+            "/subscriptions-feed/{date}",
+            get(profiles::subscriptions_feed),
+        )
+        .route(
+            "/activations",
+            post(activations::get_activation).put(activations::put_activation),
+        )
+        .route_layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .route_layer(middleware::from_fn_with_state(app, crate::app::measure))
+}
+
+/// Authenticates the key, checks the source address against `authorized_cidrs` and counts the
+/// call against the institution's rate limit; adds the rate-limit headers to the answer.
+async fn authenticate(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let (key, forwarded) = {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        (header(KEY_HEADER), header("x-forwarded-for"))
+    };
+    let caller = match identify(&app, peer, key.as_deref(), forwarded.as_deref()).await {
+        Ok(caller) => caller,
+        Err(problem) => return problem.into_response(),
+    };
+    let verdict = app
+        .limiter
+        .check(caller.service.organization_fiscal_code.as_str());
+    if let Verdict::Refused { limit, retry_after } = verdict {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        return Problem::too_many_requests(
+            format!(
+                "the institution {} exceeded its limit of {limit} calls per period; retry after {secs} s",
+                caller.service.organization_fiscal_code.as_str()
+            ),
+            secs,
+        )
+        .with_header("x-rate-limit-limit", limit.to_string())
+        .with_header("x-rate-limit-remaining", "0".into())
+        .with_header("x-rate-limit-reset", secs.max(1).to_string())
+        .into_response();
+    }
+    request.extensions_mut().insert(caller);
+    let mut response = next.run(request).await;
+    if let Verdict::Allowed { limit, remaining } = verdict {
+        let headers = response.headers_mut();
+        headers.insert("x-rate-limit-limit", HeaderValue::from(limit));
+        headers.insert("x-rate-limit-remaining", HeaderValue::from(remaining));
+    }
+    response
+}
+
+async fn identify(
+    app: &App,
+    peer: SocketAddr,
+    key: Option<&str>,
+    forwarded: Option<&str>,
+) -> Result<ServiceCaller, Problem> {
+    let key = key
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Problem::unauthorized("missing Ocp-Apim-Subscription-Key header"))?;
+    let (service_id, groups) = app
+        .records
+        .authenticate(key, &app.keys)
+        .await?
+        .ok_or_else(|| Problem::unauthorized("the subscription key is not valid"))?;
+    let service =
+        app.store.service(&service_id).await?.ok_or_else(|| {
+            Problem::unauthorized("the subscription key's service no longer exists")
+        })?;
+    if !service.authorized_cidrs.is_empty() {
+        let ip = source_ip(app, peer, forwarded);
+        let allowed = service.authorized_cidrs.iter().any(|raw| {
+            raw.parse::<crate::cidr::Ipv4Cidr>()
+                .is_ok_and(|cidr| cidr.contains(ip))
+        });
+        if !allowed {
+            return Err(Problem::forbidden(format!(
+                "source address {ip} is not in the service's authorized_cidrs"
+            )));
+        }
+    }
+    Ok(ServiceCaller { service, groups })
+}
+
+/// Parses a fiscal code from a path or body, as a 400 that names where it came from.
+pub fn parse_fiscal_code(raw: &str, field: &str) -> Result<FiscalCode, Problem> {
+    FiscalCode::parse(raw).map_err(|e| Problem::bad_request(format!("{field}: {e}")))
+}

@@ -1,0 +1,192 @@
+//! `POST /messages`, `POST /messages/{fiscal_code}`, `GET /messages/{fiscal_code}/{id}`.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use io_core::{
+    IdempotencyKey, MessageId, NewMessage, SenderCapabilities, Store, Submission, SubmitError,
+    ValidationError,
+};
+use serde::Serialize;
+
+use super::{ServiceCaller, parse_fiscal_code};
+use crate::app::App;
+use crate::body::JsonBody;
+use crate::groups::Group;
+use crate::problem::{ApiResult, Problem};
+use crate::views::MessageResponse;
+
+/// The header that makes a submit safe to retry.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// `201` body.
+#[derive(Debug, Serialize)]
+struct Created {
+    id: String,
+}
+
+/// `POST /messages`: the recipient is the body's `fiscal_code`.
+pub async fn submit_with_body_recipient(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<ServiceCaller>,
+    headers: HeaderMap,
+    JsonBody(message): JsonBody<NewMessage>,
+) -> ApiResult<Response> {
+    submit(&app, &caller, &headers, message).await
+}
+
+/// `POST /messages/{fiscal_code}`: the recipient is in the path and must not be in the body.
+pub async fn submit_to(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<ServiceCaller>,
+    Path(fiscal_code): Path<String>,
+    headers: HeaderMap,
+    JsonBody(mut message): JsonBody<NewMessage>,
+) -> ApiResult<Response> {
+    if message.fiscal_code.is_some() {
+        return Err(Problem::bad_request(
+            "fiscal_code: give the recipient either in the path or in the body, not both",
+        ));
+    }
+    let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
+    message.fiscal_code = Some(fiscal_code.as_str().to_string());
+    submit(&app, &caller, &headers, message).await
+}
+
+async fn submit(
+    app: &App,
+    caller: &ServiceCaller,
+    headers: &HeaderMap,
+    message: NewMessage,
+) -> ApiResult<Response> {
+    if !caller.groups.may_write_messages() {
+        return Err(Problem::forbidden(
+            "sending messages requires the ApiMessageWrite or ApiLimitedMessageWrite permission",
+        ));
+    }
+    let recipient = match &message.fiscal_code {
+        Some(raw) => parse_fiscal_code(raw, "fiscal_code")?,
+        None => {
+            return Err(Problem::bad_request(
+                ValidationError::Missing {
+                    field: "fiscal_code",
+                }
+                .to_string(),
+            ));
+        }
+    };
+    caller.require_recipient(&recipient)?;
+    let idempotency_key = match headers.get(IDEMPOTENCY_HEADER) {
+        None => None,
+        Some(raw) => Some(
+            raw.to_str()
+                .ok()
+                .and_then(|raw| IdempotencyKey::parse(raw).ok())
+                .ok_or_else(|| {
+                    Problem::bad_request(
+                        "Idempotency-Key: expected 1 to 255 visible ASCII characters",
+                    )
+                })?,
+        ),
+    };
+    // Back-pressure: a bounded queue answers 429 rather than growing without limit.
+    let backlog = app.store.backlog().await?;
+    if backlog > app.config.max_backlog {
+        return Err(Problem::typed(
+            StatusCode::TOO_MANY_REQUESTS,
+            "backlog-full",
+            format!(
+                "the delivery queue is full ({backlog} tasks, limit {}); retry later",
+                app.config.max_backlog
+            ),
+        )
+        .with_header(
+            "retry-after",
+            app.config.backpressure_retry_after_secs.max(1).to_string(),
+        ));
+    }
+    let submission = Submission {
+        service_id: caller.service_id().clone(),
+        message,
+        capabilities: SenderCapabilities {
+            may_set_payee: caller.groups.has(Group::ApiMessageWriteWithPayee),
+            may_send_advanced: caller.groups.has(Group::ApiMessageWriteAdvanced),
+        },
+        idempotency_key,
+    };
+    let accepted = app.engine.submit(submission).await.map_err(|error| match error {
+        SubmitError::Invalid(
+            e @ (ValidationError::PayeeNotAllowed | ValidationError::AdvancedNotAllowed),
+        ) => Problem::forbidden(e.to_string()),
+        SubmitError::Invalid(e) => Problem::bad_request(e.to_string()),
+        SubmitError::IdempotencyConflict { message_id } => Problem::typed(
+            StatusCode::CONFLICT,
+            "idempotency-key-reused",
+            format!(
+                "Idempotency-Key was already used for message {message_id} with a different body"
+            ),
+        ),
+        SubmitError::UnknownService(id) => {
+            Problem::unauthorized(format!("service {id} no longer exists"))
+        }
+        SubmitError::Store(e) => Problem::from(e),
+    })?;
+    let location = format!(
+        "/api/v1/messages/{}/{}",
+        accepted.fiscal_code.as_str(),
+        accepted.id
+    );
+    let mut response = (
+        StatusCode::CREATED,
+        Json(Created {
+            id: accepted.id.to_string(),
+        }),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if accepted.duplicate {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// `GET /messages/{fiscal_code}/{id}`: the sending service only.
+pub async fn get_message(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<ServiceCaller>,
+    Path((fiscal_code, id)): Path<(String, String)>,
+) -> ApiResult<Json<MessageResponse>> {
+    caller.require(Group::ApiMessageRead)?;
+    let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
+    let id = id
+        .parse::<MessageId>()
+        .map_err(|e| Problem::bad_request(format!("id (path): {e}")))?;
+    let stored = app
+        .store
+        .message(&id)
+        .await?
+        .filter(|m| m.message.body.fiscal_code == fiscal_code)
+        .ok_or_else(|| Problem::not_found(format!("no message {id} for this fiscal code")))?;
+    if &stored.message.sender_service_id != caller.service_id() {
+        return Err(Problem::forbidden(
+            "the message was sent by another service",
+        ));
+    }
+    let deliveries = app.store.deliveries(&id).await?;
+    let mut response = MessageResponse::new(&stored.message, stored.status, &deliveries);
+    if stored.message.body.feature_level == io_core::FeatureLevel::Advanced
+        && caller.groups.has(Group::ApiMessageReadAdvanced)
+    {
+        let flags = app.records.message_flags(&fiscal_code, &id).await?;
+        response.read_status = Some(if flags.is_read { "READ" } else { "UNREAD" });
+    }
+    Ok(Json(response))
+}

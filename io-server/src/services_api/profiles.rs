@@ -1,0 +1,132 @@
+//! `GET /profiles/{fiscal_code}`, `POST /profiles` and `GET /subscriptions-feed/{date}`.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use io_core::{FiscalCode, PreferredLanguage, SenderAllowedInput, Store, inbox_allowed};
+use serde::{Deserialize, Serialize};
+
+use super::{ServiceCaller, parse_fiscal_code};
+use crate::app::App;
+use crate::body::JsonBody;
+use crate::groups::Group;
+use crate::problem::{ApiResult, Problem};
+
+/// IO's `LimitedProfile`.
+#[derive(Debug, Serialize)]
+pub struct LimitedProfile {
+    /// Whether this service's messages reach the citizen's inbox.
+    pub sender_allowed: bool,
+    /// The citizen's languages.
+    pub preferred_languages: Vec<PreferredLanguage>,
+}
+
+/// `POST /profiles` body: the fiscal code kept out of URLs and logs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiscalCodePayload {
+    /// The citizen.
+    pub fiscal_code: String,
+}
+
+/// `GET /profiles/{fiscal_code}`.
+pub async fn profile_by_path(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<ServiceCaller>,
+    Path(fiscal_code): Path<String>,
+) -> ApiResult<Json<LimitedProfile>> {
+    let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
+    limited_profile(&app, &caller, &fiscal_code).await.map(Json)
+}
+
+/// `POST /profiles`.
+pub async fn profile_by_body(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<ServiceCaller>,
+    JsonBody(payload): JsonBody<FiscalCodePayload>,
+) -> ApiResult<Json<LimitedProfile>> {
+    let fiscal_code = parse_fiscal_code(&payload.fiscal_code, "fiscal_code")?;
+    limited_profile(&app, &caller, &fiscal_code).await.map(Json)
+}
+
+async fn limited_profile(
+    app: &App,
+    caller: &ServiceCaller,
+    fiscal_code: &FiscalCode,
+) -> ApiResult<LimitedProfile> {
+    caller.require(Group::ApiLimitedProfileRead)?;
+    caller.require_recipient(fiscal_code)?;
+    let profile = app
+        .store
+        .profile(fiscal_code)
+        .await?
+        .filter(|p| p.is_inbox_enabled)
+        .ok_or_else(|| {
+            Problem::not_found("no profile with an enabled inbox for this fiscal code")
+        })?;
+    let service = &caller.service;
+    let preference = app
+        .store
+        .preference(
+            fiscal_code,
+            &service.service_id,
+            profile.service_preferences_settings.version,
+        )
+        .await?;
+    let activation = app
+        .store
+        .activation(&service.service_id, fiscal_code)
+        .await?;
+    let sender_allowed = inbox_allowed(SenderAllowedInput {
+        profile: &profile,
+        preference: preference.as_ref(),
+        activation: activation.as_ref(),
+        service,
+        now: app.clock.now(),
+        activation_grace: app.config.engine.activation_grace,
+    });
+    Ok(LimitedProfile {
+        sender_allowed,
+        preferred_languages: profile.preferred_languages.clone(),
+    })
+}
+
+/// IO's `SubscriptionsFeed`.
+#[derive(Debug, Serialize)]
+pub struct SubscriptionsFeed {
+    /// The day, `YYYY-MM-DD`.
+    #[serde(rename = "dateUTC")]
+    pub date_utc: String,
+    /// Hashed fiscal codes of citizens who subscribed that day.
+    pub subscriptions: Vec<String>,
+    /// Hashed fiscal codes of citizens who unsubscribed that day.
+    pub unsubscriptions: Vec<String>,
+}
+
+/// `GET /subscriptions-feed/{date}`: the calling service's feed for one UTC day.
+pub async fn subscriptions_feed(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<ServiceCaller>,
+    Path(date): Path<String>,
+) -> ApiResult<Json<SubscriptionsFeed>> {
+    caller.require(Group::ApiSubscriptionsFeedRead)?;
+    let valid =
+        date.len() == 10 && io_core::Timestamp::parse_rfc3339(&format!("{date}T00:00:00Z")).is_ok();
+    if !valid {
+        return Err(Problem::bad_request(format!(
+            "date (path): {:?} is not a YYYY-MM-DD date",
+            date.chars().take(32).collect::<String>()
+        )));
+    }
+    let (subscriptions, unsubscriptions) = app
+        .records
+        .subscriptions_feed(&date, caller.service_id())
+        .await?;
+    Ok(Json(SubscriptionsFeed {
+        date_utc: date,
+        subscriptions,
+        unsubscriptions,
+    }))
+}

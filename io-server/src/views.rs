@@ -1,0 +1,235 @@
+//! The JSON shapes of IO's APIs, built from the engine's types: stored records never leak their
+//! internal layout, and a field IO names differently is renamed here, in one place.
+
+use io_core::{
+    Delivery, DeliveryState, FailureReason, Message, MessageContent, MessageStatus, PaymentData,
+    PrescriptionData,
+};
+use serde::Serialize;
+
+/// IO's `MessageContent`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContentView {
+    /// Subject.
+    pub subject: String,
+    /// Markdown body.
+    pub markdown: String,
+    /// RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_date: Option<String>,
+    /// Payment notice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_data: Option<PaymentView>,
+    /// Prescription.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prescription_data: Option<PrescriptionView>,
+    /// The message's own secure-channels flag, when it set one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_secure_channels: Option<bool>,
+}
+
+/// IO's `PaymentData` with its payee.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentView {
+    /// Euro cents.
+    pub amount: u64,
+    /// 18 digits.
+    pub notice_number: String,
+    /// Whether it expires with the due date.
+    pub invalid_after_due_date: bool,
+    /// Who is paid.
+    pub payee: PayeeView,
+}
+
+/// IO's `Payee`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PayeeView {
+    /// Organization fiscal code.
+    pub fiscal_code: String,
+}
+
+/// IO's `PrescriptionData`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrescriptionView {
+    /// NRE.
+    pub nre: String,
+    /// IUP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iup: Option<String>,
+    /// Prescriber.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prescriber_fiscal_code: Option<String>,
+}
+
+impl From<&PaymentData> for PaymentView {
+    fn from(p: &PaymentData) -> Self {
+        Self {
+            amount: p.amount,
+            notice_number: p.notice_number.clone(),
+            invalid_after_due_date: p.invalid_after_due_date,
+            payee: PayeeView {
+                fiscal_code: p.payee_fiscal_code.as_str().to_string(),
+            },
+        }
+    }
+}
+
+impl From<&PrescriptionData> for PrescriptionView {
+    fn from(p: &PrescriptionData) -> Self {
+        Self {
+            nre: p.nre.clone(),
+            iup: p.iup.clone(),
+            prescriber_fiscal_code: p
+                .prescriber_fiscal_code
+                .as_ref()
+                .map(|f| f.as_str().to_string()),
+        }
+    }
+}
+
+impl From<&MessageContent> for ContentView {
+    fn from(c: &MessageContent) -> Self {
+        Self {
+            subject: c.subject.clone(),
+            markdown: c.markdown.clone(),
+            due_date: c.due_date.map(|d| d.to_rfc3339()),
+            payment_data: c.payment_data.as_ref().map(PaymentView::from),
+            prescription_data: c.prescription_data.as_ref().map(PrescriptionView::from),
+            require_secure_channels: c.require_secure_channels,
+        }
+    }
+}
+
+/// IO's `NewMessageWithContent` as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    /// ULID.
+    pub id: String,
+    /// Recipient.
+    pub fiscal_code: String,
+    /// Seconds.
+    pub time_to_live: u64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Content.
+    pub content: ContentView,
+    /// Sender.
+    pub sender_service_id: String,
+    /// STANDARD or ADVANCED.
+    pub feature_level_type: &'static str,
+}
+
+impl From<&Message> for MessageView {
+    fn from(m: &Message) -> Self {
+        Self {
+            id: m.id.to_string(),
+            fiscal_code: m.body.fiscal_code.as_str().to_string(),
+            time_to_live: m.body.time_to_live_secs,
+            created_at: m.created_at.to_rfc3339(),
+            content: ContentView::from(&m.body.content),
+            sender_service_id: m.sender_service_id.as_str().to_string(),
+            feature_level_type: match m.body.feature_level {
+                io_core::FeatureLevel::Standard => "STANDARD",
+                io_core::FeatureLevel::Advanced => "ADVANCED",
+            },
+        }
+    }
+}
+
+/// IO's `notification` object: per-channel status of email and push ("webhook").
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NotificationView {
+    /// Email notification status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'static str>,
+    /// Push notification status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<&'static str>,
+}
+
+/// One channel's delivery, which IO no longer reports and io does.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryView {
+    /// inbox, email or push.
+    pub channel: &'static str,
+    /// PENDING, THROTTLED, SENT, EXPIRED or FAILED.
+    pub status: &'static str,
+    /// Attempts made.
+    pub attempts: u32,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// When the next attempt is due, while retrying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// Why it failed, when FAILED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        Self {
+            channel: d.id.channel.as_str(),
+            status: d.state.as_str(),
+            attempts: d.attempts,
+            updated_at: d.updated_at.to_rfc3339(),
+            next_attempt_at: matches!(d.state, DeliveryState::Pending | DeliveryState::Retrying)
+                .then(|| d.next_attempt_at.to_rfc3339()),
+            failure_reason: match &d.state {
+                DeliveryState::Failed {
+                    reason: FailureReason::Permanent { reason },
+                } => Some(format!("{}: {}", reason.code, reason.detail)),
+                DeliveryState::Failed {
+                    reason: FailureReason::InvalidRecipient,
+                } => Some("invalid_recipient".into()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// IO's `MessageResponseWithContent` plus `rejection_reason` and `deliveries`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageResponse {
+    /// The message.
+    pub message: MessageView,
+    /// ACCEPTED, PROCESSED, REJECTED, FAILED.
+    pub status: &'static str,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<&'static str>,
+    /// Email and push status, as IO shaped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<NotificationView>,
+    /// Every channel's delivery.
+    pub deliveries: Vec<DeliveryView>,
+    /// ADVANCED messages: UNREAD or READ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_status: Option<&'static str>,
+}
+
+impl MessageResponse {
+    /// The response for a message, its status and deliveries.
+    pub fn new(message: &Message, status: MessageStatus, deliveries: &[Delivery]) -> Self {
+        let mut notification = NotificationView::default();
+        for d in deliveries {
+            match d.id.channel {
+                io_core::ChannelKind::Email => notification.email = Some(d.state.as_str()),
+                io_core::ChannelKind::Push => notification.webhook = Some(d.state.as_str()),
+                io_core::ChannelKind::Inbox => {}
+            }
+        }
+        let has_notifications = notification.email.is_some() || notification.webhook.is_some();
+        Self {
+            message: MessageView::from(message),
+            status: status.as_str(),
+            rejection_reason: match status {
+                MessageStatus::Rejected(reason) => Some(reason.as_str()),
+                _ => None,
+            },
+            notification: has_notifications.then_some(notification),
+            deliveries: deliveries.iter().map(DeliveryView::from).collect(),
+            read_status: None,
+        }
+    }
+}
