@@ -69,3 +69,872 @@ async fn submit_then_poll_until_processed_with_the_location_header() {
     assert_eq!(after["deliveries"][0]["status"], "SENT");
     server.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Authentication, permissions, source addresses
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn no_key_or_a_wrong_key_is_401() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let response = server
+        .request(Method::GET, &format!("/api/v1/profiles/{CITIZEN}"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::UNAUTHORIZED).await;
+    let last = if key.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &key[..key.len() - 1]);
+    let response = server
+        .api(Method::GET, &format!("/profiles/{CITIZEN}"), &wrong)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn both_keys_work_and_a_regenerated_key_stops_working_while_the_other_goes_on() {
+    let server = TestServer::start().await;
+    let (id, primary) = server.create_service(ALL_GROUPS).await;
+    server.put_profile(CITIZEN).await;
+    let keys: Value = server
+        .admin(Method::GET, &format!("/adm/services/{id}/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secondary = keys["secondary_key"].as_str().unwrap().to_string();
+    assert_ne!(primary, secondary);
+    for key in [&primary, &secondary] {
+        let status = server
+            .api(Method::GET, &format!("/profiles/{CITIZEN}"), key)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    let response = server
+        .admin(Method::PUT, &format!("/adm/services/{id}/keys"))
+        .json(&json!({"key_type": "PRIMARY_KEY"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let regenerated: Value = response.json().await.unwrap();
+    assert_ne!(regenerated["primary_key"], primary.as_str());
+    assert_eq!(regenerated["secondary_key"], secondary.as_str());
+    let old = server
+        .api(Method::GET, &format!("/profiles/{CITIZEN}"), &primary)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(old, StatusCode::UNAUTHORIZED).await;
+    for key in [regenerated["primary_key"].as_str().unwrap(), &secondary] {
+        let status = server
+            .api(Method::GET, &format!("/profiles/{CITIZEN}"), key)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn another_services_message_is_403_and_an_unknown_one_404() {
+    let server = TestServer::start().await;
+    let (_, key_a) = server.create_service(ALL_GROUPS).await;
+    let (_, key_b) = server.create_service(ALL_GROUPS).await;
+    server.put_profile(CITIZEN).await;
+    let id = submit(&server, &key_a, CITIZEN).await;
+    let response = server
+        .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key_b)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::FORBIDDEN).await;
+    let unknown = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    let response = server
+        .api(
+            Method::GET,
+            &format!("/messages/{CITIZEN}/{unknown}"),
+            &key_a,
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::NOT_FOUND).await;
+    // The right id under another fiscal code is not found either.
+    let response = server
+        .api(
+            Method::GET,
+            &format!("/messages/{OTHER_CITIZEN}/{id}"),
+            &key_a,
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn a_limited_key_writes_and_reads_profiles_only_of_authorized_recipients() {
+    let server = TestServer::start().await;
+    // The default groups are IO's sandbox groups.
+    let (_, key) = server
+        .create_service_with(json!({ "authorized_recipients": [CITIZEN] }))
+        .await;
+    server.put_profile(CITIZEN).await;
+    server.put_profile(OTHER_CITIZEN).await;
+    let allowed = server
+        .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::CREATED);
+    // The sandbox fiscal code is always authorized.
+    let sandbox = server
+        .api(Method::POST, "/messages/AAAAAA00A00A000A", &key)
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sandbox.status(), StatusCode::CREATED);
+    let refused = server
+        .api(Method::POST, &format!("/messages/{OTHER_CITIZEN}"), &key)
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap();
+    expect_problem(refused, StatusCode::FORBIDDEN).await;
+    // 403, not 404, for a profile outside the list, registered or not.
+    let unregistered = format!(
+        "BNCGVN80A01H501{}",
+        io_core::fiscal_code::compute_check_character("BNCGVN80A01H501").unwrap()
+    );
+    for fiscal_code in [OTHER_CITIZEN, unregistered.as_str()] {
+        let response = server
+            .api(Method::GET, &format!("/profiles/{fiscal_code}"), &key)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, StatusCode::FORBIDDEN).await;
+    }
+}
+
+#[tokio::test]
+async fn routes_need_their_permission_group() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(&["ApiMessageRead"]).await;
+    server.put_profile(CITIZEN).await;
+    let cases = [
+        (
+            Method::POST,
+            format!("/messages/{CITIZEN}"),
+            Some(message_body()),
+        ),
+        (Method::GET, format!("/profiles/{CITIZEN}"), None),
+        (
+            Method::GET,
+            "/subscriptions-feed/2026-11-23".to_string(),
+            None,
+        ),
+    ];
+    for (method, path, body) in cases {
+        let mut request = server.api(method, &path, &key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let problem = expect_problem(request.send().await.unwrap(), StatusCode::FORBIDDEN).await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("permission"),
+            "{problem}"
+        );
+    }
+    let (_, writer) = server.create_service(&["ApiMessageWrite"]).await;
+    let id = submit(&server, &writer, CITIZEN).await;
+    let response = server
+        .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &writer)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn payee_and_advanced_need_their_groups() {
+    let server = TestServer::start().await;
+    let (_, plain) = server.create_service(&["ApiMessageWrite"]).await;
+    let (_, rich) = server
+        .create_service(&[
+            "ApiMessageWrite",
+            "ApiMessageWriteWithPayee",
+            "ApiMessageWriteAdvanced",
+        ])
+        .await;
+    let mut with_payee = message_body();
+    with_payee["content"]["payment_data"] = json!({
+        "amount": 100, "notice_number": "012345678901234567",
+        "payee": {"fiscal_code": "00000000000"}
+    });
+    let mut advanced = message_body();
+    advanced["feature_level_type"] = json!("ADVANCED");
+    for body in [&with_payee, &advanced] {
+        let response = server
+            .api(Method::POST, &format!("/messages/{CITIZEN}"), &plain)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, StatusCode::FORBIDDEN).await;
+        let response = server
+            .api(Method::POST, &format!("/messages/{CITIZEN}"), &rich)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+}
+
+#[tokio::test]
+async fn source_address_outside_authorized_cidrs_is_403_and_trusted_proxies_are_believed() {
+    let mut config = test_config();
+    config.trusted_proxies = vec!["127.0.0.1/32".into()];
+    let server = TestServer::start_with(config).await;
+    server.put_profile(CITIZEN).await;
+    let (_, key) = server
+        .create_service_with(json!({ "groups": ALL_GROUPS, "authorized_cidrs": ["10.0.0.0/8"] }))
+        .await;
+    // Straight from 127.0.0.1: outside 10/8.
+    let response = server
+        .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::FORBIDDEN).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("authorized_cidrs")
+    );
+    // Through the trusted proxy on 127.0.0.1, for a client in 10/8.
+    let response = server
+        .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)
+        .header("X-Forwarded-For", "203.0.113.9, 10.1.2.3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // A client outside 10/8 behind the proxy.
+    let response = server
+        .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)
+        .header("X-Forwarded-For", "10.1.2.3, 203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let server = TestServer::start().await;
+    let (_, key) = server
+        .create_service_with(json!({ "groups": ALL_GROUPS, "authorized_cidrs": ["10.0.0.0/8"] }))
+        .await;
+    let response = server
+        .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)
+        .header("X-Forwarded-For", "10.1.2.3")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::FORBIDDEN).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies and validation limits
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn malformed_json_wrong_types_and_non_json_are_problems() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let path = format!("/messages/{CITIZEN}");
+    let response = server
+        .api(Method::POST, &path, &key)
+        .header("content-type", "application/json")
+        .body("{\"content\": {")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::BAD_REQUEST).await;
+    let response = server
+        .api(Method::POST, &path, &key)
+        .json(&json!({"content": {"subject": 5}}))
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::BAD_REQUEST).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("content.subject"),
+        "{problem}"
+    );
+    let response = server
+        .api(Method::POST, &path, &key)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let mut config = test_config();
+    config.max_body_bytes = 64 * 1024;
+    let server = TestServer::start_with(config).await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let mut body = message_body();
+    body["content"]["markdown"] = json!("x".repeat(70 * 1024));
+    let response = server
+        .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+}
+
+#[tokio::test]
+async fn fiscal_code_in_path_and_body_is_400_and_in_neither_is_400() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let mut body = message_body();
+    body["fiscal_code"] = json!(CITIZEN);
+    let both = server
+        .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(both, StatusCode::BAD_REQUEST).await;
+    let neither = server
+        .api(Method::POST, "/messages", &key)
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(neither, StatusCode::BAD_REQUEST).await;
+    assert!(problem["detail"].as_str().unwrap().contains("fiscal_code"));
+    // In the body only: accepted, with the Location naming it.
+    let response = server
+        .api(Method::POST, "/messages", &key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains(CITIZEN)
+    );
+    let bad = server
+        .api(Method::POST, "/messages/RSSMRA85T10A562X", &key)
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap();
+    expect_problem(bad, StatusCode::BAD_REQUEST).await;
+}
+
+/// One validation limit: a body just inside and one just outside.
+struct Limit {
+    field: &'static str,
+    inside: Value,
+    outside: Value,
+}
+
+fn with(pointer: &str, value: Value) -> Value {
+    let mut body = message_body();
+    body["content"]["payment_data"] = json!({"amount": 100, "notice_number": "012345678901234567"});
+    body["content"]["prescription_data"] = json!({"nre": "123456789012345"});
+    let (parent, last) = pointer.rsplit_once('/').unwrap();
+    body.pointer_mut(parent)
+        .unwrap_or_else(|| panic!("{pointer}"))[last] = value;
+    body
+}
+
+#[tokio::test]
+async fn every_validation_limit_just_inside_passes_and_just_outside_is_400_naming_the_field() {
+    let server = TestServer::start().await;
+    // max_allowed_payment_amount is 100,000 cents in the harness.
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let limits = [
+        Limit {
+            field: "content.subject",
+            inside: with("/content/subject", json!("s".repeat(10))),
+            outside: with("/content/subject", json!("s".repeat(9))),
+        },
+        Limit {
+            field: "content.subject",
+            inside: with("/content/subject", json!("s".repeat(120))),
+            outside: with("/content/subject", json!("s".repeat(121))),
+        },
+        Limit {
+            field: "content.markdown",
+            inside: with("/content/markdown", json!("m".repeat(80))),
+            outside: with("/content/markdown", json!("m".repeat(79))),
+        },
+        Limit {
+            field: "content.markdown",
+            inside: with("/content/markdown", json!("m".repeat(10_000))),
+            outside: with("/content/markdown", json!("m".repeat(10_001))),
+        },
+        Limit {
+            field: "time_to_live",
+            inside: with("/time_to_live", json!(3600)),
+            outside: with("/time_to_live", json!(3599)),
+        },
+        Limit {
+            field: "time_to_live",
+            inside: with("/time_to_live", json!(604_800)),
+            outside: with("/time_to_live", json!(604_801)),
+        },
+        Limit {
+            field: "content.payment_data.amount",
+            inside: with("/content/payment_data/amount", json!(1)),
+            outside: with("/content/payment_data/amount", json!(0)),
+        },
+        Limit {
+            field: "content.payment_data.amount",
+            inside: with("/content/payment_data/amount", json!(100_000)),
+            outside: with("/content/payment_data/amount", json!(100_001)),
+        },
+        Limit {
+            field: "content.payment_data.notice_number",
+            inside: with(
+                "/content/payment_data/notice_number",
+                json!("312345678901234567"),
+            ),
+            outside: with(
+                "/content/payment_data/notice_number",
+                json!("412345678901234567"),
+            ),
+        },
+        Limit {
+            field: "content.payment_data.notice_number",
+            inside: with(
+                "/content/payment_data/notice_number",
+                json!("012345678901234567"),
+            ),
+            outside: with(
+                "/content/payment_data/notice_number",
+                json!("01234567890123456"),
+            ),
+        },
+        Limit {
+            field: "content.due_date",
+            inside: with("/content/due_date", json!("2026-12-31T23:59:59Z")),
+            outside: with("/content/due_date", json!("2026-12-31 23:59")),
+        },
+        Limit {
+            field: "content.prescription_data.nre",
+            inside: with("/content/prescription_data/nre", json!("n".repeat(15))),
+            outside: with("/content/prescription_data/nre", json!("n".repeat(14))),
+        },
+        Limit {
+            field: "feature_level_type",
+            inside: with("/feature_level_type", json!("STANDARD")),
+            outside: with("/feature_level_type", json!("PREMIUM")),
+        },
+    ];
+    for limit in limits {
+        let inside = server
+            .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+            .json(&limit.inside)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            inside.status(),
+            StatusCode::CREATED,
+            "{} inside: {}",
+            limit.field,
+            inside.text().await.unwrap()
+        );
+        let outside = server
+            .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+            .json(&limit.outside)
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(outside, StatusCode::BAD_REQUEST).await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains(limit.field),
+            "{}: {problem}",
+            limit.field
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency, rate limit, back-pressure
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_same_idempotency_key_returns_the_first_message_and_another_body_is_409() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let send = |body: Value| {
+        server
+            .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+            .header("Idempotency-Key", "row-42")
+            .json(&body)
+            .send()
+    };
+    let first = send(message_body()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first_id = first.json::<Value>().await.unwrap()["id"].clone();
+    let again = send(message_body()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first_id);
+    let mut other = message_body();
+    other["content"]["subject"] = json!("Un altro oggetto del messaggio");
+    let conflict = send(other).await.unwrap();
+    expect_problem(conflict, StatusCode::CONFLICT).await;
+    let bad_key = server
+        .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+        .header("Idempotency-Key", "")
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap();
+    expect_problem(bad_key, StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn an_institution_over_its_rate_limit_gets_429_with_retry_after_across_its_services() {
+    let mut config = test_config();
+    // An hour-long period: the bucket cannot refill during the test, so no timing matters.
+    config.rate_limit.default = io_server::config::Tier::Limited {
+        calls: 3.try_into().unwrap(),
+        per_secs: 3600.try_into().unwrap(),
+    };
+    let server = TestServer::start_with(config).await;
+    server.put_profile(CITIZEN).await;
+    let (_, key_a) = server.create_service(ALL_GROUPS).await;
+    let (_, key_b) = server.create_service(ALL_GROUPS).await;
+    let (_, key_other_org) = server
+        .create_service_with(
+            json!({"groups": ALL_GROUPS, "organization_fiscal_code": "00000000000"}),
+        )
+        .await;
+    let path = format!("/profiles/{CITIZEN}");
+    for (key, remaining) in [(&key_a, "2"), (&key_b, "1"), (&key_a, "0")] {
+        let response = server.api(Method::GET, &path, key).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-rate-limit-limit"], "3");
+        assert_eq!(response.headers()["x-rate-limit-remaining"], remaining);
+    }
+    let response = server.api(Method::GET, &path, &key_b).send().await.unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1100..=1200).contains(&retry_after), "{retry_after}");
+    expect_problem(response, StatusCode::TOO_MANY_REQUESTS).await;
+    // Another institution is not affected.
+    let response = server
+        .api(Method::GET, &path, &key_other_org)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn submits_beyond_the_backlog_bound_get_429_and_nothing_acknowledged_is_lost() {
+    let mut config = test_config();
+    config.max_backlog = 3;
+    let server = TestServer::start_with(config).await;
+    server.put_profile(CITIZEN).await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let mut accepted = Vec::new();
+    // No worker runs: the backlog only grows. Each accepted message is one process task.
+    let refused = loop {
+        let response = server
+            .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+            .json(&message_body())
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::CREATED {
+            break response;
+        }
+        accepted.push(
+            response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        assert!(accepted.len() <= 4, "the bound was not enforced");
+    };
+    assert_eq!(
+        accepted.len(),
+        4,
+        "backlog 0..=3 accepts, then 4 > 3 refuses"
+    );
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let problem = expect_problem(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    assert!(problem["type"].as_str().unwrap().contains("backlog-full"));
+    server.drain().await;
+    for id in &accepted {
+        let message: Value = server
+            .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(message["status"], "PROCESSED");
+    }
+    // The queue drained: submits are accepted again.
+    let response = server
+        .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profiles, rejections, feed, activations
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn profile_check_is_404_without_a_profile_or_with_the_inbox_disabled() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let missing = server
+        .api(Method::POST, "/profiles", &key)
+        .json(&json!({"fiscal_code": CITIZEN}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(missing, StatusCode::NOT_FOUND).await;
+    let mut disabled = profile(CITIZEN);
+    disabled.is_inbox_enabled = false;
+    io_core::Store::put_profile(&*server.app.store, &disabled)
+        .await
+        .unwrap();
+    let response = server
+        .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn a_message_to_a_citizen_without_profile_ends_rejected_with_its_reason() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let id = submit(&server, &key, OTHER_CITIZEN).await;
+    server.drain().await;
+    let message: Value = server
+        .api(
+            Method::GET,
+            &format!("/messages/{OTHER_CITIZEN}/{id}"),
+            &key,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(message["status"], "REJECTED");
+    assert_eq!(message["rejection_reason"], "USER_NOT_FOUND");
+    assert_eq!(message["deliveries"], json!([]));
+}
+
+#[tokio::test]
+async fn the_subscriptions_feed_validates_its_date() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let ok: Value = server
+        .api(Method::GET, "/subscriptions-feed/2026-11-23", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ok,
+        json!({"dateUTC": "2026-11-23", "subscriptions": [], "unsubscriptions": []})
+    );
+    for bad in ["2026-13-01", "23-11-2026", "yesterday"] {
+        let response = server
+            .api(Method::GET, &format!("/subscriptions-feed/{bad}"), &key)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, StatusCode::BAD_REQUEST).await;
+    }
+}
+
+#[tokio::test]
+async fn activations_are_for_special_services_and_open_their_inbox() {
+    let server = TestServer::start().await;
+    server.put_profile(CITIZEN).await;
+    let (standard_id, standard) = server.create_service(ALL_GROUPS).await;
+    let response = server
+        .api(Method::PUT, "/activations", &standard)
+        .json(&json!({"fiscal_code": CITIZEN, "service_id": standard_id, "status": "ACTIVE"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::FORBIDDEN).await;
+
+    let (id, key) = server
+        .create_service_with(json!({
+            "groups": ALL_GROUPS,
+            "service_metadata": {"scope": "NATIONAL", "category": "SPECIAL"}
+        }))
+        .await;
+    let missing = server
+        .api(Method::POST, "/activations", &key)
+        .json(&json!({"fiscal_code": CITIZEN}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(missing, StatusCode::NOT_FOUND).await;
+    // Without an activation a SPECIAL service's message is rejected.
+    let before = submit(&server, &key, CITIZEN).await;
+    server.drain().await;
+    let response = server
+        .api(Method::PUT, "/activations", &key)
+        .json(&json!({"fiscal_code": CITIZEN, "service_id": id, "status": "ACTIVE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let read: Value = server
+        .api(Method::POST, "/activations", &key)
+        .json(&json!({"fiscal_code": CITIZEN}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["status"], "ACTIVE");
+    let after = submit(&server, &key, CITIZEN).await;
+    server.drain().await;
+    for (id, status) in [(before, "REJECTED"), (after, "PROCESSED")] {
+        let message: Value = server
+            .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(message["status"], status);
+    }
+    let other = server
+        .api(Method::PUT, "/activations", &key)
+        .json(&json!({"fiscal_code": CITIZEN, "service_id": standard_id, "status": "ACTIVE"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(other, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn metrics_count_what_the_engine_committed() {
+    let server = TestServer::start().await;
+    server.put_profile(CITIZEN).await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    submit(&server, &key, CITIZEN).await;
+    submit(&server, &key, OTHER_CITIZEN).await;
+    server.drain().await;
+    let text = server
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "io_messages_accepted_total 2",
+        "io_messages_processed_total 1",
+        "io_messages_rejected_total{reason=\"USER_NOT_FOUND\"} 1",
+        "io_deliveries_total{channel=\"inbox\",state=\"SENT\"} 1",
+        "io_backlog_tasks 0",
+        "io_accept_to_sent_seconds_count{channel=\"inbox\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.contains("route=\"/api/v1/messages/{fiscal_code}\",method=\"POST\",status=\"201\"")
+    );
+    assert!(
+        !text.contains(CITIZEN),
+        "metrics must not carry fiscal codes"
+    );
+    assert_eq!(
+        server
+            .request(Method::GET, "/healthz")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .request(Method::GET, "/readyz")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+async fn submit(server: &TestServer, key: &str, fiscal_code: &str) -> String {
+    let response = server
+        .api(Method::POST, &format!("/messages/{fiscal_code}"), key)
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
