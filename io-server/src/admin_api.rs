@@ -47,7 +47,14 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/citizen-tokens", post(mint_citizen_token))
         .route("/messages/{id}", get(lookup_message))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_admin))
-        .route_layer(middleware::from_fn_with_state(app, crate::app::measure))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::app::measure,
+        ))
+        .merge(crate::openapi::route(
+            app,
+            crate::openapi::admin_api_document(),
+        ))
 }
 
 async fn require_admin(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {

@@ -41,7 +41,14 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/messages/{id}/message-status", put(put_message_status))
         .route("/installations/{installation_id}", put(put_installation))
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate))
-        .route_layer(middleware::from_fn_with_state(app, crate::app::measure))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::app::measure,
+        ))
+        .merge(crate::openapi::route(
+            app,
+            crate::openapi::citizen_api_document(),
+        ))
 }
 
 async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {

@@ -23,6 +23,7 @@ pub mod config;
 pub mod groups;
 pub mod institution_limit;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod records;

@@ -82,7 +82,14 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
             post(activations::get_activation).put(activations::put_activation),
         )
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate))
-        .route_layer(middleware::from_fn_with_state(app, crate::app::measure))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::app::measure,
+        ))
+        .merge(crate::openapi::route(
+            app,
+            crate::openapi::services_api_document(),
+        ))
 }
 
 /// Authenticates the key, checks the source address against `authorized_cidrs` and counts the

@@ -1,0 +1,265 @@
+//! OpenAPI 3.0.3 documents of the three HTTP APIs, built from the code: the limits a schema
+//! states are the constants the validation enforces, the enums' values are what the types'
+//! serde writes, and each operation lists every status its handler and its API's middleware can
+//! answer (errors are always `application/problem+json`). Each API serves its own document
+//! without authentication at `<base>/openapi.json` (`/api/v1`, `/app/v1`, `/adm`), and
+//! `.ci/schemathesis.sh` checks the running server against them.
+//!
+//! [`services_api_document`], [`citizen_api_document`] and [`admin_api_document`] each build
+//! one document from the shared schemas of `schemas` with an operation builder.
+
+mod admin;
+mod citizen;
+mod operation;
+mod schemas;
+mod services;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::header;
+use axum::middleware;
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+pub use admin::admin_api_document;
+pub use citizen::citizen_api_document;
+pub use services::services_api_document;
+
+use operation::Operation;
+
+use crate::app::App;
+
+/// The OpenAPI version the documents are written in.
+pub const OPENAPI_VERSION: &str = "3.0.3";
+
+/// Where each API serves its document, relative to the API's base path.
+pub const DOCUMENT_PATH: &str = "/openapi.json";
+
+/// The route serving `document` at [`DOCUMENT_PATH`], without authentication: merge it into an
+/// API's router after the authentication layer.
+pub fn route(app: Arc<App>, document: Value) -> Router<Arc<App>> {
+    let body = Bytes::from(serde_json::to_vec(&document).expect("a JSON value serializes"));
+    Router::new()
+        .route(
+            DOCUMENT_PATH,
+            get(move || {
+                let body = body.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+            }),
+        )
+        .route_layer(middleware::from_fn_with_state(app, crate::app::measure))
+}
+
+/// The `paths` object of a document, filled one operation at a time.
+#[derive(Debug, Default)]
+struct Paths(Map<String, Value>);
+
+impl Paths {
+    /// Adds `operation` as `method` of `path` (relative to the API's base path).
+    fn add(&mut self, method: &str, path: &str, operation: Operation) {
+        let item = self.0.entry(path).or_insert_with(|| json!({}));
+        item[method] = operation.build();
+    }
+
+    /// The operation that serves the document itself.
+    fn add_document_route(&mut self, api: &str) {
+        self.add(
+            "get",
+            DOCUMENT_PATH,
+            Operation::new(
+                "getOpenApiDocument",
+                &format!("This document: the OpenAPI description of the {api}"),
+                "documentation",
+            )
+            .public()
+            .answers(
+                200,
+                "The OpenAPI 3 document.",
+                json!({ "type": "object", "required": ["openapi", "info", "paths"] }),
+            ),
+        );
+    }
+}
+
+/// What distinguishes one API's document from another's.
+struct Api<'a> {
+    title: &'a str,
+    description: &'a str,
+    base_path: &'a str,
+    security_scheme: (&'a str, Value),
+    paths: Paths,
+    schemas: Vec<(&'a str, Value)>,
+    /// Response headers shared by many answers, referred to as `#/components/headers/<name>`.
+    headers: Vec<(&'a str, Value)>,
+}
+
+/// Assembles a document: info, server, security, paths, and the components (the `Problem`
+/// schema always among them).
+fn document(api: Api<'_>) -> Value {
+    let (scheme_name, scheme) = api.security_scheme;
+    let mut schemas = Map::new();
+    schemas.insert("Problem".into(), schemas::problem());
+    for (name, schema) in api.schemas {
+        schemas.insert(name.into(), schema);
+    }
+    let mut components = json!({
+        "securitySchemes": { scheme_name: scheme },
+        "schemas": Value::Object(schemas),
+    });
+    if !api.headers.is_empty() {
+        let headers = api.headers.into_iter().map(|(n, h)| (n.to_string(), h));
+        components["headers"] = Value::Object(headers.collect());
+    }
+    json!({
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": api.title,
+            "description": api.description,
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "servers": [{ "url": api.base_path }],
+        "security": [{ scheme_name: [] }],
+        "paths": Value::Object(api.paths.0),
+        "components": components,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::PROBLEM_JSON;
+
+    fn documents() -> Vec<(&'static str, Value)> {
+        vec![
+            ("services", services_api_document()),
+            ("citizen", citizen_api_document()),
+            ("admin", admin_api_document()),
+        ]
+    }
+
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("$ref", Value::String(target)) => found.push(target),
+                        _ => refs(value, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves_inside_its_document() {
+        for (name, document) in documents() {
+            let mut found = Vec::new();
+            refs(&document, &mut found);
+            assert!(!found.is_empty(), "{name}");
+            for target in found {
+                let pointer = target.strip_prefix('#').expect("local references only");
+                assert!(
+                    document.pointer(pointer).is_some(),
+                    "{name}: {target} does not resolve"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_every_operation_answers_problems_as_problem_json() {
+        for (name, document) in documents() {
+            let mut ids = std::collections::BTreeSet::new();
+            for (path, item) in document["paths"].as_object().unwrap() {
+                for (method, operation) in item.as_object().unwrap() {
+                    let id = operation["operationId"].as_str().unwrap();
+                    assert!(ids.insert(id.to_string()), "{name}: {id} twice");
+                    for (status, response) in operation["responses"].as_object().unwrap() {
+                        let media = response["content"].as_object().unwrap();
+                        let want = if status.starts_with('2') {
+                            "application/json"
+                        } else {
+                            PROBLEM_JSON
+                        };
+                        assert!(
+                            media.contains_key(want),
+                            "{name}: {method} {path} {status} is not {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn links_name_operations_of_their_own_document() {
+        for (name, document) in documents() {
+            let mut ids = std::collections::BTreeSet::new();
+            let mut targets = Vec::new();
+            for item in document["paths"].as_object().unwrap().values() {
+                for operation in item.as_object().unwrap().values() {
+                    ids.insert(operation["operationId"].as_str().unwrap().to_string());
+                    for response in operation["responses"].as_object().unwrap().values() {
+                        for link in response["links"].as_object().into_iter().flatten() {
+                            targets.push(link.1["operationId"].as_str().unwrap().to_string());
+                        }
+                    }
+                }
+            }
+            assert!(!targets.is_empty(), "{name}");
+            for target in targets {
+                assert!(ids.contains(&target), "{name}: link to unknown {target}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_document_itself_is_public() {
+        for (name, document) in documents() {
+            for (path, item) in document["paths"].as_object().unwrap() {
+                for (method, operation) in item.as_object().unwrap() {
+                    let public = operation.get("security") == Some(&json!([]));
+                    assert_eq!(public, path == DOCUMENT_PATH, "{name}: {method} {path}");
+                    if !public {
+                        assert!(
+                            operation["responses"].get("401").is_some(),
+                            "{name}: {method} {path} has no 401"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn limits_come_from_the_validation_constants() {
+        let document = services_api_document();
+        let content = &document["components"]["schemas"]["NewMessageContent"]["properties"];
+        assert_eq!(
+            content["subject"]["minLength"],
+            io_core::message::SUBJECT_CHARS.0
+        );
+        assert_eq!(
+            content["markdown"]["maxLength"],
+            io_core::message::MARKDOWN_CHARS.1
+        );
+        let message = &document["components"]["schemas"]["NewMessage"]["properties"];
+        assert_eq!(
+            message["time_to_live"]["maximum"],
+            io_core::message::TIME_TO_LIVE_SECS.1
+        );
+    }
+
+    #[test]
+    fn enum_values_are_what_serde_writes() {
+        let languages = schemas::preferred_language();
+        for value in languages["enum"].as_array().unwrap() {
+            serde_json::from_value::<io_core::PreferredLanguage>(value.clone()).unwrap();
+        }
+        assert_eq!(languages["enum"][0], "it_IT");
+    }
+}

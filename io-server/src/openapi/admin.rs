@@ -1,0 +1,431 @@
+//! The admin API's document (`/adm`, `crate::admin_api`).
+
+use io_core::{ServiceCategory, ServiceScope};
+use serde_json::{Map, Value, json};
+
+use super::schemas::{
+    self, boolean, closed_object, described, email_input, fiscal_code, fiscal_code_payload,
+    message_id, nullable, object, organization_fiscal_code, schema_ref, service_id, unsigned,
+    variants,
+};
+use super::{Api, Operation, Paths, document};
+use crate::api_keys::KeySlot;
+use crate::groups::Group;
+
+const TAG_SERVICES: &str = "services";
+const TAG_ACTIVATIONS: &str = "activations";
+const TAG_SUPPORT: &str = "support";
+
+/// The longest service, department and organization name (`admin_api`'s `non_empty`).
+const NAME_MAX_CHARS: usize = 255;
+
+fn admin(operation: Operation) -> Operation {
+    operation
+        .problem(
+            401,
+            "No Authorization: Bearer <admin token>, or a token that is not the admin token.",
+        )
+        .store()
+}
+
+fn group() -> Value {
+    variants!(Group:
+        ApiMessageWrite,
+        ApiLimitedMessageWrite,
+        ApiMessageRead,
+        ApiLimitedProfileRead,
+        ApiMessageWriteWithPayee,
+        ApiMessageWriteAdvanced,
+        ApiMessageReadAdvanced,
+        ApiSubscriptionsFeedRead,
+        ApiServiceWrite,
+    )
+}
+
+fn name() -> Value {
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": NAME_MAX_CHARS,
+        "description": format!("1 to {NAME_MAX_CHARS} characters, not blank; trimmed.")
+    })
+}
+
+fn cidr_input() -> Value {
+    json!({
+        "type": "string",
+        "pattern": "^([0-9]{1,3}\\.){3}[0-9]{1,3}(/[0-9]{1,2})?$",
+        "description": "An IPv4 network a.b.c.d/n (n in 0..=32; a bare address means /32).",
+        "example": "192.0.2.0/24"
+    })
+}
+
+/// `io_core::ServiceMetadata`: scope and category required, the rest optional contacts.
+fn service_metadata() -> Value {
+    let text = || nullable(json!({ "type": "string" }));
+    object(
+        &["scope", "category"],
+        json!({
+            "scope": variants!(ServiceScope: National, Local),
+            "category": described(
+                variants!(ServiceCategory: Standard, Special),
+                "SPECIAL services reach only citizens with an activation.",
+            ),
+            "description": text(),
+            "web_url": text(),
+            "privacy_url": text(),
+            "tos_url": text(),
+            "support_url": text(),
+            "email": text(),
+            "pec": text(),
+            "phone": text(),
+            "address": text(),
+            "cta": text(),
+        }),
+    )
+}
+
+/// `admin_api::ServicePayload`.
+fn service_payload() -> Value {
+    closed_object(
+        &[
+            "service_name",
+            "department_name",
+            "organization_name",
+            "organization_fiscal_code",
+        ],
+        json!({
+            "service_id": described(service_id(), "Optional on creation (a ULID is generated); on update it must match the path."),
+            "service_name": name(),
+            "department_name": name(),
+            "organization_name": name(),
+            "organization_fiscal_code": organization_fiscal_code(),
+            "authorized_cidrs": described(
+                json!({ "type": "array", "items": cidr_input() }),
+                "Networks allowed to call with the service's keys; empty: any.",
+            ),
+            "authorized_recipients": described(
+                json!({ "type": "array", "items": fiscal_code() }),
+                "The recipients a limited key may write to; the sandbox fiscal code is always added.",
+            ),
+            "is_visible": { "type": "boolean", "default": false },
+            "max_allowed_payment_amount": described(unsigned(), "Largest payment in euro cents; 0 forbids payments."),
+            "require_secure_channels": { "type": "boolean", "default": false },
+            "service_metadata": schema_ref("ServiceMetadata"),
+            "owner_email": described(email_input(), "Where messages to the sandbox fiscal code are emailed."),
+            "groups": described(
+                json!({ "type": "array", "items": group() }),
+                "The keys' permission groups; default on creation: ApiLimitedMessageWrite, ApiMessageRead, ApiLimitedProfileRead. Omitted on update: unchanged.",
+            ),
+            "version": described(unsigned(), "Ignored: the server keeps the version."),
+        }),
+    )
+}
+
+/// `admin_api::ServiceView`: the stored `io_core::Service` plus its keys' groups.
+fn service_view() -> Value {
+    object(
+        &[
+            "service_id",
+            "service_name",
+            "department_name",
+            "organization_name",
+            "organization_fiscal_code",
+            "authorized_cidrs",
+            "authorized_recipients",
+            "is_visible",
+            "max_allowed_payment_amount",
+            "require_secure_channels",
+            "service_metadata",
+            "owner_email",
+            "version",
+            "groups",
+        ],
+        json!({
+            "service_id": service_id(),
+            "service_name": name(),
+            "department_name": name(),
+            "organization_name": name(),
+            "organization_fiscal_code": organization_fiscal_code(),
+            "authorized_cidrs": { "type": "array", "items": { "type": "string" } },
+            "authorized_recipients": { "type": "array", "items": fiscal_code(), "uniqueItems": true },
+            "is_visible": boolean(),
+            "max_allowed_payment_amount": unsigned(),
+            "require_secure_channels": boolean(),
+            "service_metadata": schema_ref("ServiceMetadata"),
+            "owner_email": nullable(json!({ "type": "string" })),
+            "version": described(json!({ "type": "integer", "format": "int64", "minimum": 1 }), "1 on creation, +1 on each update."),
+            "groups": { "type": "array", "items": group(), "uniqueItems": true },
+        }),
+    )
+}
+
+fn keys() -> Value {
+    let key = || json!({ "type": "string", "pattern": "^[0-9a-f]{32}$" });
+    object(
+        &["primary_key", "secondary_key"],
+        json!({ "primary_key": key(), "secondary_key": key() }),
+    )
+}
+
+fn journal_check() -> Value {
+    object(
+        &["entries", "verified"],
+        json!({
+            "entries": { "type": "integer", "minimum": 0 },
+            "verified": described(boolean(), "Sequence, hash chain and head of the message's journal check out."),
+            "error": { "type": "string" },
+            "head": described(json!({ "type": "string" }), "The hash of the last entry."),
+        }),
+    )
+}
+
+/// The OpenAPI document of the admin API (`/adm`).
+pub fn admin_api_document() -> Value {
+    let mut paths = Paths::default();
+    let service_path = || service_id();
+    let mut created = Map::new();
+    created.insert(
+        "Location".into(),
+        json!({ "description": "/adm/services/{service_id}", "required": true, "schema": { "type": "string" } }),
+    );
+    paths.add(
+        "post",
+        "/services",
+        admin(
+            Operation::new(
+                "createService",
+                "Create a service with its keys",
+                TAG_SERVICES,
+            )
+            .json_body(schema_ref("ServicePayload"))
+            .answers_with(201, "Created.", schema_ref("Service"), created)
+            .link(
+                201,
+                "GetService",
+                "getService",
+                json!({ "service_id": "$response.body#/service_id" }),
+            )
+            .link(
+                201,
+                "UpdateService",
+                "updateService",
+                json!({ "service_id": "$response.body#/service_id" }),
+            )
+            .link(
+                201,
+                "GetServiceKeys",
+                "getServiceKeys",
+                json!({ "service_id": "$response.body#/service_id" }),
+            )
+            .link(
+                201,
+                "RegenerateServiceKey",
+                "regenerateServiceKey",
+                json!({ "service_id": "$response.body#/service_id" }),
+            )
+            .problem(400, "A field breaks a rule (the detail names it).")
+            .problem(409, "A service with this service_id exists."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/services",
+        admin(
+            Operation::new("listServices", "Every service", TAG_SERVICES).answers(
+                200,
+                "The services.",
+                object(
+                    &["items"],
+                    json!({ "items": { "type": "array", "items": schema_ref("Service") } }),
+                ),
+            ),
+        ),
+    );
+    paths.add(
+        "get",
+        "/services/{service_id}",
+        admin(
+            Operation::new("getService", "One service", TAG_SERVICES)
+                .path("service_id", service_path())
+                .answers(200, "The service.", schema_ref("Service"))
+                .problem(400, "The service id is not valid.")
+                .problem(404, "No such service."),
+        ),
+    );
+    paths.add(
+        "put",
+        "/services/{service_id}",
+        admin(
+            Operation::new(
+                "updateService",
+                "Replace a service's fields (and groups, if given)",
+                TAG_SERVICES,
+            )
+            .path("service_id", service_path())
+            .json_body(schema_ref("ServicePayload"))
+            .answers(200, "The service as stored.", schema_ref("Service"))
+            .problem(
+                400,
+                "A field breaks a rule, or service_id does not match the path.",
+            )
+            .problem(404, "No such service.")
+            .problem(409, "The service changed concurrently."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/services/{service_id}/keys",
+        admin(
+            Operation::new(
+                "getServiceKeys",
+                "A service's primary and secondary keys",
+                TAG_SERVICES,
+            )
+            .path("service_id", service_path())
+            .answers(200, "The keys.", schema_ref("Keys"))
+            .problem(400, "The service id is not valid.")
+            .problem(404, "No such service."),
+        ),
+    );
+    paths.add(
+        "put",
+        "/services/{service_id}/keys",
+        admin(
+            Operation::new(
+                "regenerateServiceKey",
+                "Replace one key; the other keeps working",
+                TAG_SERVICES,
+            )
+            .path("service_id", service_path())
+            .json_body(closed_object(
+                &["key_type"],
+                json!({ "key_type": schemas::enum_of(&[KeySlot::Primary, KeySlot::Secondary]) }),
+            ))
+            .answers(200, "The keys, one of them new.", schema_ref("Keys"))
+            .problem(400, "The service id is not valid.")
+            .problem(404, "No such service."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/services/{service_id}/activations/{fiscal_code}",
+        admin(
+            Operation::new(
+                "getServiceActivation",
+                "A service's activation for a citizen",
+                TAG_ACTIVATIONS,
+            )
+            .path("service_id", service_path())
+            .path("fiscal_code", fiscal_code())
+            .answers(200, "The activation.", schema_ref("Activation"))
+            .problem(400, "The service id or the fiscal code is not valid.")
+            .problem(404, "No such service, or no activation."),
+        ),
+    );
+    paths.add(
+        "put",
+        "/activations",
+        admin(
+            Operation::new(
+                "putActivation",
+                "Set any service's activation for a citizen",
+                TAG_ACTIVATIONS,
+            )
+            .json_body(schema_ref("Activation"))
+            .answers(200, "The activation as stored.", schema_ref("Activation"))
+            .problem(400, "The service id or the fiscal code is not valid.")
+            .problem(404, "No such service."),
+        ),
+    );
+    paths.add(
+        "post",
+        "/citizen-tokens",
+        admin(
+            Operation::new(
+                "mintCitizenToken",
+                "A citizen API bearer token, for development and tests",
+                "citizens",
+            )
+            .json_body(fiscal_code_payload())
+            .answers(
+                200,
+                "The token.",
+                object(
+                    &["token", "expires_in"],
+                    json!({
+                        "token": described(json!({ "type": "string" }), "HS256 JWT: Authorization: Bearer <token> on /app/v1."),
+                        "expires_in": described(unsigned(), "Seconds."),
+                    }),
+                ),
+            )
+            .problem(400, "The fiscal code is not valid."),
+        ),
+    );
+    let mut lookup = schemas::message_response();
+    lookup["properties"]["journal"] = journal_check();
+    lookup["required"]
+        .as_array_mut()
+        .expect("an object schema lists its required properties")
+        .push("journal".into());
+    paths.add(
+        "get",
+        "/messages/{id}",
+        admin(
+            Operation::new(
+                "lookupMessage",
+                "Any message, its deliveries and the verification of its journal",
+                TAG_SUPPORT,
+            )
+            .path("id", message_id())
+            .answers(
+                200,
+                "The message with its journal check.",
+                schema_ref("MessageLookup"),
+            )
+            .problem(400, "The id is not valid.")
+            .problem(404, "No such message."),
+        ),
+    );
+    paths.add_document_route("admin API");
+
+    let mut schemas = vec![
+        ("ServicePayload", service_payload()),
+        ("Service", service_view()),
+        ("ServiceMetadata", service_metadata()),
+        ("Keys", keys()),
+        ("Activation", schemas::activation()),
+        ("MessageLookup", lookup),
+    ];
+    schemas.extend(schemas::message_response_components());
+    document(Api {
+        title: "io admin API",
+        description: "Administration of io: services with their keys and permission groups, activations, citizen tokens for development, and a message lookup with journal verification. Errors are application/problem+json.",
+        base_path: "/adm",
+        security_scheme: (
+            "AdminToken",
+            json!({ "type": "http", "scheme": "bearer", "description": "The admin token (IO_ADMIN_TOKEN, or generated into the data directory on first start)." }),
+        ),
+        paths,
+        schemas,
+        headers: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_slots_and_groups_are_serde_names() {
+        let document = admin_api_document();
+        let body = &document["paths"]["/services/{service_id}/keys"]["put"]["requestBody"]["content"]
+            ["application/json"]["schema"];
+        assert_eq!(
+            body["properties"]["key_type"]["enum"],
+            json!(["PRIMARY_KEY", "SECONDARY_KEY"])
+        );
+        let groups = &document["components"]["schemas"]["Service"]["properties"]["groups"];
+        assert_eq!(groups["items"]["enum"][0], "ApiMessageWrite");
+    }
+}

@@ -1,0 +1,443 @@
+//! The citizen API's document (`/app/v1`, `crate::citizen_api`).
+
+use io_core::{
+    BlockedChannel, PushNotificationsContentType, PushPlatform, ReminderStatus,
+    ServicePreferencesMode,
+};
+use serde_json::{Value, json};
+
+use super::schemas::{
+    boolean, closed_object, described, email_input, fiscal_code, message_id, nullable, object,
+    preferred_language, schema_ref, service_id, timestamp, unsigned, variants,
+};
+use super::{Api, Operation, Paths, document};
+
+const TAG_PROFILE: &str = "profile";
+const TAG_MESSAGES: &str = "messages";
+const TAG_DEVICES: &str = "devices";
+
+/// `GET /messages`'s `page_size` bounds and default (`citizen_api::list_messages`).
+const PAGE_SIZE: (u64, u64, u64) = (1, 100, 25);
+/// The longest device token (`citizen_api::put_installation`, in bytes).
+const PUSH_CHANNEL_MAX: usize = 4096;
+/// The longest installation id (`io_core::InstallationId::parse`).
+const INSTALLATION_ID_MAX: usize = 128;
+
+fn citizen(operation: Operation) -> Operation {
+    operation
+        .problem(
+            401,
+            "No Authorization: Bearer <token>, or a token that is malformed, forged, expired or not issued for this API.",
+        )
+        .store()
+}
+
+fn blocked_channels() -> Value {
+    described(
+        json!({
+            "type": "object",
+            "additionalProperties": {
+                "type": "array",
+                "items": variants!(BlockedChannel: Inbox, Email, Webhook),
+            },
+        }),
+        "LEGACY mode only: service id → the channels the citizen blocked for it.",
+    )
+}
+
+fn mode() -> Value {
+    variants!(ServicePreferencesMode: Legacy, Auto, Manual)
+}
+
+fn push_content() -> Value {
+    variants!(PushNotificationsContentType: Full, Anonymous, Unset)
+}
+
+fn reminder() -> Value {
+    variants!(ReminderStatus: Enabled, Disabled, Unset)
+}
+
+fn tos_version() -> Value {
+    json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX })
+}
+
+/// `io_core::Profile` as stored and returned.
+fn profile() -> Value {
+    object(
+        &[
+            "fiscal_code",
+            "is_inbox_enabled",
+            "email",
+            "is_email_validated",
+            "is_email_enabled",
+            "is_webhook_enabled",
+            "preferred_languages",
+            "service_preferences_settings",
+            "blocked_inbox_or_channels",
+            "push_notifications_content_type",
+            "reminder_status",
+            "accepted_tos_version",
+            "is_test_profile",
+            "version",
+        ],
+        json!({
+            "fiscal_code": fiscal_code(),
+            "is_inbox_enabled": described(boolean(), "Master switch: false rejects every message."),
+            "email": nullable(json!({ "type": "string" })),
+            "is_email_validated": described(boolean(), "Reset whenever the email changes."),
+            "is_email_enabled": boolean(),
+            "is_webhook_enabled": described(boolean(), "Push notifications (IO's name)."),
+            "preferred_languages": { "type": "array", "items": preferred_language() },
+            "service_preferences_settings": object(
+                &["mode", "version"],
+                json!({
+                    "mode": mode(),
+                    "version": described(unsigned(), "Bumped by every mode change; preferences are valid for the current one only."),
+                }),
+            ),
+            "blocked_inbox_or_channels": blocked_channels(),
+            "push_notifications_content_type": push_content(),
+            "reminder_status": reminder(),
+            "accepted_tos_version": nullable(tos_version()),
+            "is_test_profile": boolean(),
+            "version": described(unsigned(), "0 on creation, +1 on each accepted update."),
+        }),
+    )
+}
+
+/// `citizen_api::ProfilePayload`: every field optional; read-only fields are ignored.
+fn profile_update() -> Value {
+    let ignored = |schema: Value| described(schema, "Read-only; ignored.");
+    closed_object(
+        &[],
+        json!({
+            "is_inbox_enabled": boolean(),
+            "email": described(email_input(), "A new address is unvalidated until confirmed; an address another citizen validated is refused (412)."),
+            "is_email_enabled": boolean(),
+            "is_webhook_enabled": boolean(),
+            "preferred_languages": { "type": "array", "items": preferred_language() },
+            "service_preferences_settings": closed_object(
+                &["mode"],
+                json!({ "mode": mode(), "version": ignored(unsigned()) }),
+            ),
+            "blocked_inbox_or_channels": blocked_channels(),
+            "push_notifications_content_type": push_content(),
+            "reminder_status": reminder(),
+            "accepted_tos_version": tos_version(),
+            "version": described(unsigned(), "Required to update an existing profile: the version the update is based on (409 if stale)."),
+            "fiscal_code": ignored(json!({ "type": "string" })),
+            "is_email_validated": ignored(boolean()),
+            "is_test_profile": ignored(boolean()),
+        }),
+    )
+}
+
+/// `io_core::ServicePreference`.
+fn preference() -> Value {
+    object(
+        &[
+            "service_id",
+            "settings_version",
+            "is_inbox_enabled",
+            "is_email_enabled",
+            "is_webhook_enabled",
+            "can_access_message_read_status",
+        ],
+        json!({
+            "service_id": service_id(),
+            "settings_version": described(unsigned(), "Must be the profile's service_preferences_settings.version (409 otherwise)."),
+            "is_inbox_enabled": boolean(),
+            "is_email_enabled": boolean(),
+            "is_webhook_enabled": boolean(),
+            "can_access_message_read_status": boolean(),
+        }),
+    )
+}
+
+fn ttl() -> Value {
+    json!({ "type": "integer", "format": "int64", "minimum": 0 })
+}
+
+/// `citizen_api::Page` of `InboxItem`s.
+fn inbox_page() -> Value {
+    let item = object(
+        &[
+            "id",
+            "fiscal_code",
+            "created_at",
+            "sender_service_id",
+            "time_to_live",
+            "service_name",
+            "organization_name",
+            "message_title",
+            "is_read",
+            "is_archived",
+        ],
+        json!({
+            "id": message_id(),
+            "fiscal_code": fiscal_code(),
+            "created_at": timestamp(),
+            "sender_service_id": service_id(),
+            "time_to_live": ttl(),
+            "service_name": nullable(json!({ "type": "string" })),
+            "organization_name": nullable(json!({ "type": "string" })),
+            "message_title": { "type": "string" },
+            "is_read": boolean(),
+            "is_archived": boolean(),
+        }),
+    );
+    object(
+        &["items"],
+        json!({
+            "items": { "type": "array", "items": item },
+            "next": described(message_id(), "Present when older messages exist: pass it as maximum_id."),
+            "prev": described(message_id(), "The newest item's id: pass it as minimum_id for newer messages."),
+        }),
+    )
+}
+
+/// `citizen_api::CitizenMessage`.
+fn citizen_message() -> Value {
+    object(
+        &[
+            "id",
+            "fiscal_code",
+            "created_at",
+            "sender_service_id",
+            "time_to_live",
+            "content",
+            "is_read",
+            "is_archived",
+        ],
+        json!({
+            "id": message_id(),
+            "fiscal_code": fiscal_code(),
+            "created_at": timestamp(),
+            "sender_service_id": service_id(),
+            "time_to_live": ttl(),
+            "content": schema_ref("MessageContent"),
+            "is_read": boolean(),
+            "is_archived": boolean(),
+        }),
+    )
+}
+
+fn message_flags() -> Value {
+    object(
+        &["is_read", "is_archived"],
+        json!({ "is_read": boolean(), "is_archived": boolean() }),
+    )
+}
+
+fn status_change() -> Value {
+    closed_object(
+        &["change_type"],
+        json!({
+            "change_type": {
+                "type": "string",
+                "enum": ["reading", "archiving", "bulk"],
+                "description": "reading needs is_read, archiving needs is_archived, bulk takes either."
+            },
+            "is_read": described(boolean(), "Reading is one-way: true → false is refused (400)."),
+            "is_archived": boolean(),
+        }),
+    )
+}
+
+fn installation_id() -> Value {
+    json!({
+        "type": "string",
+        "pattern": format!("^[A-Za-z0-9._-]{{1,{INSTALLATION_ID_MAX}}}$"),
+        "example": "device-1"
+    })
+}
+
+/// The OpenAPI document of the citizen API (`/app/v1`).
+pub fn citizen_api_document() -> Value {
+    let mut paths = Paths::default();
+    paths.add(
+        "get",
+        "/profile",
+        citizen(
+            Operation::new("getProfile", "The citizen's profile", TAG_PROFILE)
+                .answers(200, "The profile.", schema_ref("Profile"))
+                .problem(404, "No profile yet: create it with POST /profile."),
+        ),
+    );
+    paths.add(
+        "post",
+        "/profile",
+        citizen(
+            Operation::new(
+                "upsertProfile",
+                "Create the profile, or update it from its current version",
+                TAG_PROFILE,
+            )
+            .json_body(schema_ref("ProfileUpdate"))
+            .answers(200, "The profile as stored.", schema_ref("Profile"))
+            .problem(
+                400,
+                "A field is not valid, or version is missing on an update.",
+            )
+            .problem(409, "version is not the current one.")
+            .problem(412, "The email is already validated by another citizen."),
+        ),
+    );
+    let preference_path = "/services/{service_id}/preferences";
+    paths.add(
+        "get",
+        preference_path,
+        citizen(
+            Operation::new(
+                "getServicePreference",
+                "The citizen's preference for one service (the defaults when none is stored)",
+                TAG_PROFILE,
+            )
+            .path("service_id", service_id())
+            .answers(200, "The preference.", schema_ref("ServicePreference"))
+            .problem(400, "The service id is not valid.")
+            .problem(404, "No such service, or no profile."),
+        ),
+    );
+    paths.add(
+        "post",
+        preference_path,
+        citizen(
+            Operation::new(
+                "upsertServicePreference",
+                "Set the citizen's preference for one service",
+                TAG_PROFILE,
+            )
+            .path("service_id", service_id())
+            .json_body(schema_ref("ServicePreference"))
+            .answers(200, "The preference as stored.", schema_ref("ServicePreference"))
+            .problem(400, "The service id is not valid or does not match the path.")
+            .problem(404, "No such service, or no profile.")
+            .problem(
+                409,
+                "The profile is in LEGACY mode, or settings_version is not the profile's current one.",
+            ),
+        ),
+    );
+    paths.add(
+        "get",
+        "/messages",
+        citizen(
+            Operation::new(
+                "listMessages",
+                "The inbox, newest first, one page at a time",
+                TAG_MESSAGES,
+            )
+            .describe("Only PROCESSED messages are in the inbox. Cursors are message ids (exclusive).")
+            .query(
+                "page_size",
+                json!({ "type": "integer", "minimum": PAGE_SIZE.0, "maximum": PAGE_SIZE.1, "default": PAGE_SIZE.2 }),
+            )
+            .query("maximum_id", described(message_id(), "Only messages older than this id."))
+            .query("minimum_id", described(message_id(), "Only messages newer than this id."))
+            .query("archived", json!({ "type": "boolean", "default": false }))
+            .answers(200, "One page.", schema_ref("InboxPage"))
+            .link(200, "GetNewestMessage", "getMessage", json!({ "id": "$response.body#/items/0/id" }))
+            .link(200, "ReadNewestMessage", "putMessageStatus", json!({ "id": "$response.body#/items/0/id" }))
+            .problem(400, "A query parameter is not valid."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/messages/{id}",
+        citizen(
+            Operation::new(
+                "getMessage",
+                "One message of the citizen's inbox",
+                TAG_MESSAGES,
+            )
+            .path("id", message_id())
+            .answers(200, "The message.", schema_ref("CitizenMessage"))
+            .problem(400, "The id is not valid.")
+            .problem(404, "No such message in the citizen's inbox."),
+        ),
+    );
+    paths.add(
+        "put",
+        "/messages/{id}/message-status",
+        citizen(
+            Operation::new(
+                "putMessageStatus",
+                "Mark a message read (one-way) or (un)archived",
+                TAG_MESSAGES,
+            )
+            .path("id", message_id())
+            .json_body(schema_ref("MessageStatusChange"))
+            .answers(200, "The message's flags.", schema_ref("MessageFlags"))
+            .problem(
+                400,
+                "The id is not valid, a flag the change_type needs is missing, or a read message would become unread.",
+            )
+            .problem(404, "No such message in the citizen's inbox."),
+        ),
+    );
+    paths.add(
+        "put",
+        "/installations/{installation_id}",
+        citizen(
+            Operation::new(
+                "putInstallation",
+                "Register a device for push notifications",
+                TAG_DEVICES,
+            )
+            .path("installation_id", installation_id())
+            .json_body(closed_object(
+                &["platform", "push_channel"],
+                json!({
+                    "platform": variants!(PushPlatform: Apns, Fcmv1),
+                    "push_channel": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": PUSH_CHANNEL_MAX,
+                        "description": format!("The device token, 1 to {PUSH_CHANNEL_MAX} bytes after trimming.")
+                    },
+                }),
+            ))
+            .answers(
+                200,
+                "The installation.",
+                object(
+                    &["installation_id", "platform"],
+                    json!({
+                        "installation_id": installation_id(),
+                        "platform": variants!(PushPlatform: Apns, Fcmv1),
+                    }),
+                ),
+            )
+            .problem(400, "The installation id or the device token is not valid."),
+        ),
+    );
+    paths.add_document_route("citizen API");
+
+    let mut schemas = vec![
+        ("Profile", profile()),
+        ("ProfileUpdate", profile_update()),
+        ("ServicePreference", preference()),
+        ("InboxPage", inbox_page()),
+        ("CitizenMessage", citizen_message()),
+        ("MessageStatusChange", status_change()),
+        ("MessageFlags", message_flags()),
+    ];
+    schemas.extend(
+        super::schemas::message_response_components()
+            .into_iter()
+            .filter(|(name, _)| *name != "MessageResponse"),
+    );
+    document(Api {
+        title: "io citizen API",
+        description: "What the app calls on behalf of one citizen (io-reference §7): profile, per-service preferences, inbox, message status, devices. A citizen sees only their own data: another citizen's message is not found. Errors are application/problem+json.",
+        base_path: "/app/v1",
+        security_scheme: (
+            "CitizenToken",
+            json!({ "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "A citizen token (minted by POST /adm/citizen-tokens in development)." }),
+        ),
+        paths,
+        schemas,
+        headers: Vec::new(),
+    })
+}

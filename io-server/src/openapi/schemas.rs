@@ -1,0 +1,429 @@
+//! Schemas shared by the three documents. Every limit is read from the constant the validation
+//! enforces (io-core's `message`, `ids`, `fiscal_code`, … constants) and every enum's values are
+//! what the type's serde writes, so a document cannot drift from the code silently: a new
+//! variant is a compile error in [`variants!`], a changed limit changes the schema.
+
+use io_core::email_address::EMAIL_MAX_LEN;
+use io_core::fiscal_code::FISCAL_CODE_HASH_LEN;
+use io_core::ids::{IDEMPOTENCY_KEY_MAX_LEN, SERVICE_ID_MAX_LEN};
+use io_core::message::{
+    DEFAULT_TIME_TO_LIVE_SECS, IUP_LEN, MARKDOWN_CHARS, NOTICE_NUMBER_LEN, NRE_LEN,
+    PAYMENT_AMOUNT_CENTS, SUBJECT_CHARS, TIME_TO_LIVE_SECS,
+};
+use io_core::organization_fiscal_code::ORGANIZATION_FISCAL_CODE_LEN;
+use io_core::{
+    ActivationStatus, ChannelKind, DeliveryState, FailureReason, FeatureLevel, MessageStatus,
+    PreferredLanguage, RejectionReason, SANDBOX_FISCAL_CODE,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// IO's fiscal code regex (io-reference §2). `FiscalCode::parse` checks the same shape position
+/// by position, then the check character, which no regex expresses.
+pub(crate) const FISCAL_CODE_PATTERN: &str =
+    "^[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]$";
+
+/// A ULID in Crockford base 32 as `MessageId` renders it (the first character is at most 7:
+/// 128 bits in 26 characters).
+pub(crate) const ULID_PATTERN: &str = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$";
+
+/// A fiscal code that passes every check (examples, so generated requests can succeed).
+pub(crate) const EXAMPLE_FISCAL_CODE: &str = "RSSMRA85T10A562S";
+
+/// An organization fiscal code with a valid check digit.
+pub(crate) const EXAMPLE_ORGANIZATION: &str = "02438750586";
+
+/// The `$ref` to a schema of the document's components.
+pub(crate) fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// `schema` that also admits `null` (OpenAPI 3.0's `nullable`).
+pub(crate) fn nullable(mut schema: Value) -> Value {
+    schema["nullable"] = Value::Bool(true);
+    schema
+}
+
+/// `schema` with a description.
+pub(crate) fn described(mut schema: Value, description: &str) -> Value {
+    schema["description"] = Value::String(description.into());
+    schema
+}
+
+/// A string enum of the values serde writes for `values`.
+pub(crate) fn enum_of<T: Serialize>(values: &[T]) -> Value {
+    let names: Vec<Value> = values
+        .iter()
+        .map(|v| serde_json::to_value(v).expect("a fieldless enum serializes to a string"))
+        .collect();
+    json!({ "type": "string", "enum": names })
+}
+
+/// The string enum of every variant of a fieldless enum; the `match` makes a variant added to
+/// the type a compile error here until the documents list it.
+macro_rules! variants {
+    ($ty:ident: $($variant:ident),+ $(,)?) => {{
+        let _every_variant_listed = |value: $ty| match value {
+            $($ty::$variant)|+ => (),
+        };
+        $crate::openapi::schemas::enum_of(&[$($ty::$variant),+])
+    }};
+}
+pub(crate) use variants;
+
+/// An object with `properties`, of which `required` must be present.
+pub(crate) fn object(required: &[&str], properties: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": properties })
+}
+
+/// [`object`] that refuses properties it does not list (`deny_unknown_fields` payloads).
+pub(crate) fn closed_object(required: &[&str], properties: Value) -> Value {
+    let mut schema = object(required, properties);
+    schema["additionalProperties"] = Value::Bool(false);
+    schema
+}
+
+/// RFC 9457 problem details: every error of the three APIs (`crate::problem::Problem`).
+pub(crate) fn problem() -> Value {
+    object(
+        &["type", "title", "status", "detail"],
+        json!({
+            "type": {
+                "type": "string",
+                "description": "`about:blank`, or `/problems/<name>` for a problem a client handles programmatically (`/problems/backlog-full`, `/problems/idempotency-key-reused`).",
+                "example": "about:blank"
+            },
+            "title": { "type": "string", "description": "The status's reason phrase." },
+            "status": { "type": "integer", "minimum": 400, "maximum": 599, "description": "The HTTP status, repeated." },
+            "detail": { "type": "string", "description": "What exactly is wrong: the field (JSON path) and the rule." }
+        }),
+    )
+}
+
+/// A citizen's fiscal code.
+pub(crate) fn fiscal_code() -> Value {
+    json!({
+        "type": "string",
+        "pattern": FISCAL_CODE_PATTERN,
+        "description": format!("An Italian fiscal code, upper case. Beyond the pattern, the 16th character must be the check character of the first 15 (400 otherwise); IO's test code {SANDBOX_FISCAL_CODE} is accepted as the documented exception. Input is trimmed and upper-cased."),
+        "example": EXAMPLE_FISCAL_CODE
+    })
+}
+
+/// An organization fiscal code (partita IVA).
+pub(crate) fn organization_fiscal_code() -> Value {
+    json!({
+        "type": "string",
+        "pattern": format!("^[0-9]{{{ORGANIZATION_FISCAL_CODE_LEN}}}$"),
+        "description": format!("{ORGANIZATION_FISCAL_CODE_LEN} digits, the last a check digit (verified)."),
+        "example": EXAMPLE_ORGANIZATION
+    })
+}
+
+/// `lowercase(hex(sha256(fiscal_code)))`.
+pub(crate) fn fiscal_code_hash() -> Value {
+    json!({
+        "type": "string",
+        "pattern": format!("^[0-9a-f]{{{FISCAL_CODE_HASH_LEN}}}$"),
+        "description": "lowercase(hex(sha256(uppercase(fiscal_code))))"
+    })
+}
+
+/// A message id (ULID).
+pub(crate) fn message_id() -> Value {
+    json!({
+        "type": "string",
+        "pattern": ULID_PATTERN,
+        "description": "A ULID (26 Crockford base-32 characters); ids sort by creation time.",
+        "example": "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    })
+}
+
+/// A service id.
+pub(crate) fn service_id() -> Value {
+    json!({
+        "type": "string",
+        "pattern": format!("^[A-Za-z0-9_-]{{1,{SERVICE_ID_MAX_LEN}}}$"),
+        "description": format!("1 to {SERVICE_ID_MAX_LEN} characters among A-Z a-z 0-9 - _."),
+        "example": "tari-roma"
+    })
+}
+
+/// An RFC 3339 date-time as the APIs write it (UTC, milliseconds).
+pub(crate) fn timestamp() -> Value {
+    json!({ "type": "string", "format": "date-time", "example": "2026-01-31T23:59:59.000Z" })
+}
+
+/// A non-negative integer that fits `u64`.
+pub(crate) fn unsigned() -> Value {
+    json!({ "type": "integer", "format": "int64", "minimum": 0 })
+}
+
+/// A boolean.
+pub(crate) fn boolean() -> Value {
+    json!({ "type": "boolean" })
+}
+
+/// An email address as an input (`EmailAddress::parse`).
+pub(crate) fn email_input() -> Value {
+    json!({
+        "type": "string",
+        "minLength": 3,
+        "maxLength": EMAIL_MAX_LEN,
+        "description": "local@domain.tld, no spaces or control characters; trimmed, the domain lower-cased.",
+        "example": "mario.rossi@example.org"
+    })
+}
+
+/// The `Idempotency-Key` header's value.
+pub(crate) fn idempotency_key() -> Value {
+    json!({
+        "type": "string",
+        "pattern": format!("^[!-~]{{1,{IDEMPOTENCY_KEY_MAX_LEN}}}$"),
+        "description": format!("1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters (a UUID is the usual choice)."),
+        "example": "5f0c6f5e-6a35-4a2b-9b7e-0b8f3f3f2a10"
+    })
+}
+
+/// IO's preferred languages.
+pub(crate) fn preferred_language() -> Value {
+    variants!(PreferredLanguage: ItIt, EnGb, EsEs, DeDe, FrFr)
+}
+
+/// Whether the recipient of a `NewMessage` is in its body or in the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recipient {
+    /// `POST /messages`: `fiscal_code` is required in the body.
+    InBody,
+    /// `POST /messages/{fiscal_code}`: `fiscal_code` must not be in the body (400).
+    InPath,
+}
+
+/// IO's `NewMessage` with every limit of io-reference §6 (`NewMessage::validate`). Unknown
+/// fields are ignored, as IO does.
+pub(crate) fn new_message(recipient: Recipient) -> Value {
+    let mut properties = json!({
+        "time_to_live": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": TIME_TO_LIVE_SECS.0,
+            "maximum": TIME_TO_LIVE_SECS.1,
+            "default": DEFAULT_TIME_TO_LIVE_SECS,
+            "description": "Seconds the notifications may wait; past it they end EXPIRED (the inbox copy stays)."
+        },
+        "content": schema_ref("NewMessageContent"),
+        "feature_level_type": described(
+            variants!(FeatureLevel: Standard, Advanced),
+            "ADVANCED (read status visible to the sender) needs ApiMessageWriteAdvanced (403 otherwise). Default STANDARD.",
+        ),
+    });
+    let mut required = vec!["content"];
+    if recipient == Recipient::InBody {
+        properties["fiscal_code"] = described(fiscal_code(), "The recipient.");
+        required.push("fiscal_code");
+    }
+    let mut schema = object(&required, properties);
+    schema["description"] = Value::String(match recipient {
+        Recipient::InBody => "A message; the recipient is `fiscal_code`.".into(),
+        Recipient::InPath => {
+            "A message; the recipient is in the path, and a `fiscal_code` in the body is refused (400).".into()
+        }
+    });
+    schema
+}
+
+/// The `content` of a `NewMessage`.
+pub(crate) fn new_message_content() -> Value {
+    object(
+        &["subject", "markdown"],
+        json!({
+            "subject": { "type": "string", "minLength": SUBJECT_CHARS.0, "maxLength": SUBJECT_CHARS.1 },
+            "markdown": { "type": "string", "minLength": MARKDOWN_CHARS.0, "maxLength": MARKDOWN_CHARS.1 },
+            "due_date": described(timestamp(), "RFC 3339 (any offset)."),
+            "payment_data": schema_ref("NewPaymentData"),
+            "require_secure_channels": described(boolean(), "Overrides the service's flag: no email, anonymous push."),
+            "prescription_data": schema_ref("PrescriptionData"),
+        }),
+    )
+}
+
+fn payment_amount() -> Value {
+    json!({
+        "type": "integer",
+        "format": "int64",
+        "minimum": PAYMENT_AMOUNT_CENTS.0,
+        "maximum": PAYMENT_AMOUNT_CENTS.1,
+        "description": "Euro cents; above the service's max_allowed_payment_amount is refused (400)."
+    })
+}
+
+fn notice_number() -> Value {
+    json!({
+        "type": "string",
+        "pattern": format!("^[0123][0-9]{{{}}}$", NOTICE_NUMBER_LEN - 1),
+        "description": "pagoPA notice number.",
+        "example": "012345678901234567"
+    })
+}
+
+/// `content.payment_data` of a `NewMessage`.
+pub(crate) fn new_payment_data() -> Value {
+    object(
+        &["amount", "notice_number"],
+        json!({
+            "amount": payment_amount(),
+            "notice_number": notice_number(),
+            "invalid_after_due_date": { "type": "boolean", "default": false },
+            "payee": described(
+                object(&["fiscal_code"], json!({ "fiscal_code": organization_fiscal_code() })),
+                "Who is paid; needs ApiMessageWriteWithPayee (403 otherwise). Default: the sender's organization.",
+            ),
+        }),
+    )
+}
+
+/// `content.prescription_data`, in and out.
+pub(crate) fn prescription_data() -> Value {
+    object(
+        &["nre"],
+        json!({
+            "nre": { "type": "string", "minLength": NRE_LEN, "maxLength": NRE_LEN, "description": "Numero di ricetta elettronica." },
+            "iup": { "type": "string", "minLength": IUP_LEN.0, "maxLength": IUP_LEN.1, "description": "Identificativo unico di prescrizione." },
+            "prescriber_fiscal_code": fiscal_code(),
+        }),
+    )
+}
+
+/// A stored message's content as the APIs return it (`views::ContentView`).
+pub(crate) fn message_content() -> Value {
+    object(
+        &["subject", "markdown"],
+        json!({
+            "subject": { "type": "string", "minLength": SUBJECT_CHARS.0, "maxLength": SUBJECT_CHARS.1 },
+            "markdown": { "type": "string", "minLength": MARKDOWN_CHARS.0, "maxLength": MARKDOWN_CHARS.1 },
+            "due_date": timestamp(),
+            "payment_data": object(
+                &["amount", "notice_number", "invalid_after_due_date", "payee"],
+                json!({
+                    "amount": payment_amount(),
+                    "notice_number": notice_number(),
+                    "invalid_after_due_date": boolean(),
+                    "payee": object(&["fiscal_code"], json!({ "fiscal_code": organization_fiscal_code() })),
+                }),
+            ),
+            "prescription_data": schema_ref("PrescriptionData"),
+            "require_secure_channels": boolean(),
+        }),
+    )
+}
+
+/// A delivery's status, IO's names (`DeliveryState::as_str`).
+fn delivery_status() -> Value {
+    let failed = DeliveryState::Failed {
+        reason: FailureReason::InvalidRecipient,
+    };
+    let states = [
+        DeliveryState::Pending,
+        DeliveryState::Retrying,
+        DeliveryState::Sent,
+        DeliveryState::Expired,
+        failed,
+    ];
+    json!({
+        "type": "string",
+        "enum": states.iter().map(DeliveryState::as_str).collect::<Vec<_>>(),
+        "description": "THROTTLED: retrying until the time-to-live; EXPIRED: nothing sent within it."
+    })
+}
+
+/// `views::MessageResponse`: IO's `MessageResponseWithContent` plus `rejection_reason` and the
+/// per-channel `deliveries`.
+pub(crate) fn message_response() -> Value {
+    let statuses = [
+        MessageStatus::Accepted,
+        MessageStatus::Processed,
+        MessageStatus::Rejected(RejectionReason::UserNotFound),
+        MessageStatus::Failed,
+    ];
+    object(
+        &["message", "status", "deliveries"],
+        json!({
+            "message": object(
+                &["id", "fiscal_code", "time_to_live", "created_at", "content", "sender_service_id", "feature_level_type"],
+                json!({
+                    "id": message_id(),
+                    "fiscal_code": fiscal_code(),
+                    "time_to_live": {
+                        "type": "integer",
+                        "format": "int64",
+                        "minimum": TIME_TO_LIVE_SECS.0,
+                        "maximum": TIME_TO_LIVE_SECS.1
+                    },
+                    "created_at": timestamp(),
+                    "content": schema_ref("MessageContent"),
+                    "sender_service_id": service_id(),
+                    "feature_level_type": variants!(FeatureLevel: Standard, Advanced),
+                }),
+            ),
+            "status": {
+                "type": "string",
+                "enum": statuses.iter().map(MessageStatus::as_str).collect::<Vec<_>>(),
+                "description": "ACCEPTED: queued; PROCESSED: in the inbox; REJECTED: see rejection_reason; FAILED: permanent internal failure."
+            },
+            "rejection_reason": variants!(RejectionReason: ServiceNotAllowed, UserNotFound),
+            "notification": object(&[], json!({
+                "email": delivery_status(),
+                "webhook": described(delivery_status(), "Push notifications (IO's name)."),
+            })),
+            "deliveries": {
+                "type": "array",
+                "items": object(
+                    &["channel", "status", "attempts", "updated_at"],
+                    json!({
+                        "channel": variants!(ChannelKind: Inbox, Email, Push),
+                        "status": delivery_status(),
+                        "attempts": { "type": "integer", "minimum": 0 },
+                        "updated_at": timestamp(),
+                        "next_attempt_at": timestamp(),
+                        "failure_reason": { "type": "string" },
+                    }),
+                ),
+            },
+            "read_status": {
+                "type": "string",
+                "enum": ["UNREAD", "READ"],
+                "description": "ADVANCED messages, to a key with ApiMessageReadAdvanced."
+            },
+        }),
+    )
+}
+
+/// IO's `Activation` (`services_api::activations::ActivationPayload`).
+pub(crate) fn activation() -> Value {
+    closed_object(
+        &["fiscal_code", "service_id", "status"],
+        json!({
+            "fiscal_code": fiscal_code(),
+            "service_id": service_id(),
+            "status": described(
+                variants!(ActivationStatus: Active, Pending, Inactive),
+                "PENDING lets messages in during a grace period (24 h by default).",
+            ),
+            "version": described(unsigned(), "Ignored on input."),
+        }),
+    )
+}
+
+/// `{fiscal_code}`: a citizen named in a body rather than in a URL (kept out of access logs).
+pub(crate) fn fiscal_code_payload() -> Value {
+    closed_object(&["fiscal_code"], json!({ "fiscal_code": fiscal_code() }))
+}
+
+/// The schemas of a `MessageResponse` and its parts, as `(name, schema)` components.
+pub(crate) fn message_response_components() -> Vec<(&'static str, Value)> {
+    vec![
+        ("MessageResponse", message_response()),
+        ("MessageContent", message_content()),
+        ("PrescriptionData", prescription_data()),
+    ]
+}
