@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
@@ -366,8 +367,10 @@ fn parse_id(raw: &str, field: &str) -> Result<MessageId, Problem> {
 async fn list_messages(
     State(app): State<Arc<App>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Page>> {
+    // axum's own rejection is text/plain; every error of the API is problem+json.
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     let page_size = match &query.page_size {
         None => 25,
         Some(raw) => match raw.parse::<usize>() {

@@ -227,3 +227,19 @@ async fn a_problem_answer_matches_the_documented_problem_schema() {
     assert!(required.is_subset(&present), "{problem}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_query_string_axum_cannot_decode_is_a_problem_too() {
+    // Found by schemathesis: axum's own rejection was a text/plain 400.
+    let server = TestServer::start().await;
+    let token = server.citizen_token(CITIZEN).await;
+    for query in ["page_size=25&unknown=42", "page_size=1&page_size=2"] {
+        let response = server
+            .citizen(Method::GET, &format!("/messages?{query}"), &token)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, StatusCode::BAD_REQUEST).await;
+    }
+    server.stop().await;
+}
