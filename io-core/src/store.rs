@@ -323,6 +323,15 @@ pub trait Store: Send + Sync + 'static {
         fiscal_code: &FiscalCode,
         message: &MessageId,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Every message ever accepted for a citizen, whatever its status and whether or not it
+    /// reached the inbox, oldest first, strictly after `after` when given, at most `limit`:
+    /// what a GDPR download lists. `after` may name any message, the citizen's or not.
+    fn messages_to(
+        &self,
+        fiscal_code: &FiscalCode,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<MessageId>, StoreError>> + Send;
     /// A message's journal as stored.
     fn journal(
         &self,

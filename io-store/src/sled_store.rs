@@ -2,17 +2,23 @@
 //!
 //! Layout (one sled tree each; key layouts in `sled_store/keys.rs`): `services`, `profiles`,
 //! `preferences`, `activations`, `installations`, `messages` (by ULID), `inbox` (fiscal code +
-//! ULID), `idempotency` (service + key), `queue` (service + due time + task: process and
-//! delivery tasks in one per-service time order, which is what the fair scheduler walks),
-//! `leases` (task → token and end), `deliveries`, `journal` (message + seq), `journal_heads`.
+//! ULID), `recipients` (fiscal code + ULID: every accepted message, whatever became of it),
+//! `idempotency` (service + key), `queue` (service + due time + task: process and delivery
+//! tasks in one per-service time order, which is what the fair scheduler walks), `leases`
+//! (task → token and end), `deliveries`, `journal` (message + seq), `journal_heads`.
+//!
+//! `recipients` is written with each accept; a store created before it existed opens with it
+//! empty, so the messages accepted earlier are neither listed by `messages_to` nor found by
+//! `erase_citizen`.
 //!
 //! Every write method is one sled transaction over the trees it touches; those that must be
-//! durable then wait for the group-commit flusher (`sled_store/group_commit.rs`).
+//! durable then wait for the group-commit flusher (`sled_store/committer.rs`).
 
 mod committer;
 mod keys;
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -118,6 +124,14 @@ fn tx_decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> 
     decode(what, bytes).map_err(ConflictableTransactionError::Abort)
 }
 
+/// The message id of an `inbox` or `recipients` key.
+fn citizen_message_id(what: &'static str, key: &[u8]) -> Result<MessageId, StoreError> {
+    keys::citizen_message_id(key).ok_or_else(|| StoreError::Corrupt {
+        what,
+        detail: "malformed key".into(),
+    })
+}
+
 /// Appends `events` to a message's journal inside a transaction.
 fn append_journal(
     tx: &Tx<'_>,
@@ -196,7 +210,7 @@ fn process_job(record: ProcessRecord) -> Job {
         .collect();
     let inbox_key = record
         .into_inbox
-        .then(|| keys::inbox(&record.message.body.fiscal_code, &id));
+        .then(|| keys::citizen_message(&record.message.body.fiscal_code, &id));
     // Encoded here, off the committer thread, which only checks the lease and writes bytes.
     let stored = encode(&StoredMessage {
         message: record.message,
@@ -255,6 +269,7 @@ impl SledStore {
             deliveries: tree("deliveries")?,
             journal: tree("journal")?,
             journal_heads: tree("journal_heads")?,
+            recipients: tree("recipients")?,
         };
         let backlog = AtomicI64::new(pipeline.queue.len() as i64);
         let flush = durability == Durability::Flushed;
@@ -522,6 +537,7 @@ impl Store for SledStore {
         });
         let task = TaskKind::Process(message.id);
         let queue_key = keys::queue(&message.sender_service_id, message.created_at, &task);
+        let recipient_key = keys::citizen_message(&message.body.fiscal_code, &message.id);
         let event = record.event;
         let job: Job = Box::new(move |tx| {
             if let Some((key, entry)) = &idempotency {
@@ -539,6 +555,7 @@ impl Store for SledStore {
             tx.messages
                 .insert(&message.id.to_bytes(), stored.as_slice())?;
             tx.queue.insert(queue_key.as_slice(), &[])?;
+            tx.recipients.insert(recipient_key.as_slice(), &[])?;
             append_journal(
                 tx,
                 &message.id,
@@ -766,26 +783,17 @@ impl Store for SledStore {
     ) -> Result<Vec<MessageId>, StoreError> {
         let lower = fiscal_code.as_str().as_bytes().to_vec();
         let upper = match before {
-            Some(id) => keys::inbox(fiscal_code, &id),
-            None => keys::inbox(fiscal_code, &MessageId::from_bytes([0xff; 16])),
+            Some(id) => keys::citizen_message(fiscal_code, &id),
+            None => keys::citizen_message(fiscal_code, &MessageId::from_bytes([0xff; 16])),
         };
-        let mut ids = Vec::new();
-        for item in self
-            .inner
+        self.inner
             .pipeline
             .inbox
             .range(lower..upper)
             .rev()
             .take(limit)
-        {
-            let (key, _) = item.map_err(backend)?;
-            let raw: [u8; 16] = key[16..].try_into().map_err(|_| StoreError::Corrupt {
-                what: "inbox",
-                detail: "malformed key".into(),
-            })?;
-            ids.push(MessageId::from_bytes(raw));
-        }
-        Ok(ids)
+            .map(|item| citizen_message_id("inbox", &item.map_err(backend)?.0))
+            .collect()
     }
 
     async fn inbox_contains(
@@ -796,8 +804,28 @@ impl Store for SledStore {
         self.inner
             .pipeline
             .inbox
-            .contains_key(keys::inbox(fiscal_code, message))
+            .contains_key(keys::citizen_message(fiscal_code, message))
             .map_err(backend)
+    }
+
+    async fn messages_to(
+        &self,
+        fiscal_code: &FiscalCode,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let lower = match after {
+            Some(id) => Bound::Excluded(keys::citizen_message(fiscal_code, &id)),
+            None => Bound::Included(fiscal_code.as_str().as_bytes().to_vec()),
+        };
+        let upper = keys::citizen_message(fiscal_code, &MessageId::from_bytes([0xff; 16]));
+        self.inner
+            .pipeline
+            .recipients
+            .range((lower, Bound::Included(upper)))
+            .take(limit)
+            .map(|item| citizen_message_id("recipients", &item.map_err(backend)?.0))
+            .collect()
     }
 
     async fn journal(&self, message: &MessageId) -> Result<StoredJournal, StoreError> {
@@ -864,11 +892,11 @@ impl Store for SledStore {
     ) -> Result<Vec<RecordEntry>, StoreError> {
         let tree = self.record_space(space)?;
         let start = match after {
-            Some(after) if after >= prefix => std::ops::Bound::Excluded(after.to_vec()),
-            _ => std::ops::Bound::Included(prefix.to_vec()),
+            Some(after) if after >= prefix => Bound::Excluded(after.to_vec()),
+            _ => Bound::Included(prefix.to_vec()),
         };
         let mut out = Vec::new();
-        for item in tree.range((start, std::ops::Bound::Unbounded)) {
+        for item in tree.range((start, Bound::Unbounded)) {
             let (key, value) = item.map_err(backend)?;
             if !key.starts_with(prefix) || out.len() >= limit {
                 break;

@@ -1483,6 +1483,89 @@ async fn inbox_pages_newest_first_with_exclusive_before_and_a_limit(store: impl 
 }
 
 // ---------------------------------------------------------------------------------------------
+// A citizen's data (GDPR download)
+// ---------------------------------------------------------------------------------------------
+
+async fn messages_to_lists_every_message_of_the_citizen_oldest_first_after_a_cursor(
+    store: impl Store,
+) {
+    assert_eq!(
+        store.messages_to(&citizen(), None, 100).await.unwrap(),
+        vec![]
+    );
+    // Accepted out of time order, for two citizens; one of mine from another service.
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    for (n, at) in [
+        (0u128, 3_000),
+        (1, 0),
+        (2, 5_000),
+        (3, 1_000),
+        (4, 4_000),
+        (5, 2_000),
+    ] {
+        let fc = if n % 3 == 1 {
+            other_citizen()
+        } else {
+            citizen()
+        };
+        let m = accepted(&store, "svc", &fc, t(at), n).await;
+        if n % 3 == 1 { &mut theirs } else { &mut mine }.push(m.id);
+    }
+    let waiting = accepted(&store, "svc2", &citizen(), t(2_500), 6).await;
+    mine.push(waiting.id);
+    // A retry with a used idempotency key is not a second message.
+    let keyed = message("svc2", &citizen(), t(6_000), 7);
+    for record in [
+        accept_record(&keyed, Some(("key-1", t(3_600_000)))),
+        accept_record(
+            &message("svc2", &citizen(), t(7_000), 8),
+            Some(("key-1", t(3_600_000))),
+        ),
+    ] {
+        store.commit_accept(record).await.unwrap();
+    }
+    mine.push(keyed.id);
+    mine.sort();
+    theirs.sort();
+
+    // Whatever became of them: "svc"'s are processed into the inbox, except one rejected;
+    // "svc2"'s are still waiting to be processed.
+    let now = t(10_000);
+    for task in claim(&store, "svc", now).await {
+        let TaskKind::Process(id) = task.kind else {
+            panic!("unexpected {task:?}")
+        };
+        let message = store.message(&id).await.unwrap().unwrap().message;
+        let mut record = processed(&task, &message, vec![], now);
+        if id == mine[0] {
+            record.status = MessageStatus::Rejected(RejectionReason::ServiceNotAllowed);
+            record.into_inbox = false;
+        }
+        store.commit_process(record).await.unwrap();
+    }
+    assert!(!store.inbox_contains(&citizen(), &mine[0]).await.unwrap());
+    assert!(!store.inbox_contains(&citizen(), &waiting.id).await.unwrap());
+
+    let page = |fc: FiscalCode, after: Option<MessageId>, limit: usize| {
+        let store = &store;
+        async move { store.messages_to(&fc, after, limit).await.unwrap() }
+    };
+    assert_eq!(mine.len(), 6);
+    assert_eq!(page(citizen(), None, 100).await, mine);
+    assert_eq!(page(other_citizen(), None, 100).await, theirs);
+    assert_eq!(page(citizen(), None, 2).await, mine[..2]);
+    assert_eq!(page(citizen(), Some(mine[1]), 2).await, mine[2..4]);
+    assert_eq!(page(citizen(), Some(mine[3]), 2).await, mine[4..]);
+    assert_eq!(page(citizen(), Some(mine[5]), 2).await, vec![]);
+    assert_eq!(page(citizen(), None, 0).await, vec![]);
+    // `after` may name a message of someone else: the page starts strictly after it.
+    let after_theirs: Vec<MessageId> = mine.iter().copied().filter(|id| *id > theirs[1]).collect();
+    assert!(!after_theirs.is_empty() && after_theirs.len() < mine.len());
+    assert_eq!(page(citizen(), Some(theirs[1]), 100).await, after_theirs);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Journal integrity (what `verify_stored` catches in what the store returns)
 // ---------------------------------------------------------------------------------------------
 
@@ -1770,6 +1853,7 @@ macro_rules! conformance {
                 final_delivery_leaves_the_queue_and_the_backlog,
                 deferral_without_event_requeues_and_adds_no_journal_entry,
                 inbox_pages_newest_first_with_exclusive_before_and_a_limit,
+                messages_to_lists_every_message_of_the_citizen_oldest_first_after_a_cursor,
                 altering_any_byte_of_a_stored_journal_entry_is_detected,
                 removing_the_last_journal_entry_is_detected_against_the_head,
                 swapping_two_journal_entries_is_detected,

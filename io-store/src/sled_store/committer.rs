@@ -34,6 +34,7 @@ pub(crate) struct Tx<'a> {
     pub(crate) deliveries: &'a TransactionalTree,
     pub(crate) journal: &'a TransactionalTree,
     pub(crate) journal_heads: &'a TransactionalTree,
+    pub(crate) recipients: &'a TransactionalTree,
 }
 
 /// The same trees, outside transactions.
@@ -47,6 +48,7 @@ pub(crate) struct PipelineTrees {
     pub(crate) deliveries: sled::Tree,
     pub(crate) journal: sled::Tree,
     pub(crate) journal_heads: sled::Tree,
+    pub(crate) recipients: sled::Tree,
 }
 
 /// What a job reports.
@@ -255,9 +257,20 @@ fn transaction<T>(
         &trees.deliveries,
         &trees.journal,
         &trees.journal_heads,
+        &trees.recipients,
     )
         .transaction(
-            |(messages, idempotency, queue, leases, inbox, deliveries, journal, journal_heads)| {
+            |(
+                messages,
+                idempotency,
+                queue,
+                leases,
+                inbox,
+                deliveries,
+                journal,
+                journal_heads,
+                recipients,
+            )| {
                 body(&Tx {
                     messages,
                     idempotency,
@@ -267,6 +280,7 @@ fn transaction<T>(
                     deliveries,
                     journal,
                     journal_heads,
+                    recipients,
                 })
             },
         )

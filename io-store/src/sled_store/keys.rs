@@ -102,12 +102,19 @@ pub(crate) fn preference(fiscal_code: &FiscalCode, service: &ServiceId, version:
     out
 }
 
-/// Inbox entry: `fiscal_code message_id` (fiscal codes are always 16 bytes).
-pub(crate) fn inbox(fiscal_code: &FiscalCode, message: &MessageId) -> Vec<u8> {
+/// Inbox and recipient index entry: `fiscal_code message_id` (fiscal codes are always 16
+/// bytes), so a citizen's entries are contiguous and in message (time) order.
+pub(crate) fn citizen_message(fiscal_code: &FiscalCode, message: &MessageId) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
     out.extend_from_slice(fiscal_code.as_str().as_bytes());
     out.extend_from_slice(&message.to_bytes());
     out
+}
+
+/// The message id of a [`citizen_message`] key.
+pub(crate) fn citizen_message_id(key: &[u8]) -> Option<MessageId> {
+    let raw: [u8; 16] = key.get(16..)?.try_into().ok()?;
+    Some(MessageId::from_bytes(raw))
 }
 
 /// Journal entry: `message_id seq`.
