@@ -207,6 +207,12 @@ pub trait Store: Send + Sync + 'static {
         service: &ServiceId,
         settings_version: u64,
     ) -> impl Future<Output = Result<Option<ServicePreference>, StoreError>> + Send;
+    /// Every preference a citizen has stored, for any service and under any settings version,
+    /// ordered by service, then settings version: part of a GDPR download.
+    fn preferences_of(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> impl Future<Output = Result<Vec<ServicePreference>, StoreError>> + Send;
 
     /// Stores an activation.
     fn put_activation(
@@ -219,6 +225,13 @@ pub trait Store: Send + Sync + 'static {
         service: &ServiceId,
         fiscal_code: &FiscalCode,
     ) -> impl Future<Output = Result<Option<Activation>, StoreError>> + Send;
+    /// Every activation of a citizen, ordered by service: part of a GDPR download. A backend
+    /// may have to scan every activation for it (sled does): it serves rare requests, never
+    /// the pipeline.
+    fn activations_of(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> impl Future<Output = Result<Vec<Activation>, StoreError>> + Send;
 
     /// Registers or replaces a device installation.
     fn put_installation(

@@ -1,11 +1,15 @@
 //! [`SledStore`]: the `Store` on sled 0.34, embedded in the process.
 //!
 //! Layout (one sled tree each; key layouts in `sled_store/keys.rs`): `services`, `profiles`,
-//! `preferences`, `activations`, `installations`, `messages` (by ULID), `inbox` (fiscal code +
-//! ULID), `recipients` (fiscal code + ULID: every accepted message, whatever became of it),
-//! `idempotency` (service + key), `queue` (service + due time + task: process and delivery
-//! tasks in one per-service time order, which is what the fair scheduler walks), `leases`
-//! (task → token and end), `deliveries`, `journal` (message + seq), `journal_heads`.
+//! `preferences` (fiscal code + service + settings version), `activations` (service + fiscal
+//! code, the decision's lookup: a citizen's activations are found by scanning them all, which
+//! only GDPR requests do, rather than through a second index that every write would have to
+//! keep and that existing stores would lack), `installations` (fiscal code + installation),
+//! `messages` (by ULID), `inbox` (fiscal code + ULID), `recipients` (fiscal code + ULID: every
+//! accepted message, whatever became of it), `idempotency` (service + key), `queue` (service +
+//! due time + task: process and delivery tasks in one per-service time order, which is what the
+//! fair scheduler walks), `leases` (task → token and end), `deliveries`, `journal` (message +
+//! seq), `journal_heads`.
 //!
 //! `recipients` is written with each accept; a store created before it existed opens with it
 //! empty, so the messages accepted earlier are neither listed by `messages_to` nor found by
@@ -385,6 +389,22 @@ impl SledStore {
         Ok(tree)
     }
 
+    /// A citizen's activations as stored (key and value), in service order: a scan of every
+    /// activation, which are keyed service first.
+    fn activation_entries(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+        let mut entries = Vec::new();
+        for item in self.inner.activations.iter() {
+            let (key, value) = item.map_err(backend)?;
+            if keys::pair_second(&key) == Some(fiscal_code.as_str().as_bytes()) {
+                entries.push((key, value));
+            }
+        }
+        Ok(entries)
+    }
+
     fn add_backlog(&self, delta: i64) {
         self.inner.backlog.fetch_add(delta, Ordering::Relaxed);
     }
@@ -466,6 +486,19 @@ impl Store for SledStore {
         self.get(&self.inner.preferences, "preferences", &key)
     }
 
+    async fn preferences_of(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> Result<Vec<ServicePreference>, StoreError> {
+        let prefix = keys::pair(fiscal_code.as_str(), "");
+        self.inner
+            .preferences
+            .scan_prefix(prefix)
+            .values()
+            .map(|bytes| decode("preferences", &bytes.map_err(backend)?))
+            .collect()
+    }
+
     async fn put_activation(&self, activation: &Activation) -> Result<(), StoreError> {
         let key = keys::pair(
             activation.service_id.as_str(),
@@ -482,6 +515,16 @@ impl Store for SledStore {
     ) -> Result<Option<Activation>, StoreError> {
         let key = keys::pair(service.as_str(), fiscal_code.as_str());
         self.get(&self.inner.activations, "activations", &key)
+    }
+
+    async fn activations_of(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> Result<Vec<Activation>, StoreError> {
+        self.activation_entries(fiscal_code)?
+            .iter()
+            .map(|(_, bytes)| decode("activations", bytes))
+            .collect()
     }
 
     async fn put_installation(

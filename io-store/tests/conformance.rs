@@ -1565,6 +1565,71 @@ async fn messages_to_lists_every_message_of_the_citizen_oldest_first_after_a_cur
     assert_eq!(page(citizen(), Some(theirs[1]), 100).await, after_theirs);
 }
 
+async fn preferences_and_activations_of_a_citizen_are_listed_in_service_order(store: impl Store) {
+    assert_eq!(store.preferences_of(&citizen()).await.unwrap(), vec![]);
+    assert_eq!(store.activations_of(&citizen()).await.unwrap(), vec![]);
+
+    // Ids chosen so that byte order matters: "svc" < "svc-a" < "svc2", and version 256 sorts
+    // after version 1 only if versions are compared as numbers.
+    for (service, version) in [
+        ("svc2", 0),
+        ("svc", 256),
+        ("svc-a", 3),
+        ("svc", 0),
+        ("svc", 1),
+    ] {
+        store
+            .put_preference(&citizen(), &preference(service, version, true))
+            .await
+            .unwrap();
+    }
+    let theirs = preference("svc", 0, false);
+    store
+        .put_preference(&other_citizen(), &theirs)
+        .await
+        .unwrap();
+    // Stored again under the same version: listed once, as replaced.
+    store
+        .put_preference(&citizen(), &preference("svc", 1, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.preferences_of(&citizen()).await.unwrap(),
+        vec![
+            preference("svc", 0, true),
+            preference("svc", 1, false),
+            preference("svc", 256, true),
+            preference("svc-a", 3, true),
+            preference("svc2", 0, true),
+        ]
+    );
+    assert_eq!(
+        store.preferences_of(&other_citizen()).await.unwrap(),
+        vec![theirs]
+    );
+
+    let activation = |service: &str, fiscal_code: FiscalCode, status| Activation {
+        service_id: sid(service),
+        fiscal_code,
+        status,
+        updated_at: T0,
+    };
+    let mine = [
+        activation("svc", citizen(), ActivationStatus::Pending),
+        activation("svc-b", citizen(), ActivationStatus::Active),
+        activation("svc2", citizen(), ActivationStatus::Inactive),
+    ];
+    let theirs = activation("svc-b", other_citizen(), ActivationStatus::Active);
+    for a in [&mine[2], &theirs, &mine[0], &mine[1]] {
+        store.put_activation(a).await.unwrap();
+    }
+    assert_eq!(store.activations_of(&citizen()).await.unwrap(), mine);
+    assert_eq!(
+        store.activations_of(&other_citizen()).await.unwrap(),
+        vec![theirs]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Journal integrity (what `verify_stored` catches in what the store returns)
 // ---------------------------------------------------------------------------------------------
@@ -1854,6 +1919,7 @@ macro_rules! conformance {
                 deferral_without_event_requeues_and_adds_no_journal_entry,
                 inbox_pages_newest_first_with_exclusive_before_and_a_limit,
                 messages_to_lists_every_message_of_the_citizen_oldest_first_after_a_cursor,
+                preferences_and_activations_of_a_citizen_are_listed_in_service_order,
                 altering_any_byte_of_a_stored_journal_entry_is_detected,
                 removing_the_last_journal_entry_is_detected_against_the_head,
                 swapping_two_journal_entries_is_detected,

@@ -94,6 +94,12 @@ pub(crate) fn pair(a: &str, b: &str) -> Vec<u8> {
     out
 }
 
+/// What follows the first separator of a [`pair`] key: its second part.
+pub(crate) fn pair_second(key: &[u8]) -> Option<&[u8]> {
+    let sep = key.iter().position(|b| *b == SEP)?;
+    Some(&key[sep + 1..])
+}
+
 /// Preference: `fiscal_code SEP service SEP settings_version`.
 pub(crate) fn preference(fiscal_code: &FiscalCode, service: &ServiceId, version: u64) -> Vec<u8> {
     let mut out = pair(fiscal_code.as_str(), service.as_str());
