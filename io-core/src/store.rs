@@ -169,6 +169,26 @@ pub struct StoredJournal {
     pub head: Option<JournalHead>,
 }
 
+/// What [`Store::erase_citizen`] removed: counts of records, for the GDPR request's log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErasureReport {
+    /// Whether the citizen had a profile.
+    pub profile: bool,
+    /// Per-service preferences, under every settings version.
+    pub preferences: u64,
+    /// Activations of SPECIAL services.
+    pub activations: u64,
+    /// Device installations.
+    pub installations: u64,
+    /// Messages to the citizen, whatever their status, with their inbox entries.
+    pub messages: u64,
+    /// Those messages' deliveries.
+    pub deliveries: u64,
+    /// Those messages' queued tasks (to process or to deliver), leased or not: the backlog
+    /// shrinks by as much.
+    pub tasks: u64,
+}
+
 /// The engine's persistence. Reads return `Ok(None)` for absent records. Implementations must
 /// make each write method atomic, and durable before it returns, except where a method says
 /// otherwise: claims, discards and deferrals change no evidence, and losing one in a crash only
@@ -275,7 +295,8 @@ pub trait Store: Send + Sync + 'static {
         per_service: usize,
         lease_until: Timestamp,
     ) -> impl Future<Output = Result<Vec<Task>, StoreError>> + Send;
-    /// Drops a claimed task whose record is gone or already final (need not be durable).
+    /// Drops a claimed task whose record is gone or already final (need not be durable);
+    /// `LeaseLost` if the lease was taken over, or the task is gone with an erased citizen.
     fn discard_task(&self, task: &Task) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// When the earliest queued task is due (leased tasks count at their lease's end).
     fn next_due_at(&self) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send;
@@ -345,6 +366,20 @@ pub trait Store: Send + Sync + 'static {
         after: Option<MessageId>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<MessageId>, StoreError>> + Send;
+    /// Erases a citizen's data (GDPR deletion), atomically and durably: the profile, every
+    /// preference, activation and installation, and every message ever accepted for them
+    /// (those [`Store::messages_to`] lists) with its inbox entry, its deliveries and its queued
+    /// tasks. A task of those messages held by a worker loses its lease, so that worker's
+    /// commit fails with `LeaseLost` and writes nothing back. The messages' journals and
+    /// journal heads are kept: they name the citizen only by hash. A citizen without data is
+    /// fine (all counts zero). Writes for the citizen not ordered before the erasure (a new
+    /// message, a profile written meanwhile) may outlive it: a caller that must keep the
+    /// citizen erased refuses them first.
+    fn erase_citizen(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> impl Future<Output = Result<ErasureReport, StoreError>> + Send;
+
     /// A message's journal as stored.
     fn journal(
         &self,

@@ -16,9 +16,11 @@
 //! `erase_citizen`.
 //!
 //! Every write method is one sled transaction over the trees it touches; those that must be
-//! durable then wait for the group-commit flusher (`sled_store/committer.rs`).
+//! durable then wait for the group-commit flusher (`sled_store/committer.rs`). Erasing a
+//! citizen (`sled_store/erase.rs`) is one transaction too, which the committer runs alone.
 
 mod committer;
+mod erase;
 mod keys;
 
 use std::collections::HashMap;
@@ -29,9 +31,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use io_core::{
-    AcceptOutcome, AcceptRecord, Activation, Delivery, DeliveryId, DeliveryRecord, FiscalCode,
-    Installation, InstallationId, JournalEntry, JournalEvent, JournalHead, Lease, MessageId,
-    MessageStatus, ProcessRecord, Profile, RecordEntry, RecordSpace, Service, ServiceId,
+    AcceptOutcome, AcceptRecord, Activation, Delivery, DeliveryId, DeliveryRecord, ErasureReport,
+    FiscalCode, Installation, InstallationId, JournalEntry, JournalEvent, JournalHead, Lease,
+    MessageId, MessageStatus, ProcessRecord, Profile, RecordEntry, RecordSpace, Service, ServiceId,
     ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
@@ -615,7 +617,7 @@ impl Store for SledStore {
                 }
                 Ok(outcome)
             }
-            Output::QueueDelta(_) => Err(StoreError::Backend("unexpected committer output".into())),
+            _ => Err(StoreError::Backend("unexpected committer output".into())),
         }
     }
 
@@ -759,7 +761,7 @@ impl Store for SledStore {
                     self.add_backlog(delta);
                     Ok(())
                 }
-                Output::Accept(_) => Err(StoreError::Backend("unexpected committer output".into())),
+                _ => Err(StoreError::Backend("unexpected committer output".into())),
             })
             .collect()
     }
@@ -869,6 +871,10 @@ impl Store for SledStore {
             .take(limit)
             .map(|item| citizen_message_id("recipients", &item.map_err(backend)?.0))
             .collect()
+    }
+
+    async fn erase_citizen(&self, fiscal_code: &FiscalCode) -> Result<ErasureReport, StoreError> {
+        erase::erase_citizen(self, fiscal_code).await
     }
 
     async fn journal(&self, message: &MessageId) -> Result<StoredJournal, StoreError> {
