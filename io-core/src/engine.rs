@@ -310,6 +310,16 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Drops a claimed task whose record is gone. Its record goes only with an erased
+    /// citizen, whose erasure takes the task and its lease too: `LeaseLost` then means the task
+    /// is already gone (or another worker holds it), not a failure.
+    async fn drop_task(&self, task: &crate::Task) -> Result<(), StoreError> {
+        match self.store.discard_task(task).await {
+            Err(StoreError::LeaseLost { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
     fn jitter(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
         self.config.retry.delay(attempt, retry_after, &mut *rng)

@@ -75,7 +75,7 @@ pub use rate_limit::{InvalidRateLimit, RateLimit, RateLimits};
 pub use service::{Service, ServiceCategory, ServiceMetadata, ServiceScope};
 pub use status::{MessageStatus, RejectionReason};
 pub use store::{
-    AcceptOutcome, AcceptRecord, DeliveryRecord, Lease, ProcessRecord, RecordEntry, RecordSpace,
-    Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind,
+    AcceptOutcome, AcceptRecord, DeliveryRecord, ErasureReport, Lease, ProcessRecord, RecordEntry,
+    RecordSpace, Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind,
 };
 pub use timestamp::{Timestamp, TimestampError};

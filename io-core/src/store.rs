@@ -169,6 +169,26 @@ pub struct StoredJournal {
     pub head: Option<JournalHead>,
 }
 
+/// What [`Store::erase_citizen`] removed: counts of records, for the GDPR request's log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErasureReport {
+    /// Whether the citizen had a profile.
+    pub profile: bool,
+    /// Per-service preferences, under every settings version.
+    pub preferences: u64,
+    /// Activations of SPECIAL services.
+    pub activations: u64,
+    /// Device installations.
+    pub installations: u64,
+    /// Messages to the citizen, whatever their status, with their inbox entries.
+    pub messages: u64,
+    /// Those messages' deliveries.
+    pub deliveries: u64,
+    /// Those messages' queued tasks (to process or to deliver), leased or not: the backlog
+    /// shrinks by as much.
+    pub tasks: u64,
+}
+
 /// The engine's persistence. Reads return `Ok(None)` for absent records. Implementations must
 /// make each write method atomic, and durable before it returns, except where a method says
 /// otherwise: claims, discards and deferrals change no evidence, and losing one in a crash only
@@ -207,6 +227,12 @@ pub trait Store: Send + Sync + 'static {
         service: &ServiceId,
         settings_version: u64,
     ) -> impl Future<Output = Result<Option<ServicePreference>, StoreError>> + Send;
+    /// Every preference a citizen has stored, for any service and under any settings version,
+    /// ordered by service, then settings version: part of a GDPR download.
+    fn preferences_of(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> impl Future<Output = Result<Vec<ServicePreference>, StoreError>> + Send;
 
     /// Stores an activation.
     fn put_activation(
@@ -219,6 +245,13 @@ pub trait Store: Send + Sync + 'static {
         service: &ServiceId,
         fiscal_code: &FiscalCode,
     ) -> impl Future<Output = Result<Option<Activation>, StoreError>> + Send;
+    /// Every activation of a citizen, ordered by service: part of a GDPR download. A backend
+    /// may have to scan every activation for it (sled does): it serves rare requests, never
+    /// the pipeline.
+    fn activations_of(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> impl Future<Output = Result<Vec<Activation>, StoreError>> + Send;
 
     /// Registers or replaces a device installation.
     fn put_installation(
@@ -262,7 +295,8 @@ pub trait Store: Send + Sync + 'static {
         per_service: usize,
         lease_until: Timestamp,
     ) -> impl Future<Output = Result<Vec<Task>, StoreError>> + Send;
-    /// Drops a claimed task whose record is gone or already final (need not be durable).
+    /// Drops a claimed task whose record is gone or already final (need not be durable);
+    /// `LeaseLost` if the lease was taken over, or the task is gone with an erased citizen.
     fn discard_task(&self, task: &Task) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// When the earliest queued task is due (leased tasks count at their lease's end).
     fn next_due_at(&self) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send;
@@ -323,6 +357,29 @@ pub trait Store: Send + Sync + 'static {
         fiscal_code: &FiscalCode,
         message: &MessageId,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Every message ever accepted for a citizen, whatever its status and whether or not it
+    /// reached the inbox, oldest first, strictly after `after` when given, at most `limit`:
+    /// what a GDPR download lists. `after` may name any message, the citizen's or not.
+    fn messages_to(
+        &self,
+        fiscal_code: &FiscalCode,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<MessageId>, StoreError>> + Send;
+    /// Erases a citizen's data (GDPR deletion), atomically and durably: the profile, every
+    /// preference, activation and installation, and every message ever accepted for them
+    /// (those [`Store::messages_to`] lists) with its inbox entry, its deliveries and its queued
+    /// tasks. A task of those messages held by a worker loses its lease, so that worker's
+    /// commit fails with `LeaseLost` and writes nothing back. The messages' journals and
+    /// journal heads are kept: they name the citizen only by hash. A citizen without data is
+    /// fine (all counts zero). Writes for the citizen not ordered before the erasure (a new
+    /// message, a profile written meanwhile) may outlive it: a caller that must keep the
+    /// citizen erased refuses them first.
+    fn erase_citizen(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> impl Future<Output = Result<ErasureReport, StoreError>> + Send;
+
     /// A message's journal as stored.
     fn journal(
         &self,

@@ -1,27 +1,39 @@
 //! [`SledStore`]: the `Store` on sled 0.34, embedded in the process.
 //!
 //! Layout (one sled tree each; key layouts in `sled_store/keys.rs`): `services`, `profiles`,
-//! `preferences`, `activations`, `installations`, `messages` (by ULID), `inbox` (fiscal code +
-//! ULID), `idempotency` (service + key), `queue` (service + due time + task: process and
-//! delivery tasks in one per-service time order, which is what the fair scheduler walks),
-//! `leases` (task → token and end), `deliveries`, `journal` (message + seq), `journal_heads`.
+//! `preferences` (fiscal code + service + settings version), `activations` (service + fiscal
+//! code, the decision's lookup: a citizen's activations are found by scanning them all, which
+//! only GDPR requests do, rather than through a second index that every write would have to
+//! keep and that existing stores would lack), `installations` (fiscal code + installation),
+//! `messages` (by ULID), `inbox` (fiscal code + ULID), `recipients` (fiscal code + ULID: every
+//! accepted message, whatever became of it), `idempotency` (service + key), `queue` (service +
+//! due time + task: process and delivery tasks in one per-service time order, which is what the
+//! fair scheduler walks), `leases` (task → token and end), `deliveries`, `journal` (message +
+//! seq), `journal_heads`.
+//!
+//! `recipients` is written with each accept; a store created before it existed opens with it
+//! empty, so the messages accepted earlier are neither listed by `messages_to` nor found by
+//! `erase_citizen`.
 //!
 //! Every write method is one sled transaction over the trees it touches; those that must be
-//! durable then wait for the group-commit flusher (`sled_store/group_commit.rs`).
+//! durable then wait for the group-commit flusher (`sled_store/committer.rs`). Erasing a
+//! citizen (`sled_store/erase.rs`) is one transaction too, which the committer runs alone.
 
 mod committer;
+mod erase;
 mod keys;
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use io_core::{
-    AcceptOutcome, AcceptRecord, Activation, Delivery, DeliveryId, DeliveryRecord, FiscalCode,
-    Installation, InstallationId, JournalEntry, JournalEvent, JournalHead, Lease, MessageId,
-    MessageStatus, ProcessRecord, Profile, RecordEntry, RecordSpace, Service, ServiceId,
+    AcceptOutcome, AcceptRecord, Activation, Delivery, DeliveryId, DeliveryRecord, ErasureReport,
+    FiscalCode, Installation, InstallationId, JournalEntry, JournalEvent, JournalHead, Lease,
+    MessageId, MessageStatus, ProcessRecord, Profile, RecordEntry, RecordSpace, Service, ServiceId,
     ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
@@ -118,6 +130,14 @@ fn tx_decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> 
     decode(what, bytes).map_err(ConflictableTransactionError::Abort)
 }
 
+/// The message id of an `inbox` or `recipients` key.
+fn citizen_message_id(what: &'static str, key: &[u8]) -> Result<MessageId, StoreError> {
+    keys::citizen_message_id(key).ok_or_else(|| StoreError::Corrupt {
+        what,
+        detail: "malformed key".into(),
+    })
+}
+
 /// Appends `events` to a message's journal inside a transaction.
 fn append_journal(
     tx: &Tx<'_>,
@@ -196,7 +216,7 @@ fn process_job(record: ProcessRecord) -> Job {
         .collect();
     let inbox_key = record
         .into_inbox
-        .then(|| keys::inbox(&record.message.body.fiscal_code, &id));
+        .then(|| keys::citizen_message(&record.message.body.fiscal_code, &id));
     // Encoded here, off the committer thread, which only checks the lease and writes bytes.
     let stored = encode(&StoredMessage {
         message: record.message,
@@ -255,6 +275,7 @@ impl SledStore {
             deliveries: tree("deliveries")?,
             journal: tree("journal")?,
             journal_heads: tree("journal_heads")?,
+            recipients: tree("recipients")?,
         };
         let backlog = AtomicI64::new(pipeline.queue.len() as i64);
         let flush = durability == Durability::Flushed;
@@ -370,6 +391,22 @@ impl SledStore {
         Ok(tree)
     }
 
+    /// A citizen's activations as stored (key and value), in service order: a scan of every
+    /// activation, which are keyed service first.
+    fn activation_entries(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+        let mut entries = Vec::new();
+        for item in self.inner.activations.iter() {
+            let (key, value) = item.map_err(backend)?;
+            if keys::pair_second(&key) == Some(fiscal_code.as_str().as_bytes()) {
+                entries.push((key, value));
+            }
+        }
+        Ok(entries)
+    }
+
     fn add_backlog(&self, delta: i64) {
         self.inner.backlog.fetch_add(delta, Ordering::Relaxed);
     }
@@ -451,6 +488,19 @@ impl Store for SledStore {
         self.get(&self.inner.preferences, "preferences", &key)
     }
 
+    async fn preferences_of(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> Result<Vec<ServicePreference>, StoreError> {
+        let prefix = keys::pair(fiscal_code.as_str(), "");
+        self.inner
+            .preferences
+            .scan_prefix(prefix)
+            .values()
+            .map(|bytes| decode("preferences", &bytes.map_err(backend)?))
+            .collect()
+    }
+
     async fn put_activation(&self, activation: &Activation) -> Result<(), StoreError> {
         let key = keys::pair(
             activation.service_id.as_str(),
@@ -467,6 +517,16 @@ impl Store for SledStore {
     ) -> Result<Option<Activation>, StoreError> {
         let key = keys::pair(service.as_str(), fiscal_code.as_str());
         self.get(&self.inner.activations, "activations", &key)
+    }
+
+    async fn activations_of(
+        &self,
+        fiscal_code: &FiscalCode,
+    ) -> Result<Vec<Activation>, StoreError> {
+        self.activation_entries(fiscal_code)?
+            .iter()
+            .map(|(_, bytes)| decode("activations", bytes))
+            .collect()
     }
 
     async fn put_installation(
@@ -522,6 +582,7 @@ impl Store for SledStore {
         });
         let task = TaskKind::Process(message.id);
         let queue_key = keys::queue(&message.sender_service_id, message.created_at, &task);
+        let recipient_key = keys::citizen_message(&message.body.fiscal_code, &message.id);
         let event = record.event;
         let job: Job = Box::new(move |tx| {
             if let Some((key, entry)) = &idempotency {
@@ -539,6 +600,7 @@ impl Store for SledStore {
             tx.messages
                 .insert(&message.id.to_bytes(), stored.as_slice())?;
             tx.queue.insert(queue_key.as_slice(), &[])?;
+            tx.recipients.insert(recipient_key.as_slice(), &[])?;
             append_journal(
                 tx,
                 &message.id,
@@ -555,7 +617,7 @@ impl Store for SledStore {
                 }
                 Ok(outcome)
             }
-            Output::QueueDelta(_) => Err(StoreError::Backend("unexpected committer output".into())),
+            _ => Err(StoreError::Backend("unexpected committer output".into())),
         }
     }
 
@@ -699,7 +761,7 @@ impl Store for SledStore {
                     self.add_backlog(delta);
                     Ok(())
                 }
-                Output::Accept(_) => Err(StoreError::Backend("unexpected committer output".into())),
+                _ => Err(StoreError::Backend("unexpected committer output".into())),
             })
             .collect()
     }
@@ -766,26 +828,17 @@ impl Store for SledStore {
     ) -> Result<Vec<MessageId>, StoreError> {
         let lower = fiscal_code.as_str().as_bytes().to_vec();
         let upper = match before {
-            Some(id) => keys::inbox(fiscal_code, &id),
-            None => keys::inbox(fiscal_code, &MessageId::from_bytes([0xff; 16])),
+            Some(id) => keys::citizen_message(fiscal_code, &id),
+            None => keys::citizen_message(fiscal_code, &MessageId::from_bytes([0xff; 16])),
         };
-        let mut ids = Vec::new();
-        for item in self
-            .inner
+        self.inner
             .pipeline
             .inbox
             .range(lower..upper)
             .rev()
             .take(limit)
-        {
-            let (key, _) = item.map_err(backend)?;
-            let raw: [u8; 16] = key[16..].try_into().map_err(|_| StoreError::Corrupt {
-                what: "inbox",
-                detail: "malformed key".into(),
-            })?;
-            ids.push(MessageId::from_bytes(raw));
-        }
-        Ok(ids)
+            .map(|item| citizen_message_id("inbox", &item.map_err(backend)?.0))
+            .collect()
     }
 
     async fn inbox_contains(
@@ -796,8 +849,32 @@ impl Store for SledStore {
         self.inner
             .pipeline
             .inbox
-            .contains_key(keys::inbox(fiscal_code, message))
+            .contains_key(keys::citizen_message(fiscal_code, message))
             .map_err(backend)
+    }
+
+    async fn messages_to(
+        &self,
+        fiscal_code: &FiscalCode,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let lower = match after {
+            Some(id) => Bound::Excluded(keys::citizen_message(fiscal_code, &id)),
+            None => Bound::Included(fiscal_code.as_str().as_bytes().to_vec()),
+        };
+        let upper = keys::citizen_message(fiscal_code, &MessageId::from_bytes([0xff; 16]));
+        self.inner
+            .pipeline
+            .recipients
+            .range((lower, Bound::Included(upper)))
+            .take(limit)
+            .map(|item| citizen_message_id("recipients", &item.map_err(backend)?.0))
+            .collect()
+    }
+
+    async fn erase_citizen(&self, fiscal_code: &FiscalCode) -> Result<ErasureReport, StoreError> {
+        erase::erase_citizen(self, fiscal_code).await
     }
 
     async fn journal(&self, message: &MessageId) -> Result<StoredJournal, StoreError> {
@@ -864,11 +941,11 @@ impl Store for SledStore {
     ) -> Result<Vec<RecordEntry>, StoreError> {
         let tree = self.record_space(space)?;
         let start = match after {
-            Some(after) if after >= prefix => std::ops::Bound::Excluded(after.to_vec()),
-            _ => std::ops::Bound::Included(prefix.to_vec()),
+            Some(after) if after >= prefix => Bound::Excluded(after.to_vec()),
+            _ => Bound::Included(prefix.to_vec()),
         };
         let mut out = Vec::new();
-        for item in tree.range((start, std::ops::Bound::Unbounded)) {
+        for item in tree.range((start, Bound::Unbounded)) {
             let (key, value) = item.map_err(backend)?;
             if !key.starts_with(prefix) || out.len() >= limit {
                 break;

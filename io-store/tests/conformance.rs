@@ -10,12 +10,12 @@
 use io_core::journal::verify_stored;
 use io_core::{
     AcceptOutcome, AcceptRecord, Activation, ActivationStatus, ChannelKind, Delivery, DeliveryId,
-    DeliveryRecord, DeliveryState, DeliveryTarget, EmailAddress, FiscalCode, IdempotencyKey,
-    Installation, InstallationId, JournalEntry, JournalEvent, Message, MessageId, MessageStatus,
-    NewMessage, NewMessageContent, OrganizationFiscalCode, OutcomeRecord, ProcessRecord, Profile,
-    PushPlatform, RejectionReason, SenderCapabilities, SenderLimits, Service, ServiceId,
-    ServiceMetadata, ServicePreference, ServicePreferencesMode, Store, StoreError, StoredJournal,
-    StoredMessage, Task, TaskKind, Timestamp, TransientCause,
+    DeliveryRecord, DeliveryState, DeliveryTarget, EmailAddress, ErasureReport, FiscalCode,
+    IdempotencyKey, Installation, InstallationId, JournalEntry, JournalEvent, JournalHead, Message,
+    MessageId, MessageStatus, NewMessage, NewMessageContent, OrganizationFiscalCode, OutcomeRecord,
+    ProcessRecord, Profile, PushPlatform, RejectionReason, SenderCapabilities, SenderLimits,
+    Service, ServiceId, ServiceMetadata, ServicePreference, ServicePreferencesMode, Store,
+    StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp, TransientCause,
 };
 use io_store::SledStore;
 
@@ -46,6 +46,13 @@ fn citizen() -> FiscalCode {
 
 fn other_citizen() -> FiscalCode {
     FiscalCode::parse("MRTMTT25D09F205Z").unwrap()
+}
+
+/// A citizen the store knows nothing about.
+fn third_citizen() -> FiscalCode {
+    let first15 = "BNCGLI70C41L219";
+    let check = io_core::fiscal_code::compute_check_character(first15).unwrap();
+    FiscalCode::parse(&format!("{first15}{check}")).unwrap()
 }
 
 fn sid(id: &str) -> ServiceId {
@@ -1483,6 +1490,503 @@ async fn inbox_pages_newest_first_with_exclusive_before_and_a_limit(store: impl 
 }
 
 // ---------------------------------------------------------------------------------------------
+// A citizen's data (GDPR download)
+// ---------------------------------------------------------------------------------------------
+
+async fn messages_to_lists_every_message_of_the_citizen_oldest_first_after_a_cursor(
+    store: impl Store,
+) {
+    assert_eq!(
+        store.messages_to(&citizen(), None, 100).await.unwrap(),
+        vec![]
+    );
+    // Accepted out of time order, for two citizens; one of mine from another service.
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    for (n, at) in [
+        (0u128, 3_000),
+        (1, 0),
+        (2, 5_000),
+        (3, 1_000),
+        (4, 4_000),
+        (5, 2_000),
+    ] {
+        let fc = if n % 3 == 1 {
+            other_citizen()
+        } else {
+            citizen()
+        };
+        let m = accepted(&store, "svc", &fc, t(at), n).await;
+        if n % 3 == 1 { &mut theirs } else { &mut mine }.push(m.id);
+    }
+    let waiting = accepted(&store, "svc2", &citizen(), t(2_500), 6).await;
+    mine.push(waiting.id);
+    // A retry with a used idempotency key is not a second message.
+    let keyed = message("svc2", &citizen(), t(6_000), 7);
+    for record in [
+        accept_record(&keyed, Some(("key-1", t(3_600_000)))),
+        accept_record(
+            &message("svc2", &citizen(), t(7_000), 8),
+            Some(("key-1", t(3_600_000))),
+        ),
+    ] {
+        store.commit_accept(record).await.unwrap();
+    }
+    mine.push(keyed.id);
+    mine.sort();
+    theirs.sort();
+
+    // Whatever became of them: "svc"'s are processed into the inbox, except one rejected;
+    // "svc2"'s are still waiting to be processed.
+    let now = t(10_000);
+    for task in claim(&store, "svc", now).await {
+        let TaskKind::Process(id) = task.kind else {
+            panic!("unexpected {task:?}")
+        };
+        let message = store.message(&id).await.unwrap().unwrap().message;
+        let mut record = processed(&task, &message, vec![], now);
+        if id == mine[0] {
+            record.status = MessageStatus::Rejected(RejectionReason::ServiceNotAllowed);
+            record.into_inbox = false;
+        }
+        store.commit_process(record).await.unwrap();
+    }
+    assert!(!store.inbox_contains(&citizen(), &mine[0]).await.unwrap());
+    assert!(!store.inbox_contains(&citizen(), &waiting.id).await.unwrap());
+
+    let page = |fc: FiscalCode, after: Option<MessageId>, limit: usize| {
+        let store = &store;
+        async move { store.messages_to(&fc, after, limit).await.unwrap() }
+    };
+    assert_eq!(mine.len(), 6);
+    assert_eq!(page(citizen(), None, 100).await, mine);
+    assert_eq!(page(other_citizen(), None, 100).await, theirs);
+    assert_eq!(page(citizen(), None, 2).await, mine[..2]);
+    assert_eq!(page(citizen(), Some(mine[1]), 2).await, mine[2..4]);
+    assert_eq!(page(citizen(), Some(mine[3]), 2).await, mine[4..]);
+    assert_eq!(page(citizen(), Some(mine[5]), 2).await, vec![]);
+    assert_eq!(page(citizen(), None, 0).await, vec![]);
+    // `after` may name a message of someone else: the page starts strictly after it.
+    let after_theirs: Vec<MessageId> = mine.iter().copied().filter(|id| *id > theirs[1]).collect();
+    assert!(!after_theirs.is_empty() && after_theirs.len() < mine.len());
+    assert_eq!(page(citizen(), Some(theirs[1]), 100).await, after_theirs);
+}
+
+async fn preferences_and_activations_of_a_citizen_are_listed_in_service_order(store: impl Store) {
+    assert_eq!(store.preferences_of(&citizen()).await.unwrap(), vec![]);
+    assert_eq!(store.activations_of(&citizen()).await.unwrap(), vec![]);
+
+    // Ids chosen so that byte order matters: "svc" < "svc-a" < "svc2", and version 256 sorts
+    // after version 1 only if versions are compared as numbers.
+    for (service, version) in [
+        ("svc2", 0),
+        ("svc", 256),
+        ("svc-a", 3),
+        ("svc", 0),
+        ("svc", 1),
+    ] {
+        store
+            .put_preference(&citizen(), &preference(service, version, true))
+            .await
+            .unwrap();
+    }
+    let theirs = preference("svc", 0, false);
+    store
+        .put_preference(&other_citizen(), &theirs)
+        .await
+        .unwrap();
+    // Stored again under the same version: listed once, as replaced.
+    store
+        .put_preference(&citizen(), &preference("svc", 1, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.preferences_of(&citizen()).await.unwrap(),
+        vec![
+            preference("svc", 0, true),
+            preference("svc", 1, false),
+            preference("svc", 256, true),
+            preference("svc-a", 3, true),
+            preference("svc2", 0, true),
+        ]
+    );
+    assert_eq!(
+        store.preferences_of(&other_citizen()).await.unwrap(),
+        vec![theirs]
+    );
+
+    let activation = |service: &str, fiscal_code: FiscalCode, status| Activation {
+        service_id: sid(service),
+        fiscal_code,
+        status,
+        updated_at: T0,
+    };
+    let mine = [
+        activation("svc", citizen(), ActivationStatus::Pending),
+        activation("svc-b", citizen(), ActivationStatus::Active),
+        activation("svc2", citizen(), ActivationStatus::Inactive),
+    ];
+    let theirs = activation("svc-b", other_citizen(), ActivationStatus::Active);
+    for a in [&mine[2], &theirs, &mine[0], &mine[1]] {
+        store.put_activation(a).await.unwrap();
+    }
+    assert_eq!(store.activations_of(&citizen()).await.unwrap(), mine);
+    assert_eq!(
+        store.activations_of(&other_citizen()).await.unwrap(),
+        vec![theirs]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Erasing a citizen (GDPR deletion)
+// ---------------------------------------------------------------------------------------------
+
+/// For each of `citizen()` and `other_citizen()`: a profile, two preferences, an activation, an
+/// installation, and four messages in different services — one waiting to be processed
+/// ("svc-wait"), one whose processing is claimed ("svc-held"), one rejected ("svc-no"), one
+/// processed ("svc") with its inbox delivery SENT, its email delivery RETRYING and its push
+/// delivery claimed. Each citizen thus has 4 queued tasks, 2 of them leased. Returns each
+/// citizen's message ids, oldest first.
+async fn two_citizens_with_data(store: &impl Store) -> [Vec<MessageId>; 2] {
+    let both = [citizen(), other_citizen()];
+    for (i, fc) in both.iter().enumerate() {
+        store.put_profile(&Profile::new(fc.clone())).await.unwrap();
+        for (service, version) in [("svc", 0), ("svc-wait", 1)] {
+            store
+                .put_preference(fc, &preference(service, version, true))
+                .await
+                .unwrap();
+        }
+        let activation = Activation {
+            service_id: sid("svc"),
+            fiscal_code: fc.clone(),
+            status: ActivationStatus::Active,
+            updated_at: T0,
+        };
+        store.put_activation(&activation).await.unwrap();
+        store
+            .put_installation(fc, &installation("dev-a", &format!("token-{i}")))
+            .await
+            .unwrap();
+    }
+    let mut ids = [Vec::new(), Vec::new()];
+    for (k, service) in ["svc-wait", "svc-held", "svc-no", "svc"]
+        .into_iter()
+        .enumerate()
+    {
+        for (i, fc) in both.iter().enumerate() {
+            let n = 10 * k as u128 + i as u128;
+            ids[i].push(accepted(store, service, fc, T0, n).await.id);
+        }
+    }
+    assert_eq!(claim(store, "svc-held", T0).await.len(), 2);
+    for task in claim(store, "svc-no", T0).await {
+        let TaskKind::Process(id) = task.kind else {
+            panic!("unexpected {task:?}")
+        };
+        let message = store.message(&id).await.unwrap().unwrap().message;
+        let reason = RejectionReason::ServiceNotAllowed;
+        let record = ProcessRecord {
+            task,
+            message,
+            status: MessageStatus::Rejected(reason),
+            deliveries: vec![],
+            into_inbox: false,
+            events: vec![JournalEvent::Rejected { reason }],
+            at: t(500),
+        };
+        store.commit_process(record).await.unwrap();
+    }
+    for task in claim(store, "svc", T0).await {
+        let TaskKind::Process(id) = task.kind else {
+            panic!("unexpected {task:?}")
+        };
+        let message = store.message(&id).await.unwrap().unwrap().message;
+        let deliveries = ChannelKind::ALL
+            .into_iter()
+            .map(|channel| delivery(&message, channel, t(1_000)))
+            .collect();
+        store
+            .commit_process(processed(&task, &message, deliveries, t(500)))
+            .await
+            .unwrap();
+    }
+    let tasks = claim(store, "svc", t(1_000)).await;
+    assert_eq!(tasks.len(), 6);
+    for task in tasks {
+        let TaskKind::Deliver(id) = task.kind else {
+            panic!("unexpected {task:?}")
+        };
+        let pending = store.delivery(&id).await.unwrap().unwrap();
+        let (after, event) = match id.channel {
+            ChannelKind::Inbox => attempted(
+                &pending,
+                DeliveryState::Sent,
+                delivered(),
+                t(2_000),
+                t(2_000),
+            ),
+            ChannelKind::Email => attempted(
+                &pending,
+                DeliveryState::Retrying,
+                timed_out(),
+                t(2_000),
+                t(61_000),
+            ),
+            ChannelKind::Push => continue, // left claimed
+        };
+        store
+            .commit_delivery(DeliveryRecord {
+                task,
+                delivery: after,
+                event: Some(event),
+                at: t(2_000),
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.backlog().await.unwrap(), 8);
+    for list in &mut ids {
+        list.sort();
+    }
+    ids
+}
+
+/// What the store shows, through the trait, of a citizen and of the messages `ids`.
+#[derive(Debug, PartialEq)]
+struct Holdings {
+    profile: Option<Profile>,
+    preferences: Vec<ServicePreference>,
+    activations: Vec<Activation>,
+    installations: Vec<Installation>,
+    inbox: Vec<MessageId>,
+    listed: Vec<MessageId>,
+    messages: Vec<Option<StoredMessage>>,
+    deliveries: Vec<Vec<Delivery>>,
+    journals: Vec<(Vec<Vec<u8>>, Option<JournalHead>)>,
+}
+
+async fn holdings(store: &impl Store, fiscal_code: &FiscalCode, ids: &[MessageId]) -> Holdings {
+    let mut installations = store.installations(fiscal_code).await.unwrap();
+    installations.sort_by(|a, b| a.installation_id.cmp(&b.installation_id));
+    let mut held = Holdings {
+        profile: store.profile(fiscal_code).await.unwrap(),
+        preferences: store.preferences_of(fiscal_code).await.unwrap(),
+        activations: store.activations_of(fiscal_code).await.unwrap(),
+        installations,
+        inbox: store.inbox(fiscal_code, None, ALL).await.unwrap(),
+        listed: store.messages_to(fiscal_code, None, ALL).await.unwrap(),
+        messages: Vec::new(),
+        deliveries: Vec::new(),
+        journals: Vec::new(),
+    };
+    for id in ids {
+        held.messages.push(store.message(id).await.unwrap());
+        let mut deliveries = store.deliveries(id).await.unwrap();
+        for channel in ChannelKind::ALL {
+            let one = store
+                .delivery(&DeliveryId::new(*id, channel))
+                .await
+                .unwrap();
+            assert_eq!(
+                one.as_ref(),
+                deliveries.iter().find(|d| d.channel() == channel)
+            );
+        }
+        deliveries.sort_by_key(Delivery::channel);
+        held.deliveries.push(deliveries);
+        verified_journal(store, id).await;
+        let journal = store.journal(id).await.unwrap();
+        held.journals.push((journal.entries, journal.head));
+    }
+    held
+}
+
+async fn erasing_a_citizen_removes_their_data_only_and_keeps_every_journal(store: impl Store) {
+    let [mine, theirs] = two_citizens_with_data(&store).await;
+    let before = holdings(&store, &citizen(), &mine).await;
+    assert_eq!(before.listed, mine);
+    assert_eq!(before.inbox.len(), 1);
+    assert_eq!(before.deliveries.iter().flatten().count(), 3);
+    let theirs_before = holdings(&store, &other_citizen(), &theirs).await;
+
+    let report = store.erase_citizen(&citizen()).await.unwrap();
+    assert_eq!(
+        report,
+        ErasureReport {
+            profile: true,
+            preferences: 2,
+            activations: 1,
+            installations: 1,
+            messages: 4,
+            deliveries: 3,
+            tasks: 4,
+        }
+    );
+
+    // Nothing of the citizen is left but the journals, which still verify, unchanged.
+    let after = holdings(&store, &citizen(), &mine).await;
+    assert_eq!(
+        after,
+        Holdings {
+            profile: None,
+            preferences: vec![],
+            activations: vec![],
+            installations: vec![],
+            inbox: vec![],
+            listed: vec![],
+            messages: vec![None; 4],
+            deliveries: vec![vec![]; 4],
+            journals: before.journals,
+        }
+    );
+    for id in &mine {
+        assert!(!store.inbox_contains(&citizen(), id).await.unwrap());
+    }
+    // The other citizen's data is untouched, and so are their tasks: only theirs come back,
+    // queued or leased alike.
+    assert_eq!(
+        holdings(&store, &other_citizen(), &theirs).await,
+        theirs_before
+    );
+    assert_eq!(store.backlog().await.unwrap(), 4);
+    let services = sids(&["svc", "svc-held", "svc-no", "svc-wait"]);
+    let later = t(10_000_000);
+    let mut left = kinds(
+        &store
+            .claim_tasks(&services, later, ALL, lease_from(later))
+            .await
+            .unwrap(),
+    );
+    left.sort();
+    let mut want = vec![
+        TaskKind::Process(theirs[0]),
+        TaskKind::Process(theirs[1]),
+        TaskKind::Deliver(DeliveryId::new(theirs[3], ChannelKind::Email)),
+        TaskKind::Deliver(DeliveryId::new(theirs[3], ChannelKind::Push)),
+    ];
+    want.sort();
+    assert_eq!(left, want);
+
+    // Erasing again finds nothing; a message accepted afterwards is the citizen's only one.
+    assert_eq!(
+        store.erase_citizen(&citizen()).await.unwrap(),
+        ErasureReport::default()
+    );
+    assert_eq!(store.backlog().await.unwrap(), 4);
+    let new = accepted(&store, "svc", &citizen(), t(20_000_000), 99).await;
+    assert_eq!(
+        store.messages_to(&citizen(), None, ALL).await.unwrap(),
+        vec![new.id]
+    );
+    assert_eq!(store.backlog().await.unwrap(), 5);
+}
+
+async fn erasing_a_citizen_without_data_reports_zeros_and_changes_nothing(store: impl Store) {
+    assert_eq!(
+        store.erase_citizen(&third_citizen()).await.unwrap(),
+        ErasureReport::default()
+    );
+    let [mine, theirs] = two_citizens_with_data(&store).await;
+    let before = [
+        holdings(&store, &citizen(), &mine).await,
+        holdings(&store, &other_citizen(), &theirs).await,
+    ];
+
+    assert_eq!(
+        store.erase_citizen(&third_citizen()).await.unwrap(),
+        ErasureReport::default()
+    );
+    let after = [
+        holdings(&store, &citizen(), &mine).await,
+        holdings(&store, &other_citizen(), &theirs).await,
+    ];
+    assert_eq!(after, before);
+    assert_eq!(store.backlog().await.unwrap(), 8);
+}
+
+async fn commits_racing_an_erasure_lose_their_lease_and_write_nothing(store: impl Store) {
+    let held = accepted(&store, "svc", &citizen(), T0, 1).await;
+    let sent = accepted(&store, "svc-b", &citizen(), T0, 2).await;
+    let email = delivery(&sent, ChannelKind::Email, t(1_000));
+    process(&store, &sent, vec![email.clone()], t(1_000)).await;
+    let theirs = accepted(&store, "svc", &other_citizen(), T0, 3).await;
+    // Workers hold the processing of `held` (and of `theirs`) and the delivery of `sent`.
+    let process_tasks = claim(&store, "svc", t(1_000)).await;
+    assert_eq!(process_tasks.len(), 2);
+    let task_of = |id: MessageId| {
+        process_tasks
+            .iter()
+            .find(|task| task.kind == TaskKind::Process(id))
+            .unwrap()
+            .clone()
+    };
+    let delivery_task = claim_one(&store, "svc-b", t(1_000)).await;
+    assert_eq!(store.backlog().await.unwrap(), 3);
+    let journals_before = [
+        store.journal(&held.id).await.unwrap(),
+        store.journal(&sent.id).await.unwrap(),
+    ];
+
+    let report = store.erase_citizen(&citizen()).await.unwrap();
+    assert_eq!((report.messages, report.tasks), (2, 2));
+    assert_eq!(store.backlog().await.unwrap(), 1);
+
+    // The workers' results arrive after the erasure: refused, and nothing is written back.
+    let inbox = delivery(&held, ChannelKind::Inbox, t(2_000));
+    assert_lease_lost(
+        store
+            .commit_process(processed(
+                &task_of(held.id),
+                &held,
+                vec![inbox.clone()],
+                t(2_000),
+            ))
+            .await,
+    );
+    let (after, event) = attempted(&email, DeliveryState::Sent, delivered(), t(2_000), t(2_000));
+    assert_lease_lost(
+        store
+            .commit_delivery(DeliveryRecord {
+                task: delivery_task.clone(),
+                delivery: after,
+                event: Some(event),
+                at: t(2_000),
+            })
+            .await,
+    );
+    assert_lease_lost(store.discard_task(&delivery_task).await);
+    for id in [held.id, sent.id] {
+        assert_eq!(store.message(&id).await.unwrap(), None);
+        assert_eq!(store.deliveries(&id).await.unwrap(), vec![]);
+    }
+    assert_eq!(store.delivery(&inbox.id).await.unwrap(), None);
+    assert_eq!(store.delivery(&email.id).await.unwrap(), None);
+    assert!(!store.inbox_contains(&citizen(), &held.id).await.unwrap());
+    assert_eq!(
+        store.messages_to(&citizen(), None, ALL).await.unwrap(),
+        vec![]
+    );
+    for (id, before) in [held.id, sent.id].iter().zip(&journals_before) {
+        let journal = store.journal(id).await.unwrap();
+        assert_eq!(journal.entries, before.entries);
+        assert_eq!(journal.head, before.head);
+        verified_journal(&store, id).await;
+    }
+    assert_eq!(store.backlog().await.unwrap(), 1);
+    let later = t(10_000_000);
+    assert_eq!(
+        kinds(
+            &store
+                .claim_tasks(&sids(&["svc", "svc-b"]), later, ALL, lease_from(later))
+                .await
+                .unwrap()
+        ),
+        vec![TaskKind::Process(theirs.id)]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Journal integrity (what `verify_stored` catches in what the store returns)
 // ---------------------------------------------------------------------------------------------
 
@@ -1770,6 +2274,11 @@ macro_rules! conformance {
                 final_delivery_leaves_the_queue_and_the_backlog,
                 deferral_without_event_requeues_and_adds_no_journal_entry,
                 inbox_pages_newest_first_with_exclusive_before_and_a_limit,
+                messages_to_lists_every_message_of_the_citizen_oldest_first_after_a_cursor,
+                preferences_and_activations_of_a_citizen_are_listed_in_service_order,
+                erasing_a_citizen_removes_their_data_only_and_keeps_every_journal,
+                erasing_a_citizen_without_data_reports_zeros_and_changes_nothing,
+                commits_racing_an_erasure_lose_their_lease_and_write_nothing,
                 altering_any_byte_of_a_stored_journal_entry_is_detected,
                 removing_the_last_journal_entry_is_detected_against_the_head,
                 swapping_two_journal_entries_is_detected,

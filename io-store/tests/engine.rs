@@ -1,5 +1,6 @@
 //! The engine on the sled store, step by step under tokio's paused clock: retries, expiry,
-//! Retry-After, permanent failures, lease hand-over, fairness, idempotency, rate limits.
+//! Retry-After, permanent failures, lease hand-over, fairness, idempotency, rate limits, a
+//! citizen erased mid-round.
 
 mod support;
 
@@ -729,4 +730,87 @@ async fn a_slow_send_does_not_hold_up_work_that_becomes_due_meanwhile() {
         store.delivery(&first_email).await.unwrap().unwrap().state,
         DeliveryState::Sent
     );
+}
+
+/// An inbox channel that erases a citizen during its first send, while the round that called
+/// it holds that citizen's delivery tasks.
+struct ErasingInbox {
+    store: Arc<SledStore>,
+    citizen: io_core::FiscalCode,
+    report: std::sync::Mutex<Option<io_core::ErasureReport>>,
+}
+
+#[async_trait::async_trait]
+impl Channel for ErasingInbox {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Inbox
+    }
+    async fn send(&self, _job: io_core::DeliveryJob<'_>) -> Outcome {
+        if self.report.lock().unwrap().is_none() {
+            let report = self.store.erase_citizen(&self.citizen).await.unwrap();
+            *self.report.lock().unwrap() = Some(report);
+        }
+        Outcome::Delivered { provider_ref: None }
+    }
+}
+
+// Real time on purpose: under paused time, waiting for the committer inside a send would let
+// the runtime jump to the send timeout. Nothing here waits on the clock.
+#[tokio::test]
+async fn tasks_of_a_citizen_erased_during_a_round_are_dropped_without_failing() {
+    let store = Arc::new(SledStore::temporary().unwrap());
+    let clock: Arc<dyn Clock> = Arc::new(io_core::SystemClock);
+    seed(&*store, &["svc"], &[citizen(1), citizen(2)]).await;
+    let inbox = Arc::new(ErasingInbox {
+        store: store.clone(),
+        citizen: citizen(2),
+        report: std::sync::Mutex::new(None),
+    });
+    let email = RecordingChannel::new(ChannelKind::Email, clock.clone(), vec![]);
+    let channels: Vec<Arc<dyn Channel>> = vec![inbox.clone(), email.clone()];
+    // One task at a time, in claim order: the first inbox delivery (citizen 1's) erases
+    // citizen 2, whose inbox and email deliveries the round has claimed and not yet run.
+    let config = EngineConfig {
+        max_in_flight: 1,
+        ..config()
+    };
+    let engine = Engine::new(store.clone(), channels, clock, config).unwrap();
+    let mut ids = Vec::new();
+    for n in [1, 2] {
+        let accepted = engine
+            .submit(submission("svc", &citizen(n), "Avviso di pagamento TARI"))
+            .await
+            .unwrap();
+        ids.push(accepted.id);
+    }
+    let (kept, erased) = (ids[0], ids[1]);
+    assert_eq!(engine.run_round().await.unwrap().tasks, 2, "both processed");
+    assert_eq!(store.backlog().await.unwrap(), 4);
+
+    let round = engine.run_round().await.unwrap();
+    assert_eq!(
+        round,
+        io_core::RoundReport {
+            services: 1,
+            tasks: 4,
+            failed: 0
+        }
+    );
+    let report = inbox.report.lock().unwrap().expect("the erasure ran");
+    assert_eq!(
+        (report.messages, report.deliveries, report.tasks),
+        (1, 2, 2)
+    );
+    // Nothing comes back, and nothing was sent to the erased citizen after the erasure.
+    assert_eq!(engine.run_until_idle().await.unwrap(), 0);
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+    let emailed: Vec<DeliveryId> = email.calls().iter().map(|c| c.delivery).collect();
+    assert_eq!(emailed, vec![DeliveryId::new(kept, ChannelKind::Email)]);
+    for delivery in store.deliveries(&kept).await.unwrap() {
+        assert_eq!(delivery.state, DeliveryState::Sent, "{}", delivery.id);
+    }
+    assert_eq!(store.message(&erased).await.unwrap(), None);
+    let journal = engine.verify_journal(&erased).await.unwrap();
+    assert_eq!(journal.len(), 2, "accepted and processed, nothing after");
 }

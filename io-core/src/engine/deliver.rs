@@ -9,8 +9,8 @@ use crate::{
 impl<S: Store> Engine<S> {
     pub(super) async fn deliver(&self, task: Task, id: DeliveryId) -> Result<(), StoreError> {
         let Some(mut delivery) = self.store.delivery(&id).await? else {
-            tracing::error!(delivery = %id, "deliver task for a missing delivery; dropping it");
-            return self.store.discard_task(&task).await;
+            tracing::debug!(delivery = %id, "deliver task for a delivery that is gone (erased); dropping it");
+            return self.drop_task(&task).await;
         };
         if delivery.state.is_final() {
             return self.store.discard_task(&task).await;
@@ -39,8 +39,8 @@ impl<S: Store> Engine<S> {
             return self.store.commit_delivery(record(delivery, None)).await;
         }
         let Some(stored) = self.store.message(&id.message).await? else {
-            tracing::error!(delivery = %id, "delivery of a missing message; dropping it");
-            return self.store.discard_task(&task).await;
+            tracing::debug!(delivery = %id, "delivery of a message that is gone (erased); dropping it");
+            return self.drop_task(&task).await;
         };
         let service = self.store.service(&delivery.service_id).await?;
         let profile = self.store.profile(&delivery.fiscal_code).await?;

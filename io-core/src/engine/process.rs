@@ -18,8 +18,8 @@ impl<S: Store> Engine<S> {
     ) -> Result<Option<ProcessRecord>, StoreError> {
         let now = self.clock.now();
         let Some(stored) = self.store.message(&id).await? else {
-            tracing::error!(message = %id, "process task for a missing message; dropping it");
-            self.store.discard_task(&task).await?;
+            tracing::debug!(message = %id, "process task for a message that is gone (erased); dropping it");
+            self.drop_task(&task).await?;
             return Ok(None);
         };
         let record = |status, deliveries, into_inbox, events| ProcessRecord {

@@ -9,6 +9,10 @@
 //! If one job aborts (a lost lease, say), the combined transaction is discarded and each job
 //! of the group is applied in its own transaction, so one writer's refusal never fails another.
 //!
+//! A write that must scan before it writes (a sled transaction can only get, insert and remove)
+//! is *exclusive* work instead: the committer runs it alone, between two groups, so no other
+//! pipeline write lands between its scan and its transaction. The citizen erasure is one.
+//!
 //! A dedicated thread, because sled 0.34's `flush_async` deadlocks under concurrent callers
 //! (spacejam/sled#1308) and a blocking `flush()` must not run on a runtime worker thread.
 
@@ -16,7 +20,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use io_core::{AcceptOutcome, StoreError};
+use io_core::{AcceptOutcome, ErasureReport, StoreError};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
@@ -34,6 +38,7 @@ pub(crate) struct Tx<'a> {
     pub(crate) deliveries: &'a TransactionalTree,
     pub(crate) journal: &'a TransactionalTree,
     pub(crate) journal_heads: &'a TransactionalTree,
+    pub(crate) recipients: &'a TransactionalTree,
 }
 
 /// The same trees, outside transactions.
@@ -47,6 +52,7 @@ pub(crate) struct PipelineTrees {
     pub(crate) deliveries: sled::Tree,
     pub(crate) journal: sled::Tree,
     pub(crate) journal_heads: sled::Tree,
+    pub(crate) recipients: sled::Tree,
 }
 
 /// What a job reports.
@@ -56,6 +62,8 @@ pub(crate) enum Output {
     Accept(AcceptOutcome),
     /// How many tasks the job added to (positive) or removed from (negative) the queue.
     QueueDelta(i64),
+    /// What an erasure removed.
+    Erased(ErasureReport),
 }
 
 /// A job's result inside the transaction.
@@ -65,11 +73,35 @@ pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>
 /// group that aborts is replayed job by job), so it must only read and write through `Tx`.
 pub(crate) type Job = Box<dyn Fn(&Tx<'_>) -> TxResult<Output> + Send>;
 
-/// One writer's jobs (none for a plain sync), answered together.
+/// Work that scans the trees and then writes in a transaction of its own. It runs on the
+/// committer thread between two groups, alone, so no job lands between its scan and its
+/// transaction. Only claims (`queue`, `leases`) and idempotency purges (`idempotency`) write
+/// pipeline trees from other threads: what they change, it must read inside its transaction.
+pub(crate) type Exclusive = Box<dyn FnOnce(&PipelineTrees) -> Result<Output, StoreError> + Send>;
+
+/// What a writer asks of the committer.
+enum Work {
+    /// Jobs to combine with other writers' (none for a plain sync).
+    Jobs(Vec<Job>),
+    /// Work to run alone.
+    Exclusive(Exclusive),
+}
+
+/// One writer's work, answered together.
 struct Request {
-    jobs: Vec<Job>,
+    work: Work,
     durable: bool,
-    reply: oneshot::Sender<Vec<Result<Output, StoreError>>>,
+    reply: Reply,
+}
+
+/// Where a writer waits for its results: one per job, one for exclusive work.
+type Reply = oneshot::Sender<Vec<Result<Output, StoreError>>>;
+
+/// A writer's results, waiting to be sent (after the flush if it asked for durability).
+struct Answer {
+    reply: Reply,
+    durable: bool,
+    results: Vec<Result<Output, StoreError>>,
 }
 
 /// The handle writers use. Dropping it stops the thread after it has served every waiting
@@ -120,16 +152,33 @@ impl Committer {
         durable: bool,
     ) -> Vec<Result<Output, StoreError>> {
         let count = jobs.len();
-        match self.send(jobs, durable).await {
+        match self.send(Work::Jobs(jobs), durable).await {
             Ok(results) => results,
             Err(error) => vec![Err(error); count],
         }
     }
 
+    /// Runs exclusive work (see [`Exclusive`]) and, if `durable`, returns only once its writes
+    /// are on disk.
+    pub(crate) async fn apply_exclusive(
+        &self,
+        work: Exclusive,
+        durable: bool,
+    ) -> Result<Output, StoreError> {
+        self.send(Work::Exclusive(work), durable)
+            .await?
+            .pop()
+            .unwrap_or_else(|| {
+                Err(StoreError::Backend(
+                    "the committer returned no output".into(),
+                ))
+            })
+    }
+
     /// Returns once every write made before this call, through any path, is on disk.
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
         // A sync has no job: its answer is empty, or the flush's failure.
-        match self.send(Vec::new(), true).await?.pop() {
+        match self.send(Work::Jobs(Vec::new()), true).await?.pop() {
             Some(Err(error)) => Err(error),
             _ => Ok(()),
         }
@@ -137,7 +186,7 @@ impl Committer {
 
     async fn send(
         &self,
-        jobs: Vec<Job>,
+        work: Work,
         durable: bool,
     ) -> Result<Vec<Result<Output, StoreError>>, StoreError> {
         let stopped = || StoreError::Backend("the committer thread has stopped".into());
@@ -146,7 +195,7 @@ impl Committer {
             .as_ref()
             .ok_or_else(stopped)?
             .send(Request {
-                jobs,
+                work,
                 durable,
                 reply,
             })
@@ -171,59 +220,90 @@ fn committer(
     linger: Duration,
     flush: bool,
 ) {
-    while let Ok(first) = incoming.recv() {
-        if !linger.is_zero() {
-            thread::sleep(linger);
-        }
-        let mut group = vec![first];
-        let mut jobs = group[0].jobs.len();
-        while jobs < MAX_GROUP {
-            let Ok(next) = incoming.try_recv() else { break };
-            jobs += next.jobs.len();
-            group.push(next);
-        }
-        let mut results = apply_group(&trees, &group).into_iter();
-
-        // Writers that need no durability are answered before the flush.
-        let mut waiting = Vec::new();
-        for request in group {
-            let mine: Vec<_> = results.by_ref().take(request.jobs.len()).collect();
-            if request.durable && flush {
-                waiting.push((request.reply, mine));
-            } else {
-                let _ = request.reply.send(mine);
-            }
-        }
-        if waiting.is_empty() {
-            continue;
-        }
-        let flushed = db
-            .flush()
-            .map(drop)
-            .map_err(|e| StoreError::Backend(format!("flush failed: {e}")));
-        if let Err(error) = &flushed {
-            tracing::error!(%error, "sled flush failed; writers are told their write is not durable");
-        }
-        for (reply, mine) in waiting {
-            let answer = match &flushed {
-                Ok(()) => mine,
-                // Without a job (a sync) the flush's failure is the answer.
-                Err(error) if mine.is_empty() => vec![Err(error.clone())],
-                Err(error) => mine
+    // Exclusive work that arrived while a group was being gathered: it runs next, alone.
+    let mut next: Option<Request> = None;
+    while let Some(first) = next.take().or_else(|| incoming.recv().ok()) {
+        let answers = match first.work {
+            Work::Exclusive(work) => vec![Answer {
+                reply: first.reply,
+                durable: first.durable,
+                results: vec![work(&trees)],
+            }],
+            Work::Jobs(jobs) => {
+                if !linger.is_zero() {
+                    thread::sleep(linger);
+                }
+                let mut count = jobs.len();
+                let mut group = vec![(first.reply, first.durable, jobs)];
+                while count < MAX_GROUP {
+                    let Ok(request) = incoming.try_recv() else {
+                        break;
+                    };
+                    match request.work {
+                        Work::Jobs(jobs) => {
+                            count += jobs.len();
+                            group.push((request.reply, request.durable, jobs));
+                        }
+                        work @ Work::Exclusive(_) => {
+                            next = Some(Request { work, ..request });
+                            break;
+                        }
+                    }
+                }
+                let jobs: Vec<&Job> = group.iter().flat_map(|(_, _, jobs)| jobs).collect();
+                let mut results = apply_group(&trees, &jobs).into_iter();
+                group
                     .into_iter()
-                    .map(|r| r.and(Err(error.clone())))
-                    .collect(),
-            };
-            // A writer that gave up waiting is not an error.
-            let _ = reply.send(answer);
+                    .map(|(reply, durable, jobs)| Answer {
+                        reply,
+                        durable,
+                        results: results.by_ref().take(jobs.len()).collect(),
+                    })
+                    .collect()
+            }
+        };
+        answer(&db, flush, answers);
+    }
+}
+
+/// Answers writers that need no durability at once, and the others after one flush.
+fn answer(db: &sled::Db, flush: bool, answers: Vec<Answer>) {
+    let mut waiting = Vec::new();
+    for answer in answers {
+        if answer.durable && flush {
+            waiting.push(answer);
+        } else {
+            let _ = answer.reply.send(answer.results);
         }
+    }
+    if waiting.is_empty() {
+        return;
+    }
+    let flushed = db
+        .flush()
+        .map(drop)
+        .map_err(|e| StoreError::Backend(format!("flush failed: {e}")));
+    if let Err(error) = &flushed {
+        tracing::error!(%error, "sled flush failed; writers are told their write is not durable");
+    }
+    for Answer { reply, results, .. } in waiting {
+        let answer = match &flushed {
+            Ok(()) => results,
+            // Without a job (a sync) the flush's failure is the answer.
+            Err(error) if results.is_empty() => vec![Err(error.clone())],
+            Err(error) => results
+                .into_iter()
+                .map(|r| r.and(Err(error.clone())))
+                .collect(),
+        };
+        // A writer that gave up waiting is not an error.
+        let _ = reply.send(answer);
     }
 }
 
 /// Applies every job of the group in one transaction, or each in its own if that aborts. One
 /// result per job, in the group's order.
-fn apply_group(trees: &PipelineTrees, group: &[Request]) -> Vec<Result<Output, StoreError>> {
-    let jobs: Vec<&Job> = group.iter().flat_map(|r| r.jobs.iter()).collect();
+fn apply_group(trees: &PipelineTrees, jobs: &[&Job]) -> Vec<Result<Output, StoreError>> {
     if jobs.is_empty() {
         return Vec::new();
     }
@@ -255,9 +335,20 @@ fn transaction<T>(
         &trees.deliveries,
         &trees.journal,
         &trees.journal_heads,
+        &trees.recipients,
     )
         .transaction(
-            |(messages, idempotency, queue, leases, inbox, deliveries, journal, journal_heads)| {
+            |(
+                messages,
+                idempotency,
+                queue,
+                leases,
+                inbox,
+                deliveries,
+                journal,
+                journal_heads,
+                recipients,
+            )| {
                 body(&Tx {
                     messages,
                     idempotency,
@@ -267,6 +358,7 @@ fn transaction<T>(
                     deliveries,
                     journal,
                     journal_heads,
+                    recipients,
                 })
             },
         )

@@ -94,6 +94,12 @@ pub(crate) fn pair(a: &str, b: &str) -> Vec<u8> {
     out
 }
 
+/// What follows the first separator of a [`pair`] key: its second part.
+pub(crate) fn pair_second(key: &[u8]) -> Option<&[u8]> {
+    let sep = key.iter().position(|b| *b == SEP)?;
+    Some(&key[sep + 1..])
+}
+
 /// Preference: `fiscal_code SEP service SEP settings_version`.
 pub(crate) fn preference(fiscal_code: &FiscalCode, service: &ServiceId, version: u64) -> Vec<u8> {
     let mut out = pair(fiscal_code.as_str(), service.as_str());
@@ -102,12 +108,19 @@ pub(crate) fn preference(fiscal_code: &FiscalCode, service: &ServiceId, version:
     out
 }
 
-/// Inbox entry: `fiscal_code message_id` (fiscal codes are always 16 bytes).
-pub(crate) fn inbox(fiscal_code: &FiscalCode, message: &MessageId) -> Vec<u8> {
+/// Inbox and recipient index entry: `fiscal_code message_id` (fiscal codes are always 16
+/// bytes), so a citizen's entries are contiguous and in message (time) order.
+pub(crate) fn citizen_message(fiscal_code: &FiscalCode, message: &MessageId) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
     out.extend_from_slice(fiscal_code.as_str().as_bytes());
     out.extend_from_slice(&message.to_bytes());
     out
+}
+
+/// The message id of a [`citizen_message`] key.
+pub(crate) fn citizen_message_id(key: &[u8]) -> Option<MessageId> {
+    let raw: [u8; 16] = key.get(16..)?.try_into().ok()?;
+    Some(MessageId::from_bytes(raw))
 }
 
 /// Journal entry: `message_id seq`.
