@@ -8,14 +8,24 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use io_server::{App, ServerConfig};
 
+mod cli;
+
 /// io: a message delivery engine for public administrations.
 #[derive(Debug, Parser)]
-#[command(name = "io-server", version, about)]
+#[command(name = "io-server", version, about, after_help = EXIT_STATUS)]
 struct Cli {
+    /// What to do.
     #[command(subcommand)]
     command: Command,
 }
 
+/// The exit statuses, shown under `--help`.
+const EXIT_STATUS: &str = "Client commands (all but serve) call a running server over plain \
+HTTP (--url, IO_URL; https needs a TLS feature this build does not enable); the admin ones \
+need its admin token (--admin-token, IO_ADMIN_TOKEN). Exit status: 0 success, 1 something \
+failed (a row, a journal check, a refusal), 2 usage or setup error.";
+
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the server (embedded store in ./io-data, listening on 127.0.0.1:8080 by default).
@@ -30,8 +40,15 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Creates, lists, shows services and their API keys (admin API).
+    Service(cli::admin::ServiceArgs),
+    /// Mints tokens for development and tests (admin API).
+    Token(cli::admin::TokenArgs),
+    /// Verifies a message's hash-chained journal (admin API).
+    Journal(cli::admin::JournalArgs),
 }
 
+/// Parses the command line and runs the command on a multi-threaded runtime.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -50,6 +67,9 @@ fn main() -> ExitCode {
             data,
             config,
         } => runtime.block_on(serve(listen, data, config)),
+        Command::Service(args) => return cli::finish(runtime.block_on(cli::admin::service(args))),
+        Command::Token(args) => return cli::finish(runtime.block_on(cli::admin::token(args))),
+        Command::Journal(args) => return cli::finish(runtime.block_on(cli::admin::journal(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,6 +80,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// `io-server serve`: the server until Ctrl-C or SIGTERM, then a graceful shutdown.
 async fn serve(
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
@@ -95,6 +116,7 @@ async fn serve(
     Ok(())
 }
 
+/// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

@@ -1,0 +1,88 @@
+//! The client commands of `io-server`: they talk to a running server over HTTP, never to its
+//! store, so they work the same against a local server and a remote one.
+//!
+//! - [`client`]: the HTTP client (base URL, admin token, problem+json errors).
+//! - [`admin`]: `service …`, `token citizen`, `journal verify`, over the admin API.
+//!
+//! Exit status: 0 on success, 1 when the command ran and something failed (a row, a journal
+//! check, a refusal of the server), 2 on a usage or setup error (missing token, unreadable
+//! file, unreachable server, rejected credentials).
+
+pub(crate) mod admin;
+pub(crate) mod client;
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+/// The default `--url`.
+pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
+/// Where the server is.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServerArgs {
+    /// Base URL of the running server. Plain http only: https needs a TLS feature of the HTTP
+    /// client that this build does not enable.
+    #[arg(long, env = "IO_URL", default_value = DEFAULT_URL, global = true)]
+    pub(crate) url: String,
+}
+
+/// Where the server is, and the admin token for its admin API.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AdminArgs {
+    /// Where the server is.
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// The server's admin token (prefer the environment variable: a flag shows in `ps`).
+    #[arg(long, env = "IO_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub(crate) admin_token: Option<String>,
+}
+
+/// Why a client command did not succeed, and so its exit status.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// The command could not start or go on: bad arguments, missing token or file, unreachable
+    /// server, rejected credentials. Exit status 2.
+    Setup(anyhow::Error),
+    /// The command ran and something failed. Exit status 1.
+    Failed(anyhow::Error),
+}
+
+impl CliError {
+    /// A setup error with `message`.
+    pub(crate) fn setup(message: impl std::fmt::Display) -> Self {
+        Self::Setup(anyhow::anyhow!("{message}"))
+    }
+
+    /// A failure with `message`.
+    pub(crate) fn failed(message: impl std::fmt::Display) -> Self {
+        Self::Failed(anyhow::anyhow!("{message}"))
+    }
+
+    /// The process exit status.
+    pub(crate) fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Setup(_) => ExitCode::from(2),
+            Self::Failed(_) => ExitCode::from(1),
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Setup(error) | Self::Failed(error) => write!(f, "{error:#}"),
+        }
+    }
+}
+
+/// The exit status of a client command's result, after printing its error on stderr.
+pub(crate) fn finish(result: Result<(), CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("io-server: {error}");
+            error.exit_code()
+        }
+    }
+}
