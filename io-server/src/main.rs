@@ -44,6 +44,8 @@ enum Command {
     Service(cli::admin::ServiceArgs),
     /// Mints tokens for development and tests (admin API).
     Token(cli::admin::TokenArgs),
+    /// Sends one message per row of a CSV file, resumably (Services API).
+    Send(cli::send::SendArgs),
     /// Verifies a message's hash-chained journal (admin API).
     Journal(cli::admin::JournalArgs),
 }
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         } => runtime.block_on(serve(listen, data, config)),
         Command::Service(args) => return cli::finish(runtime.block_on(cli::admin::service(args))),
         Command::Token(args) => return cli::finish(runtime.block_on(cli::admin::token(args))),
+        Command::Send(args) => return cli::finish(runtime.block_on(cli::send::run(args))),
         Command::Journal(args) => return cli::finish(runtime.block_on(cli::admin::journal(args))),
     };
     match result {

@@ -4,9 +4,12 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use io_core::{FiscalCode, MessageId, Store};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use support::*;
@@ -173,6 +176,332 @@ async fn token_citizen_prints_a_working_token() {
     .await;
     assert_eq!(invalid.code, 2, "a bad fiscal code is a usage error");
     server.stop().await;
+}
+
+/// The `i`-th of a family of valid fiscal codes.
+fn fiscal_code(i: usize) -> String {
+    let first15 = format!("RSSMRA85T10A{:03}", 100 + i);
+    let check = io_core::fiscal_code::compute_check_character(&first15).unwrap();
+    format!("{first15}{check}")
+}
+
+/// A markdown body long enough for the rules (80+ characters).
+fn markdown(i: usize) -> String {
+    format!(
+        "Gentile contribuente, è disponibile l'avviso numero {i} della tassa sui rifiuti per \
+         l'anno in corso."
+    )
+}
+
+/// Writes the CSV of the bulk test: 20 rows, row 5 with a quoted markdown holding a comma, a
+/// newline and quotes, row 7 with a bad fiscal code, row 12 with a too-short subject, some
+/// rows with due date and payment. Returns the valid rows' fiscal codes by row.
+fn write_csv(path: &Path) -> BTreeMap<u64, String> {
+    let mut writer = csv::Writer::from_path(path).unwrap();
+    writer
+        .write_record([
+            "fiscal_code",
+            "subject",
+            "markdown",
+            "due_date",
+            "amount",
+            "notice_number",
+        ])
+        .unwrap();
+    let mut valid = BTreeMap::new();
+    for row in 1..=20usize {
+        let code = match row {
+            7 => "RSSMRA85T10A562X".to_string(),
+            _ => fiscal_code(row),
+        };
+        let subject = match row {
+            12 => "Breve".to_string(),
+            _ => format!("Avviso di pagamento TARI n. {row}"),
+        };
+        let body = match row {
+            5 => format!(
+                "Prima riga, con una virgola\nseconda riga \"citata\"\n{}",
+                markdown(row)
+            ),
+            _ => markdown(row),
+        };
+        let (due_date, amount, notice) = match row % 3 {
+            0 => ("2030-01-31T00:00:00Z", "12050", format!("0{:017}", row)),
+            _ => ("", "", String::new()),
+        };
+        writer
+            .write_record([code.as_str(), &subject, &body, due_date, amount, &notice])
+            .unwrap();
+        if row != 7 && row != 12 {
+            valid.insert(row as u64, code);
+        }
+    }
+    writer.flush().unwrap();
+    valid
+}
+
+/// The results file: row → (status, id, error).
+fn read_results(path: &Path) -> BTreeMap<u64, (String, String, String)> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    assert_eq!(
+        reader.headers().unwrap(),
+        vec!["row", "fiscal_code", "status", "id", "error"]
+    );
+    let mut rows = BTreeMap::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let row = record[0].parse().unwrap();
+        let previous = rows.insert(
+            row,
+            (
+                record[2].to_string(),
+                record[3].to_string(),
+                record[4].to_string(),
+            ),
+        );
+        assert!(previous.is_none(), "row {row} listed twice");
+    }
+    rows
+}
+
+/// How many messages the store holds for each of `codes` (every accepted message, processed
+/// or not).
+async fn messages_per_citizen(server: &TestServer, codes: &BTreeMap<u64, String>) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for code in codes.values() {
+        let code = FiscalCode::parse(code).unwrap();
+        counts.push(
+            server
+                .app
+                .store
+                .messages_to(&code, None, 100)
+                .await
+                .unwrap()
+                .len(),
+        );
+    }
+    counts
+}
+
+#[tokio::test]
+async fn send_is_resumable_and_never_duplicates_a_message() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(&["ApiMessageWrite"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("tari.csv");
+    let valid = write_csv(&csv_path);
+    for code in valid.values() {
+        server.put_profile(code).await;
+    }
+    let results_path = dir.path().join("tari.csv.results.csv");
+    let csv_arg = csv_path.to_str().unwrap();
+    let send = [
+        "send",
+        "--url",
+        &server.base,
+        "--key",
+        &key,
+        "--csv",
+        csv_arg,
+        "--concurrency",
+        "4",
+    ];
+
+    // First run: 18 created, 2 failed with the reason, exit status 1.
+    let first = io_server(&send).await;
+    assert_eq!(first.code, 1, "{}\n{}", first.stdout, first.stderr);
+    assert!(
+        first
+            .stdout
+            .contains("created: 18 (0 replayed), failed: 2, skipped: 0"),
+        "{}",
+        first.stdout
+    );
+    let results = read_results(&results_path);
+    assert_eq!(results.len(), 20);
+    let ids: BTreeMap<u64, String> = results
+        .iter()
+        .filter(|(_, (status, _, _))| status == "created")
+        .map(|(row, (_, id, _))| (*row, id.clone()))
+        .collect();
+    assert_eq!(
+        ids.keys().copied().collect::<Vec<_>>(),
+        valid.keys().copied().collect::<Vec<_>>()
+    );
+    let (status, id, error) = &results[&7];
+    assert_eq!((status.as_str(), id.as_str()), ("failed", ""));
+    assert!(error.starts_with("fiscal_code: "), "{error}");
+    let (status, _, error) = &results[&12];
+    assert_eq!(status, "failed");
+    assert!(error.contains("content.subject"), "{error}");
+
+    // The quoted cell arrived whole; the payment and due date too.
+    let quoted = server
+        .app
+        .store
+        .message(&ids[&5].parse::<MessageId>().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        quoted
+            .message
+            .body
+            .content
+            .markdown
+            .starts_with("Prima riga, con una virgola\nseconda riga \"citata\"\n")
+    );
+    let paid = server
+        .app
+        .store
+        .message(&ids[&3].parse::<MessageId>().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let payment = paid.message.body.content.payment_data.as_ref().unwrap();
+    assert_eq!(payment.amount, 12050);
+    assert!(paid.message.body.content.due_date.is_some());
+
+    server.drain().await;
+    let mut in_inboxes = 0;
+    for code in valid.values() {
+        let code = FiscalCode::parse(code).unwrap();
+        in_inboxes += server
+            .app
+            .store
+            .inbox(&code, None, 100)
+            .await
+            .unwrap()
+            .len();
+    }
+    assert_eq!(in_inboxes, 18);
+    assert_eq!(messages_per_citizen(&server, &valid).await, vec![1; 18]);
+
+    // The same command again: the 18 are skipped without a request, the 2 fail again.
+    let second = io_server(&send).await;
+    assert_eq!(second.code, 1, "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        second
+            .stdout
+            .contains("created: 0 (0 replayed), failed: 2, skipped: 18"),
+        "{}",
+        second.stdout
+    );
+    let results = read_results(&results_path);
+    assert_eq!(results.len(), 20);
+    for (row, id) in &ids {
+        assert_eq!(&results[row].1, id, "row {row}");
+    }
+    assert_eq!(messages_per_citizen(&server, &valid).await, vec![1; 18]);
+
+    // Half of the results lost (as if the run had been killed): those rows are sent again,
+    // with the same idempotency keys, and the server answers the same ids.
+    let text = std::fs::read_to_string(&results_path).unwrap();
+    let kept: Vec<&str> = text.lines().take(1 + 10).collect();
+    let forgotten_created = text
+        .lines()
+        .skip(1 + 10)
+        .filter(|line| line.contains(",created,"))
+        .count();
+    assert!(forgotten_created > 0);
+    std::fs::write(&results_path, kept.join("\n") + "\n").unwrap();
+    let resumed = io_server(&send).await;
+    assert_eq!(resumed.code, 1, "{}\n{}", resumed.stdout, resumed.stderr);
+    assert!(
+        resumed.stdout.contains(&format!(
+            "created: {forgotten_created} ({forgotten_created} replayed), failed: 2, skipped: {}",
+            18 - forgotten_created
+        )),
+        "{}",
+        resumed.stdout
+    );
+    let results = read_results(&results_path);
+    assert_eq!(results.len(), 20);
+    for (row, id) in &ids {
+        assert_eq!(
+            &results[row],
+            &("created".into(), id.clone(), String::new()),
+            "row {row}"
+        );
+    }
+    server.drain().await;
+    assert_eq!(messages_per_citizen(&server, &valid).await, vec![1; 18]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn send_stops_with_status_2_on_setup_errors() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("one.csv");
+    std::fs::write(
+        &csv_path,
+        format!(
+            "fiscal_code,subject,markdown\n{CITIZEN},Avviso di pagamento TARI,\"{}\"\n",
+            markdown(1)
+        ),
+    )
+    .unwrap();
+    let csv_arg = csv_path.to_str().unwrap();
+
+    let refused = io_server(&[
+        "send",
+        "--url",
+        &server.base,
+        "--key",
+        "wrong",
+        "--csv",
+        csv_arg,
+    ])
+    .await;
+    assert_eq!(refused.code, 2, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("refused the key"),
+        "{}",
+        refused.stderr
+    );
+
+    let bad_header = dir.path().join("bad.csv");
+    std::fs::write(&bad_header, "fiscal_code,subjet,markdown\n").unwrap();
+    let run = io_server(&[
+        "send",
+        "--url",
+        &server.base,
+        "--key",
+        "k",
+        "--csv",
+        bad_header.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("unknown column \"subjet\""),
+        "{}",
+        run.stderr
+    );
+
+    let missing = dir.path().join("missing.csv");
+    let run = io_server(&[
+        "send",
+        "--url",
+        &server.base,
+        "--key",
+        "k",
+        "--csv",
+        missing.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.code, 2);
+
+    let base = server.base.clone();
+    server.stop().await;
+    let down = io_server(&["send", "--url", &base, "--key", "k", "--csv", csv_arg]).await;
+    assert_eq!(down.code, 2, "{}", down.stderr);
+    assert!(
+        down.stderr.contains("cannot reach the server"),
+        "{}",
+        down.stderr
+    );
 }
 
 #[tokio::test]
