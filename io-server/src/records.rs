@@ -226,6 +226,37 @@ impl Records {
             .await
     }
 
+    /// Changes a citizen's flags on a message with `change`, atomically: a concurrent change
+    /// makes `change` run again on what that one stored, so neither is lost (and a read flag,
+    /// once stored, is seen by every later change). Returns the flags stored.
+    pub async fn update_message_flags<E: From<StoreError>>(
+        &self,
+        fiscal_code: &FiscalCode,
+        message: &MessageId,
+        mut change: impl FnMut(MessageFlags) -> Result<MessageFlags, E>,
+    ) -> Result<MessageFlags, E> {
+        let key = flags_key(fiscal_code, message);
+        let mut found = self.store.record(MESSAGE_FLAGS, &key).await?;
+        loop {
+            let current = match &found {
+                Some(bytes) => decode(MESSAGE_FLAGS, bytes)?,
+                None => MessageFlags::default(),
+            };
+            let next = change(current)?;
+            if next == current {
+                return Ok(next);
+            }
+            match self
+                .store
+                .swap_record(MESSAGE_FLAGS, &key, found.as_deref(), Some(&encode(&next)))
+                .await?
+            {
+                Ok(()) => return Ok(next),
+                Err(stored) => found = stored,
+            }
+        }
+    }
+
     /// Records a subscription change on the day of `at` (UTC); the last change of a day wins.
     pub async fn record_subscription(
         &self,
@@ -405,4 +436,51 @@ fn flags_key(fiscal_code: &FiscalCode, message: &MessageId) -> Vec<u8> {
 /// `YYYY-MM-DD` of an instant, in UTC.
 pub fn utc_day(at: Timestamp) -> String {
     at.to_rfc3339()[..10].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flag_change_made_meanwhile_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(Arc::new(SledStore::open(dir.path().join("store")).unwrap()));
+        let citizen = FiscalCode::parse("RSSMRA85T10A562S").unwrap();
+        let message: MessageId = "01J0000000000000000000000A".parse().unwrap();
+        let mut calls = 0;
+        let stored = records
+            .update_message_flags(&citizen, &message, |mut flags| {
+                calls += 1;
+                if calls == 1 {
+                    // Another request archives the message between this one's read and write.
+                    let archived = MessageFlags {
+                        is_read: false,
+                        is_archived: true,
+                    };
+                    std::thread::scope(|scope| {
+                        scope.spawn(|| {
+                            tokio::runtime::Builder::new_current_thread()
+                                .build()
+                                .unwrap()
+                                .block_on(records.put_message_flags(&citizen, &message, archived))
+                                .unwrap();
+                        });
+                    });
+                }
+                flags.is_read = true;
+                Ok::<_, StoreError>(flags)
+            })
+            .await
+            .unwrap();
+        let both = MessageFlags {
+            is_read: true,
+            is_archived: true,
+        };
+        assert_eq!((stored, calls), (both, 2));
+        assert_eq!(
+            records.message_flags(&citizen, &message).await.unwrap(),
+            both
+        );
+    }
 }

@@ -12,6 +12,10 @@ use crate::app::App;
 use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
 
+/// The longest device token accepted, in characters (APNs tokens are 64 hex digits, FCM
+/// registration tokens a few hundred characters).
+pub const PUSH_CHANNEL_MAX: usize = 4096;
+
 /// `PUT /installations/{id}` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,10 +34,10 @@ pub(super) async fn put_installation(
     let installation_id = InstallationId::parse(&installation_id)
         .map_err(|e| Problem::bad_request(format!("installation_id (path): {e}")))?;
     let token = payload.push_channel.trim();
-    if token.is_empty() || token.len() > 4096 {
-        return Err(Problem::bad_request(
-            "push_channel: expected a device token of 1 to 4096 characters",
-        ));
+    if token.is_empty() || token.chars().count() > PUSH_CHANNEL_MAX {
+        return Err(Problem::bad_request(format!(
+            "push_channel: expected a device token of 1 to {PUSH_CHANNEL_MAX} characters"
+        )));
     }
     let installation = Installation {
         installation_id,

@@ -213,7 +213,8 @@ enum ChangeType {
     Bulk,
 }
 
-/// `PUT /messages/{id}/message-status`.
+/// `PUT /messages/{id}/message-status`: applied atomically, so a concurrent change of the
+/// other flag is kept and a message read meanwhile cannot be made unread.
 pub(super) async fn put_message_status(
     State(app): State<Arc<App>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
@@ -221,7 +222,6 @@ pub(super) async fn put_message_status(
     JsonBody(change): JsonBody<StatusChange>,
 ) -> ApiResult<Json<MessageFlags>> {
     let id = own_message(&app, &fiscal_code, &id).await?;
-    let mut flags = app.records.message_flags(&fiscal_code, &id).await?;
     let (read, archived) = match change.change_type {
         ChangeType::Reading => (
             Some(change.is_read.ok_or_else(|| {
@@ -235,21 +235,29 @@ pub(super) async fn put_message_status(
                 Problem::bad_request("is_archived: required for change_type archiving")
             })?),
         ),
-        ChangeType::Bulk => (change.is_read, change.is_archived),
-    };
-    if let Some(read) = read {
-        if flags.is_read && !read {
+        ChangeType::Bulk if change.is_read.is_none() && change.is_archived.is_none() => {
             return Err(Problem::bad_request(
-                "is_read: a read message cannot become unread (reading is one-way)",
+                "is_read, is_archived: change_type bulk needs at least one of them",
             ));
         }
-        flags.is_read = read;
-    }
-    if let Some(archived) = archived {
-        flags.is_archived = archived;
-    }
-    app.records
-        .put_message_flags(&fiscal_code, &id, flags)
+        ChangeType::Bulk => (change.is_read, change.is_archived),
+    };
+    let flags = app
+        .records
+        .update_message_flags(&fiscal_code, &id, |mut flags| {
+            if let Some(read) = read {
+                if flags.is_read && !read {
+                    return Err(Problem::bad_request(
+                        "is_read: a read message cannot become unread (reading is one-way)",
+                    ));
+                }
+                flags.is_read = read;
+            }
+            if let Some(archived) = archived {
+                flags.is_archived = archived;
+            }
+            Ok(flags)
+        })
         .await?;
     Ok(Json(flags))
 }

@@ -1,11 +1,13 @@
 //! `GET|POST /services/{service_id}/preferences` (io-reference §4): the citizen's choice of
-//! channels for one service, valid only under the profile's current settings version.
+//! channels for one service, valid only under the profile's current settings version. In
+//! LEGACY mode per-service preferences are not used (the profile's
+//! `blocked_inbox_or_channels` is), and both calls answer 409, as IO does.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use io_core::{ServiceId, ServicePreference, ServicePreferencesMode, Store};
+use io_core::{FiscalCode, Profile, ServiceId, ServicePreference, ServicePreferencesMode, Store};
 
 use super::{Citizen, profile_of, record_feed};
 use crate::app::App;
@@ -23,6 +25,45 @@ async fn known_service(app: &App, raw: &str) -> ApiResult<ServiceId> {
     Ok(id)
 }
 
+/// The citizen's profile, unless it is in LEGACY mode (409).
+async fn non_legacy_profile(app: &App, fiscal_code: &FiscalCode) -> ApiResult<Profile> {
+    let profile = profile_of(app, fiscal_code).await?;
+    if profile.service_preferences_settings.mode == ServicePreferencesMode::Legacy {
+        return Err(Problem::conflict(
+            "service_preferences_settings.mode is LEGACY: per-service preferences are not used; switch the profile to AUTO or MANUAL",
+        ));
+    }
+    Ok(profile)
+}
+
+/// The stored preference under the profile's current settings version, or what the decision
+/// applies without one (IO's defaults): AUTO allows every channel (opt-out), MANUAL none
+/// (opt-in).
+async fn effective_preference(
+    app: &App,
+    fiscal_code: &FiscalCode,
+    profile: &Profile,
+    service_id: &ServiceId,
+) -> ApiResult<ServicePreference> {
+    let settings = profile.service_preferences_settings;
+    if let Some(stored) = app
+        .store
+        .preference(fiscal_code, service_id, settings.version)
+        .await?
+    {
+        return Ok(stored);
+    }
+    let allowed = settings.mode != ServicePreferencesMode::Manual;
+    Ok(ServicePreference {
+        service_id: service_id.clone(),
+        settings_version: settings.version,
+        is_inbox_enabled: allowed,
+        is_email_enabled: allowed,
+        is_webhook_enabled: allowed,
+        can_access_message_read_status: allowed,
+    })
+}
+
 /// `GET /services/{service_id}/preferences`.
 pub(super) async fn get_preference(
     State(app): State<Arc<App>>,
@@ -30,26 +71,14 @@ pub(super) async fn get_preference(
     Path(service_id): Path<String>,
 ) -> ApiResult<Json<ServicePreference>> {
     let service_id = known_service(&app, &service_id).await?;
-    let profile = profile_of(&app, &fiscal_code).await?;
-    let version = profile.service_preferences_settings.version;
-    let preference = app
-        .store
-        .preference(&fiscal_code, &service_id, version)
-        .await?
-        .unwrap_or(ServicePreference {
-            service_id,
-            settings_version: version,
-            // The defaults the decision applies without a preference.
-            is_inbox_enabled: profile.service_preferences_settings.mode
-                != ServicePreferencesMode::Manual,
-            is_email_enabled: true,
-            is_webhook_enabled: true,
-            can_access_message_read_status: true,
-        });
-    Ok(Json(preference))
+    let profile = non_legacy_profile(&app, &fiscal_code).await?;
+    effective_preference(&app, &fiscal_code, &profile, &service_id)
+        .await
+        .map(Json)
 }
 
-/// `POST /services/{service_id}/preferences`.
+/// `POST /services/{service_id}/preferences`: stores the preference and, when it changes
+/// whether the service may write to the inbox, records the change in the service's feed.
 pub(super) async fn post_preference(
     State(app): State<Arc<App>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
@@ -58,23 +87,17 @@ pub(super) async fn post_preference(
 ) -> ApiResult<Json<ServicePreference>> {
     let service_id = known_service(&app, &service_id).await?;
     if preference.service_id != service_id {
-        return Err(Problem::bad_request("service_id: does not match the path"));
-    }
-    let profile = profile_of(&app, &fiscal_code).await?;
-    if profile.service_preferences_settings.mode == ServicePreferencesMode::Legacy {
-        return Err(Problem::conflict(
-            "service_preferences_settings.mode is LEGACY: per-service preferences apply in AUTO or MANUAL mode",
+        return Err(Problem::bad_request(
+            "service_id: does not match the service id of the path",
         ));
     }
+    let profile = non_legacy_profile(&app, &fiscal_code).await?;
     preference
         .check_version(&profile)
         .map_err(|e| Problem::conflict(format!("settings_version: {e}")))?;
-    let previous = app
-        .store
-        .preference(&fiscal_code, &service_id, preference.settings_version)
-        .await?;
+    let previous = effective_preference(&app, &fiscal_code, &profile, &service_id).await?;
     app.store.put_preference(&fiscal_code, &preference).await?;
-    if previous.map(|p| p.is_inbox_enabled) != Some(preference.is_inbox_enabled) {
+    if previous.is_inbox_enabled != preference.is_inbox_enabled {
         let change = if preference.is_inbox_enabled {
             Subscription::Subscribed
         } else {
