@@ -380,6 +380,98 @@ async fn profile_is_created_then_updated_only_from_the_current_version() {
 }
 
 #[tokio::test]
+async fn an_email_validated_by_another_citizen_is_412_until_they_give_it_up() {
+    let server = TestServer::start().await;
+    let mine = server.citizen_token(CITIZEN).await;
+    let theirs = server.citizen_token(OTHER_CITIZEN).await;
+    create_profile(&server, &mine).await;
+    create_profile(&server, &theirs).await;
+    let validate = |fiscal_code: &str| {
+        server
+            .admin(
+                Method::PUT,
+                &format!("/adm/profiles/{fiscal_code}/email-validation"),
+            )
+            .send()
+    };
+    // Nothing to validate yet.
+    expect_problem(validate(CITIZEN).await.unwrap(), StatusCode::CONFLICT).await;
+    // Both may name the same address while neither has validated it.
+    for token in [&mine, &theirs] {
+        let response = post_profile(
+            &server,
+            token,
+            json!({"version": 0, "email": "famiglia@example.org"}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let validated = validate(CITIZEN).await.unwrap();
+    assert_eq!(validated.status(), StatusCode::OK);
+    let validated: Value = validated.json().await.unwrap();
+    assert_eq!(validated["is_email_validated"], true);
+    assert_eq!(validated["version"], 2);
+    assert_eq!(citizen_get(&server, "/profile", &mine).await, validated);
+    // Validating again changes nothing.
+    let again: Value = validate(CITIZEN).await.unwrap().json().await.unwrap();
+    assert_eq!(again, validated);
+    // The other citizen can neither validate it nor name it again (case does not matter).
+    expect_problem(
+        validate(OTHER_CITIZEN).await.unwrap(),
+        StatusCode::PRECONDITION_FAILED,
+    )
+    .await;
+    let taken = post_profile(
+        &server,
+        &theirs,
+        json!({"version": 1, "email": "Famiglia@Example.org"}),
+    )
+    .await;
+    let problem = expect_problem(taken, StatusCode::PRECONDITION_FAILED).await;
+    assert!(problem["detail"].as_str().unwrap().contains("email"));
+    // The owner may keep sending it.
+    let kept = post_profile(
+        &server,
+        &mine,
+        json!({"version": 2, "email": "famiglia@example.org"}),
+    )
+    .await;
+    assert_eq!(kept.status(), StatusCode::OK);
+    assert_eq!(
+        kept.json::<Value>().await.unwrap()["is_email_validated"],
+        true
+    );
+    // Once the owner moves to another address, the first is free.
+    let moved: Value = update_profile(
+        &server,
+        &mine,
+        json!({"version": 3, "email": "mario@example.org"}),
+    )
+    .await;
+    assert_eq!(moved["is_email_validated"], false);
+    let response = validate(OTHER_CITIZEN).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Unknown citizen, malformed fiscal code, no admin token.
+    expect_problem(
+        validate("VRDGPP80A01H501U").await.unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let problem =
+        expect_problem(validate("NOTACODE").await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert!(problem["detail"].as_str().unwrap().contains("fiscal_code"));
+    let anonymous = server
+        .request(
+            Method::PUT,
+            &format!("/adm/profiles/{CITIZEN}/email-validation"),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_problem(anonymous, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
 async fn inbox_switches_and_preferences_are_recorded_in_the_subscriptions_feed() {
     let clock = TestClock::at(FIXED_NOW);
     let server = TestServer::start_with_clock(test_config(), clock.clone()).await;

@@ -154,6 +154,15 @@ pub(super) async fn post_profile(
                 .updated_with(&next)
                 .map_err(|e| Problem::conflict(format!("version: {e}")))?;
             app.store.put_profile(&updated).await.map_err(conflict)?;
+            // A validated address the citizen gave up is free for another citizen to validate.
+            if let Some(old) = &current.email
+                && current.is_email_validated
+                && updated.email.as_ref() != Some(old)
+            {
+                app.records
+                    .release_email(old.as_str(), &fiscal_code)
+                    .await?;
+            }
             if current.is_inbox_enabled != updated.is_inbox_enabled {
                 let change = if updated.is_inbox_enabled {
                     Subscription::Subscribed
