@@ -3,8 +3,10 @@
 //! their own data: another citizen's message is "not found", never "forbidden".
 //!
 //! One submodule per resource: [`profile`], [`preferences`], [`messages`] (inbox, message,
-//! read and archive flags), [`installations`] (push devices).
+//! read and archive flags), [`installations`] (push devices), [`data_processing`] (GDPR
+//! download and erasure requests, and the background work that carries them out).
 
+pub mod data_processing;
 pub mod installations;
 pub mod messages;
 pub mod preferences;
@@ -17,12 +19,14 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use io_core::{FiscalCode, Profile, Store};
 
 use crate::app::App;
 use crate::problem::{ApiResult, Problem};
 use crate::records::{FeedScope, Subscription};
+
+pub use data_processing::process_due_requests;
 
 /// The authenticated citizen, put in the request's extensions by the authentication layer.
 #[derive(Debug, Clone)]
@@ -48,6 +52,15 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route(
             "/installations/{installation_id}",
             put(installations::put_installation),
+        )
+        .route("/user-data-processing", post(data_processing::post_request))
+        .route(
+            "/user-data-processing/{choice}",
+            get(data_processing::get_request).delete(data_processing::abort_request),
+        )
+        .route(
+            "/user-data-processing/DOWNLOAD/archive",
+            get(data_processing::get_archive),
         )
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .route_layer(middleware::from_fn_with_state(

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use io_core::{Clock, FiscalCode, Store, Timestamp};
+use io_server::citizen_api::data_processing::{Choice, DataRequest, RequestStatus, SWEEP_INTERVAL};
+use io_server::citizen_api::process_due_requests;
 use io_server::citizen_token::Hs256Tokens;
+use io_server::records::ScheduledRequest;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use support::*;
@@ -240,6 +243,10 @@ async fn every_route_needs_a_valid_unexpired_token() {
             "/messages/01J0000000000000000000000A/message-status",
         ),
         (Method::PUT, "/installations/device-1"),
+        (Method::POST, "/user-data-processing"),
+        (Method::GET, "/user-data-processing/DELETE"),
+        (Method::DELETE, "/user-data-processing/DELETE"),
+        (Method::GET, "/user-data-processing/DOWNLOAD/archive"),
     ];
     for (method, path) in routes {
         let url = format!("/app/v1{path}");
@@ -1156,4 +1163,568 @@ async fn installations_are_registered_replaced_and_validated() {
             .len(),
         2
     );
+}
+
+async fn ask(server: &TestServer, token: &str, choice: &str) -> Response {
+    server
+        .citizen(Method::POST, "/user-data-processing", token)
+        .json(&json!({ "choice": choice }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn abort(server: &TestServer, token: &str, choice: &str) -> Response {
+    server
+        .citizen(
+            Method::DELETE,
+            &format!("/user-data-processing/{choice}"),
+            token,
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+fn at(millis: i64) -> Timestamp {
+    Timestamp::from_millis(millis)
+}
+
+#[tokio::test]
+async fn a_download_request_is_carried_out_and_its_archive_holds_everything() {
+    let clock = TestClock::at(FIXED_NOW);
+    let server = TestServer::start_with_clock(test_config(), clock.clone()).await;
+    let (service_id, key) = server.create_service(ALL_GROUPS).await;
+    let (special_id, _) = server
+        .create_service_with(json!({
+            "groups": ALL_GROUPS,
+            "service_metadata": {"scope": "NATIONAL", "category": "SPECIAL"}
+        }))
+        .await;
+    let token = server.citizen_token(CITIZEN).await;
+    // A message before the profile exists: REJECTED, never in the inbox, still the
+    // citizen's data.
+    let rejected = send(&server, &key, CITIZEN).await;
+    server.drain().await;
+    create_profile(&server, &token).await;
+    update_profile(
+        &server,
+        &token,
+        json!({"version": 0, "service_preferences_settings": {"mode": "AUTO"}}),
+    )
+    .await;
+    let preference = json!({
+        "service_id": service_id, "settings_version": 1, "is_inbox_enabled": true,
+        "is_email_enabled": false, "is_webhook_enabled": true,
+        "can_access_message_read_status": false,
+    });
+    let response = server
+        .citizen(
+            Method::POST,
+            &format!("/services/{service_id}/preferences"),
+            &token,
+        )
+        .json(&preference)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = server
+        .citizen(Method::PUT, "/installations/device-1", &token)
+        .json(&json!({"platform": "apns", "push_channel": "apns-token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = server
+        .admin(Method::PUT, "/adm/activations")
+        .json(&json!({"service_id": special_id, "fiscal_code": CITIZEN, "status": "ACTIVE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let first = send(&server, &key, CITIZEN).await;
+    let second = send(&server, &key, CITIZEN).await;
+    server.drain().await;
+    let read = set_status(
+        &server,
+        &token,
+        &first,
+        json!({"change_type": "reading", "is_read": true}),
+    )
+    .await;
+    assert_eq!(read.status(), StatusCode::OK);
+    // Another citizen's data stays out of the archive.
+    create_profile(&server, &server.citizen_token(OTHER_CITIZEN).await).await;
+    send(&server, &key, OTHER_CITIZEN).await;
+    server.drain().await;
+
+    let none = server
+        .citizen(Method::GET, "/user-data-processing/DOWNLOAD", &token)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(none, StatusCode::NOT_FOUND).await;
+    let created = ask(&server, &token, "DOWNLOAD").await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(
+        created.headers()["location"],
+        "/app/v1/user-data-processing/DOWNLOAD"
+    );
+    let pending = json!({
+        "choice": "DOWNLOAD", "status": "PENDING",
+        "created_at": FIXED_NOW.to_rfc3339(), "updated_at": FIXED_NOW.to_rfc3339(),
+    });
+    assert_eq!(created.json::<Value>().await.unwrap(), pending);
+    let problem =
+        expect_problem(ask(&server, &token, "DOWNLOAD").await, StatusCode::CONFLICT).await;
+    assert!(problem["detail"].as_str().unwrap().contains("PENDING"));
+    assert_eq!(
+        citizen_get(&server, "/user-data-processing/DOWNLOAD", &token).await,
+        pending
+    );
+    let early = server
+        .citizen(
+            Method::GET,
+            "/user-data-processing/DOWNLOAD/archive",
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_problem(early, StatusCode::CONFLICT).await;
+
+    let later = at(FIXED_NOW.as_millis() + 60_000);
+    clock.set(later);
+    assert_eq!(process_due_requests(&server.app, later).await.unwrap(), 1);
+    assert_eq!(process_due_requests(&server.app, later).await.unwrap(), 0);
+    let closed = citizen_get(&server, "/user-data-processing/DOWNLOAD", &token).await;
+    assert_eq!(closed["status"], "CLOSED");
+    assert_eq!(closed["updated_at"], later.to_rfc3339());
+    let archive = citizen_get(&server, "/user-data-processing/DOWNLOAD/archive", &token).await;
+    assert_eq!(archive["fiscal_code"], CITIZEN);
+    assert_eq!(
+        archive["profile"],
+        citizen_get(&server, "/profile", &token).await
+    );
+    assert_eq!(archive["service_preferences"], json!([preference]));
+    assert_eq!(archive["installations"][0]["installation_id"], "device-1");
+    assert_eq!(archive["installations"][0]["push_channel"], "apns-token");
+    assert_eq!(archive["installations"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        archive["activations"],
+        json!([{"service_id": special_id, "status": "ACTIVE", "updated_at": FIXED_NOW.to_rfc3339()}])
+    );
+    let messages = archive["messages"].as_array().unwrap();
+    let summary: Vec<(String, String, bool)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["message"]["id"].as_str().unwrap().to_string(),
+                m["status"].as_str().unwrap().to_string(),
+                m["is_read"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (rejected, "REJECTED".to_string(), false),
+            (first, "PROCESSED".to_string(), true),
+            (second, "PROCESSED".to_string(), false),
+        ]
+    );
+    assert_eq!(messages[0]["rejection_reason"], "USER_NOT_FOUND");
+    assert_eq!(messages[1]["message"]["content"], message_body()["content"]);
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["message"]["fiscal_code"] == CITIZEN)
+    );
+
+    // Finished, so another may be asked; the archive is kept 15 days.
+    clock.set(at(later.as_millis() + 15 * DAY_MILLIS - 1));
+    let token = server.citizen_token(CITIZEN).await;
+    let kept = server
+        .citizen(
+            Method::GET,
+            "/user-data-processing/DOWNLOAD/archive",
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), StatusCode::OK);
+    clock.set(at(later.as_millis() + 15 * DAY_MILLIS));
+    let expired = server
+        .citizen(
+            Method::GET,
+            "/user-data-processing/DOWNLOAD/archive",
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(expired, StatusCode::NOT_FOUND).await;
+    assert!(problem["detail"].as_str().unwrap().contains("15 days"));
+    assert_eq!(
+        ask(&server, &token, "DOWNLOAD").await.status(),
+        StatusCode::CREATED
+    );
+
+    for body in [
+        json!({"choice": "download"}),
+        json!({}),
+        json!({"choice": "DELETE", "why": "x"}),
+    ] {
+        let response = server
+            .citizen(Method::POST, "/user-data-processing", &token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(response, StatusCode::BAD_REQUEST).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains(if body.get("why").is_some() {
+                    "why"
+                } else {
+                    "choice"
+                }),
+            "{body}: {problem}"
+        );
+    }
+    let bad = server
+        .citizen(Method::GET, "/user-data-processing/EVERYTHING", &token)
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(bad, StatusCode::BAD_REQUEST).await;
+    assert!(problem["detail"].as_str().unwrap().contains("choice"));
+    let not_json = server
+        .citizen(Method::POST, "/user-data-processing", &token)
+        .body("choice=DELETE")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+}
+
+#[tokio::test]
+async fn a_delete_request_waits_its_grace_period_can_be_aborted_and_then_erases_the_citizen() {
+    let clock = TestClock::at(FIXED_NOW);
+    let server = TestServer::start_with_clock(test_config(), clock.clone()).await;
+    let grace = i64::try_from(server.app.config.gdpr.delete_grace_secs * 1000).unwrap();
+    let (service_id, key) = server.create_service(ALL_GROUPS).await;
+    let (special_id, _) = server
+        .create_service_with(json!({
+            "groups": ALL_GROUPS,
+            "service_metadata": {"scope": "NATIONAL", "category": "SPECIAL"}
+        }))
+        .await;
+    let citizen = FiscalCode::parse(CITIZEN).unwrap();
+    let other = FiscalCode::parse(OTHER_CITIZEN).unwrap();
+    let mut token = server.citizen_token(CITIZEN).await;
+    let theirs = server.citizen_token(OTHER_CITIZEN).await;
+    create_profile(&server, &token).await;
+    create_profile(&server, &theirs).await;
+    update_profile(&server, &token, json!({"version": 0, "email": "mario@example.org", "service_preferences_settings": {"mode": "MANUAL"}})).await;
+    let validated = server
+        .admin(
+            Method::PUT,
+            &format!("/adm/profiles/{CITIZEN}/email-validation"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(validated.status(), StatusCode::OK);
+    let response = server
+        .citizen(
+            Method::POST,
+            &format!("/services/{service_id}/preferences"),
+            &token,
+        )
+        .json(&json!({
+            "service_id": service_id, "settings_version": 1, "is_inbox_enabled": true,
+            "is_email_enabled": true, "is_webhook_enabled": true,
+            "can_access_message_read_status": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    server
+        .citizen(Method::PUT, "/installations/device-1", &token)
+        .json(&json!({"platform": "fcmv1", "push_channel": "fcm-token"}))
+        .send()
+        .await
+        .unwrap();
+    server
+        .admin(Method::PUT, "/adm/activations")
+        .json(&json!({"service_id": special_id, "fiscal_code": CITIZEN, "status": "ACTIVE"}))
+        .send()
+        .await
+        .unwrap();
+    let mine = send(&server, &key, CITIZEN).await;
+    let kept = send(&server, &key, OTHER_CITIZEN).await;
+    server.drain().await;
+    let read = set_status(
+        &server,
+        &token,
+        &mine,
+        json!({"change_type": "bulk", "is_read": true, "is_archived": true}),
+    )
+    .await;
+    assert_eq!(read.status(), StatusCode::OK);
+    let mine_id = mine.parse().unwrap();
+
+    // Asked, then withdrawn in time: nothing happens at the deadline.
+    let created: Value = ask(&server, &token, "DELETE").await.json().await.unwrap();
+    assert_eq!(created["status"], "PENDING");
+    expect_problem(ask(&server, &token, "DELETE").await, StatusCode::CONFLICT).await;
+    let aborted = abort(&server, &token, "DELETE").await;
+    assert_eq!(aborted.status(), StatusCode::OK);
+    assert_eq!(aborted.json::<Value>().await.unwrap()["status"], "ABORTED");
+    let problem =
+        expect_problem(abort(&server, &token, "DELETE").await, StatusCode::CONFLICT).await;
+    assert!(problem["detail"].as_str().unwrap().contains("ABORTED"));
+    assert_eq!(
+        process_due_requests(&server.app, at(FIXED_NOW.as_millis() + grace))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        citizen_get(&server, "/user-data-processing/DELETE", &token).await["status"],
+        "ABORTED"
+    );
+    assert!(server.app.store.profile(&citizen).await.unwrap().is_some());
+    // A DOWNLOAD cannot be aborted; one that does not exist is not found.
+    expect_problem(
+        abort(&server, &token, "DOWNLOAD").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        ask(&server, &token, "DOWNLOAD").await.status(),
+        StatusCode::CREATED
+    );
+    let problem = expect_problem(
+        abort(&server, &token, "DOWNLOAD").await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert!(problem["detail"].as_str().unwrap().contains("DELETE"));
+
+    // Asked again an hour later: not a millisecond before its grace period ends...
+    let asked = at(FIXED_NOW.as_millis() + 3_600_000);
+    clock.set(asked);
+    token = server.citizen_token(CITIZEN).await;
+    assert_eq!(
+        ask(&server, &token, "DELETE").await.status(),
+        StatusCode::CREATED
+    );
+    // A stray hint for the aborted request's deadline (as a crash between the abort and its
+    // clean-up would leave) must not carry the new request out early.
+    server
+        .app
+        .records
+        .schedule_data_request(&ScheduledRequest {
+            due: at(FIXED_NOW.as_millis() + grace),
+            fiscal_code: citizen.clone(),
+            choice: "DELETE".into(),
+        })
+        .await
+        .unwrap();
+    let before = at(asked.as_millis() + grace - 1);
+    assert_eq!(
+        process_due_requests(&server.app, before).await.unwrap(),
+        1,
+        "only the DOWNLOAD"
+    );
+    assert_eq!(
+        citizen_get(&server, "/user-data-processing/DELETE", &token).await["status"],
+        "PENDING"
+    );
+    assert!(server.app.store.profile(&citizen).await.unwrap().is_some());
+    // ...and then everything goes.
+    let deadline = at(asked.as_millis() + grace);
+    clock.set(deadline);
+    token = server.citizen_token(CITIZEN).await;
+    assert_eq!(
+        process_due_requests(&server.app, deadline).await.unwrap(),
+        1
+    );
+    let closed = citizen_get(&server, "/user-data-processing/DELETE", &token).await;
+    assert_eq!(
+        closed,
+        json!({
+            "choice": "DELETE", "status": "CLOSED",
+            "created_at": asked.to_rfc3339(), "updated_at": deadline.to_rfc3339(),
+        })
+    );
+    expect_problem(abort(&server, &token, "DELETE").await, StatusCode::CONFLICT).await;
+    let profile = server
+        .citizen(Method::GET, "/profile", &token)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(profile, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        citizen_get(&server, "/messages", &token).await["items"],
+        json!([])
+    );
+    assert_eq!(
+        citizen_get(&server, "/messages?archived=true", &token).await["items"],
+        json!([])
+    );
+    let store = &server.app.store;
+    assert!(store.message(&mine_id).await.unwrap().is_none());
+    assert!(
+        store
+            .messages_to(&citizen, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.installations(&citizen).await.unwrap().is_empty());
+    assert!(store.preferences_of(&citizen).await.unwrap().is_empty());
+    assert!(store.activations_of(&citizen).await.unwrap().is_empty());
+    assert_eq!(
+        server
+            .app
+            .records
+            .message_flags(&citizen, &mine_id)
+            .await
+            .unwrap(),
+        Default::default()
+    );
+    // The DOWNLOAD request went with the rest; the journal stays, naming no one.
+    let download = server
+        .citizen(Method::GET, "/user-data-processing/DOWNLOAD", &token)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(download, StatusCode::NOT_FOUND).await;
+    assert!(
+        !server
+            .app
+            .engine
+            .verify_journal(&mine_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The services see the citizen unsubscribed and unknown; the address is free.
+    let today = feed(&server, &key).await;
+    assert_eq!(today["unsubscriptions"], json!([hash(CITIZEN)]));
+    let unknown = server
+        .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(unknown, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        server
+            .app
+            .records
+            .email_owner("mario@example.org")
+            .await
+            .unwrap(),
+        None
+    );
+    // The other citizen kept everything.
+    assert!(store.profile(&other).await.unwrap().is_some());
+    assert_eq!(
+        ids_of(
+            &citizen_get(
+                &server,
+                "/messages",
+                &server.citizen_token(OTHER_CITIZEN).await
+            )
+            .await
+        ),
+        [kept]
+    );
+    // The citizen may come back: a new profile starts from scratch.
+    let again = create_profile(&server, &token).await;
+    assert_eq!(
+        (again["version"].clone(), again["email"].clone()),
+        (json!(0), Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn a_schedule_entry_is_kept_while_its_request_is_being_written_and_dropped_an_hour_late() {
+    let server = TestServer::start().await;
+    let records = &server.app.records;
+    let citizen = FiscalCode::parse(CITIZEN).unwrap();
+    let entry = |fiscal_code: &FiscalCode, choice: &str| ScheduledRequest {
+        due: FIXED_NOW,
+        fiscal_code: fiscal_code.clone(),
+        choice: choice.into(),
+    };
+    // POST writes the schedule entry, then the request: a sweep in between keeps the entry.
+    records
+        .schedule_data_request(&entry(&citizen, "DOWNLOAD"))
+        .await
+        .unwrap();
+    assert_eq!(
+        process_due_requests(&server.app, FIXED_NOW).await.unwrap(),
+        0
+    );
+    let request = DataRequest {
+        choice: Choice::Download,
+        status: RequestStatus::Pending,
+        created_at: FIXED_NOW,
+        updated_at: FIXED_NOW,
+        due_at: FIXED_NOW,
+    };
+    records
+        .put_data_request(&citizen, "DOWNLOAD", Some(&request))
+        .await
+        .unwrap();
+    let later = at(FIXED_NOW.as_millis() + 60_000);
+    assert_eq!(process_due_requests(&server.app, later).await.unwrap(), 1);
+    let done: DataRequest = records
+        .data_request(&citizen, "DOWNLOAD")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, RequestStatus::Closed);
+    // An entry no request asks for goes an hour after its due time.
+    let orphan = entry(&FiscalCode::parse(OTHER_CITIZEN).unwrap(), "DELETE");
+    records.schedule_data_request(&orphan).await.unwrap();
+    for (millis, kept) in [(3_600_000 - 1, true), (3_600_000, false)] {
+        let now = at(FIXED_NOW.as_millis() + millis);
+        assert_eq!(process_due_requests(&server.app, now).await.unwrap(), 0);
+        let scheduled = records.due_data_requests(now, None, 10).await.unwrap();
+        assert_eq!(scheduled == [orphan.clone()], kept, "{millis}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_with_workers_sweeps_due_requests_in_the_background_and_finishes_before_stopping()
+{
+    let mut config = test_config();
+    config.workers = 1;
+    let server = TestServer::start_with(config).await;
+    let app = server.app.clone();
+    let token = server.citizen_token(CITIZEN).await;
+    assert_eq!(
+        ask(&server, &token, "DOWNLOAD").await.status(),
+        StatusCode::CREATED
+    );
+    // The next sweep is due; stopping the server lets it run first.
+    tokio::time::advance(SWEEP_INTERVAL).await;
+    server.stop().await;
+    let request: DataRequest = app
+        .records
+        .data_request(&FiscalCode::parse(CITIZEN).unwrap(), "DOWNLOAD")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(request.status, RequestStatus::Closed);
 }
