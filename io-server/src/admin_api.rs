@@ -1,5 +1,6 @@
 //! The admin API under `/adm`, shaped like IO's: services with their keys and permission
-//! groups, activations, citizen tokens for development, and a message lookup for support.
+//! groups, activations, citizen tokens for development, the validation of a citizen's email
+//! (until io has its own confirmation flow), and a message lookup for support.
 //! Guarded by the admin bearer token (compared by hash, in constant time).
 
 use std::collections::BTreeSet;
@@ -12,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use io_core::{
-    Activation, EmailAddress, FiscalCode, MessageId, OrganizationFiscalCode, SANDBOX_FISCAL_CODE,
-    Service, ServiceId, ServiceMetadata, Store,
+    Activation, EmailAddress, FiscalCode, MessageId, OrganizationFiscalCode, Profile,
+    SANDBOX_FISCAL_CODE, Service, ServiceId, ServiceMetadata, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,10 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         )
         .route("/activations", put(put_activation))
         .route("/citizen-tokens", post(mint_citizen_token))
+        .route(
+            "/profiles/{fiscal_code}/email-validation",
+            put(validate_email),
+        )
         .route("/messages/{id}", get(lookup_message))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_admin))
         .route_layer(middleware::from_fn_with_state(
@@ -393,6 +398,66 @@ async fn mint_citizen_token(
         "token": token,
         "expires_in": app.config.citizen_tokens.ttl_secs,
     })))
+}
+
+/// How many times [`validate_email`] retries when the citizen updates the profile meanwhile.
+const VALIDATION_ATTEMPTS: usize = 3;
+
+/// `PUT /adm/profiles/{fiscal_code}/email-validation`: marks the profile's current email
+/// validated, claiming the address for this citizen (io-reference §3: an address validated by
+/// another citizen is 412). Stands in for the confirmation link IO mails; the email channel
+/// notifies validated addresses only. 404 without a profile, 409 without an email.
+async fn validate_email(
+    State(app): State<Arc<App>>,
+    Path(fiscal_code): Path<String>,
+) -> ApiResult<Json<Profile>> {
+    let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
+    for _ in 0..VALIDATION_ATTEMPTS {
+        let profile = app
+            .store
+            .profile(&fiscal_code)
+            .await?
+            .ok_or_else(|| Problem::not_found("no profile for this fiscal code"))?;
+        let Some(email) = profile.email.clone() else {
+            return Err(Problem::conflict(
+                "email: the profile has no email address to validate",
+            ));
+        };
+        if profile.is_email_validated {
+            return Ok(Json(profile));
+        }
+        if app
+            .records
+            .claim_email(email.as_str(), &fiscal_code)
+            .await?
+            .is_err()
+        {
+            return Err(Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "email: the address is already validated by another citizen",
+            ));
+        }
+        let mut validated = profile.clone();
+        validated.is_email_validated = true;
+        validated.version = profile.version + 1;
+        match app.store.put_profile(&validated).await {
+            Ok(()) => return Ok(Json(validated)),
+            // The citizen changed the profile meanwhile: free the address unless it is still
+            // theirs, and start over from the new version.
+            Err(StoreError::Conflict { .. }) => {
+                let now = app.store.profile(&fiscal_code).await?;
+                if now.and_then(|p| p.email) != Some(email.clone()) {
+                    app.records
+                        .release_email(email.as_str(), &fiscal_code)
+                        .await?;
+                }
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(Problem::conflict(
+        "version: the profile kept changing while its email was being validated; retry",
+    ))
 }
 
 /// Support's view of a message: the Services API's answer plus the journal check.

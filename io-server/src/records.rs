@@ -9,6 +9,7 @@
 //! | `subscriptions` | day, scope (`*` or a service id), citizen hash | `S` or `U` |
 //! | `email_owners` | a validated email address (lower case) | the fiscal code owning it |
 //! | `data_requests` | fiscal code, choice | a GDPR request |
+//! | `data_requests_due` | due time (ms, big-endian), fiscal code, choice | nothing: a hint |
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ const MESSAGE_FLAGS: &str = "message_flags";
 const SUBSCRIPTIONS: &str = "subscriptions";
 const EMAIL_OWNERS: &str = "email_owners";
 const DATA_REQUESTS: &str = "data_requests";
+const DATA_REQUESTS_DUE: &str = "data_requests_due";
 
 /// The store the server runs on.
 pub type AppStore = SledStore;
@@ -83,6 +85,44 @@ pub enum FeedScope {
     AllServices,
     /// One service (a preference changed).
     Service(ServiceId),
+}
+
+/// A GDPR request in the schedule of due requests: a hint that (fiscal code, choice) may need
+/// carrying out from `due` on. The request record itself says whether it still does, so a
+/// hint written by a request that never got stored, or left by one since aborted or
+/// replaced, is only dropped by the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledRequest {
+    /// From when the request may be carried out.
+    pub due: Timestamp,
+    /// Whose request.
+    pub fiscal_code: FiscalCode,
+    /// Which request (`DOWNLOAD` or `DELETE`).
+    pub choice: String,
+}
+
+impl ScheduledRequest {
+    /// Time first, so a scan in key order meets due requests first.
+    fn key(&self) -> Vec<u8> {
+        let millis = u64::try_from(self.due.as_millis()).unwrap_or(0);
+        let mut key = millis.to_be_bytes().to_vec();
+        key.extend_from_slice(self.fiscal_code.as_str().as_bytes());
+        key.extend_from_slice(self.choice.as_bytes());
+        key
+    }
+
+    fn from_key(key: &[u8]) -> Result<Self, StoreError> {
+        let bad = || corrupt(DATA_REQUESTS_DUE, "malformed key");
+        let (due, rest) = key.split_first_chunk::<8>().ok_or_else(bad)?;
+        let (fiscal_code, choice) = rest.split_at_checked(16).ok_or_else(bad)?;
+        let due = i64::try_from(u64::from_be_bytes(*due)).map_err(|_| bad())?;
+        Ok(Self {
+            due: Timestamp::from_millis(due),
+            fiscal_code: FiscalCode::parse(&String::from_utf8_lossy(fiscal_code))
+                .map_err(|e| corrupt(DATA_REQUESTS_DUE, e))?,
+            choice: String::from_utf8_lossy(choice).into_owned(),
+        })
+    }
 }
 
 /// Typed access to the server's records.
@@ -226,6 +266,56 @@ impl Records {
             .await
     }
 
+    /// Changes a citizen's flags on a message with `change`, atomically: a concurrent change
+    /// makes `change` run again on what that one stored, so neither is lost (and a read flag,
+    /// once stored, is seen by every later change). Returns the flags stored.
+    pub async fn update_message_flags<E: From<StoreError>>(
+        &self,
+        fiscal_code: &FiscalCode,
+        message: &MessageId,
+        mut change: impl FnMut(MessageFlags) -> Result<MessageFlags, E>,
+    ) -> Result<MessageFlags, E> {
+        let key = flags_key(fiscal_code, message);
+        let mut found = self.store.record(MESSAGE_FLAGS, &key).await?;
+        loop {
+            let current = match &found {
+                Some(bytes) => decode(MESSAGE_FLAGS, bytes)?,
+                None => MessageFlags::default(),
+            };
+            let next = change(current)?;
+            if next == current {
+                return Ok(next);
+            }
+            match self
+                .store
+                .swap_record(MESSAGE_FLAGS, &key, found.as_deref(), Some(&encode(&next)))
+                .await?
+            {
+                Ok(()) => return Ok(next),
+                Err(stored) => found = stored,
+            }
+        }
+    }
+
+    /// Forgets every flag a citizen set (GDPR erasure); returns how many messages had some.
+    pub async fn forget_message_flags(&self, fiscal_code: &FiscalCode) -> Result<u64, StoreError> {
+        let prefix = fiscal_code.as_str().as_bytes();
+        let mut forgotten = 0;
+        loop {
+            let page = self
+                .store
+                .records(MESSAGE_FLAGS, prefix, None, 1000)
+                .await?;
+            if page.is_empty() {
+                return Ok(forgotten);
+            }
+            for (key, _) in page {
+                self.store.put_record(MESSAGE_FLAGS, &key, None).await?;
+                forgotten += 1;
+            }
+        }
+    }
+
     /// Records a subscription change on the day of `at` (UTC); the last change of a day wins.
     pub async fn record_subscription(
         &self,
@@ -367,6 +457,82 @@ impl Records {
             .await
     }
 
+    /// Replaces a GDPR request record only if it still is `expected` (`None`: absent); false
+    /// when it changed meanwhile. Compares decoded values, so a record written by an older
+    /// version of the type compares by content, not by bytes.
+    pub async fn swap_data_request<T: Serialize + DeserializeOwned + PartialEq>(
+        &self,
+        fiscal_code: &FiscalCode,
+        choice: &str,
+        expected: Option<&T>,
+        new: Option<&T>,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{}\0{choice}", fiscal_code.as_str());
+        let raw = self.store.record(DATA_REQUESTS, key.as_bytes()).await?;
+        let current: Option<T> = raw
+            .as_deref()
+            .map(|bytes| decode(DATA_REQUESTS, bytes))
+            .transpose()?;
+        if current.as_ref() != expected {
+            return Ok(false);
+        }
+        let new = new.map(encode);
+        Ok(self
+            .store
+            .swap_record(
+                DATA_REQUESTS,
+                key.as_bytes(),
+                raw.as_deref(),
+                new.as_deref(),
+            )
+            .await?
+            .is_ok())
+    }
+
+    /// Puts a GDPR request in the schedule of due requests.
+    pub async fn schedule_data_request(
+        &self,
+        request: &ScheduledRequest,
+    ) -> Result<(), StoreError> {
+        self.store
+            .put_record(DATA_REQUESTS_DUE, &request.key(), Some(b""))
+            .await
+    }
+
+    /// Takes a GDPR request out of the schedule (absent is fine).
+    pub async fn unschedule_data_request(
+        &self,
+        request: &ScheduledRequest,
+    ) -> Result<(), StoreError> {
+        self.store
+            .put_record(DATA_REQUESTS_DUE, &request.key(), None)
+            .await
+    }
+
+    /// Up to `limit` scheduled requests due at `now`, earliest first, after `after` when
+    /// given: the worker reads only what is due, however many requests wait.
+    pub async fn due_data_requests(
+        &self,
+        now: Timestamp,
+        after: Option<&ScheduledRequest>,
+        limit: usize,
+    ) -> Result<Vec<ScheduledRequest>, StoreError> {
+        let after = after.map(ScheduledRequest::key);
+        let page = self
+            .store
+            .records(DATA_REQUESTS_DUE, b"", after.as_deref(), limit)
+            .await?;
+        let mut due = Vec::new();
+        for (key, _) in page {
+            let request = ScheduledRequest::from_key(&key)?;
+            if request.due > now {
+                break;
+            }
+            due.push(request);
+        }
+        Ok(due)
+    }
+
     /// Every GDPR request record (for the worker that carries them out), as raw key parts.
     pub async fn all_data_requests<T: DeserializeOwned>(
         &self,
@@ -405,4 +571,51 @@ fn flags_key(fiscal_code: &FiscalCode, message: &MessageId) -> Vec<u8> {
 /// `YYYY-MM-DD` of an instant, in UTC.
 pub fn utc_day(at: Timestamp) -> String {
     at.to_rfc3339()[..10].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flag_change_made_meanwhile_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(Arc::new(SledStore::open(dir.path().join("store")).unwrap()));
+        let citizen = FiscalCode::parse("RSSMRA85T10A562S").unwrap();
+        let message: MessageId = "01J0000000000000000000000A".parse().unwrap();
+        let mut calls = 0;
+        let stored = records
+            .update_message_flags(&citizen, &message, |mut flags| {
+                calls += 1;
+                if calls == 1 {
+                    // Another request archives the message between this one's read and write.
+                    let archived = MessageFlags {
+                        is_read: false,
+                        is_archived: true,
+                    };
+                    std::thread::scope(|scope| {
+                        scope.spawn(|| {
+                            tokio::runtime::Builder::new_current_thread()
+                                .build()
+                                .unwrap()
+                                .block_on(records.put_message_flags(&citizen, &message, archived))
+                                .unwrap();
+                        });
+                    });
+                }
+                flags.is_read = true;
+                Ok::<_, StoreError>(flags)
+            })
+            .await
+            .unwrap();
+        let both = MessageFlags {
+            is_read: true,
+            is_archived: true,
+        };
+        assert_eq!((stored, calls), (both, 2));
+        assert_eq!(
+            records.message_flags(&citizen, &message).await.unwrap(),
+            both
+        );
+    }
 }

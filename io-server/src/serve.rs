@@ -1,6 +1,7 @@
-//! Running the server: the HTTP listener and the engine's worker loops, with a graceful
-//! shutdown that stops accepting, lets requests and rounds in flight finish (so leases are
-//! released by their commits, not left to expire), and flushes the store.
+//! Running the server: the HTTP listener, the engine's worker loops and the GDPR requests'
+//! sweep, with a graceful shutdown that stops accepting, lets requests, rounds and a sweep in
+//! flight finish (so leases are released by their commits, not left to expire), and flushes
+//! the store.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,7 +38,10 @@ impl Running {
     }
 }
 
-/// Binds `listener` and starts serving `app` with `app.config.workers` engine workers.
+/// Binds `listener` and starts serving `app` with `app.config.workers` engine workers. A
+/// process with workers also carries out due GDPR requests
+/// ([`crate::citizen_api::data_processing::run`]); an accept-only process (`workers = 0`)
+/// leaves that, like deliveries, to the processes that work.
 pub fn start(app: Arc<App>, listener: TcpListener) -> std::io::Result<Running> {
     let local_addr = listener.local_addr()?;
     let (shutdown, mut stop) = watch::channel(false);
@@ -46,6 +50,10 @@ pub fn start(app: Arc<App>, listener: TcpListener) -> std::io::Result<Running> {
         let engine = app.engine.clone();
         let stop = shutdown.subscribe();
         workers.push(tokio::spawn(async move { engine.run(stop).await }));
+    }
+    if app.config.workers > 0 {
+        let sweep = crate::citizen_api::data_processing::run(app.clone(), shutdown.subscribe());
+        workers.push(tokio::spawn(sweep));
     }
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let app_for_task = app.clone();

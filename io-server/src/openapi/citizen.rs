@@ -296,7 +296,11 @@ pub fn citizen_api_document() -> Value {
             .path("service_id", service_id())
             .answers(200, "The preference.", schema_ref("ServicePreference"))
             .problem(400, "The service id is not valid.")
-            .problem(404, "No such service, or no profile."),
+            .problem(404, "No such service, or no profile.")
+            .problem(
+                409,
+                "The profile is in LEGACY mode: per-service preferences are not used.",
+            ),
         ),
     );
     paths.add(

@@ -1,0 +1,263 @@
+//! The inbox (io-reference §7): `GET /messages` pages of the citizen's PROCESSED messages,
+//! newest first, with ULID cursors; `GET /messages/{id}`; `PUT /messages/{id}/message-status`
+//! for the read (one-way) and archived flags. Another citizen's message is 404.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use io_core::{FiscalCode, MessageId, Store};
+use serde::{Deserialize, Serialize};
+
+use super::Citizen;
+use crate::app::App;
+use crate::body::JsonBody;
+use crate::problem::{ApiResult, Problem};
+use crate::records::MessageFlags;
+use crate::views::ContentView;
+
+/// `GET /messages` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    page_size: Option<String>,
+    maximum_id: Option<String>,
+    minimum_id: Option<String>,
+    archived: Option<String>,
+}
+
+/// One inbox item.
+#[derive(Debug, Serialize)]
+pub struct InboxItem {
+    id: String,
+    fiscal_code: String,
+    created_at: String,
+    sender_service_id: String,
+    time_to_live: u64,
+    service_name: Option<String>,
+    organization_name: Option<String>,
+    message_title: String,
+    is_read: bool,
+    is_archived: bool,
+}
+
+/// IO's paginated answer.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    items: Vec<InboxItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prev: Option<String>,
+}
+
+fn parse_id(raw: &str, field: &str) -> Result<MessageId, Problem> {
+    raw.parse::<MessageId>()
+        .map_err(|e| Problem::bad_request(format!("{field}: {e}")))
+}
+
+/// `GET /messages`.
+pub(super) async fn list_messages(
+    State(app): State<Arc<App>>,
+    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Page>> {
+    // axum's own rejection is text/plain; every error of the API is problem+json.
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let page_size = match &query.page_size {
+        None => 25,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n @ 1..=100) => n,
+            _ => {
+                return Err(Problem::bad_request(
+                    "page_size: expected an integer in 1..=100",
+                ));
+            }
+        },
+    };
+    let archived = match query.archived.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(Problem::bad_request("archived: expected true or false")),
+    };
+    let maximum = query
+        .maximum_id
+        .as_deref()
+        .map(|raw| parse_id(raw, "maximum_id"))
+        .transpose()?;
+    let minimum = query
+        .minimum_id
+        .as_deref()
+        .map(|raw| parse_id(raw, "minimum_id"))
+        .transpose()?;
+    // Newest first, strictly older than maximum_id, strictly newer than minimum_id, filtered
+    // by the archived flag; reads one extra item to know whether a next page exists.
+    let mut items = Vec::new();
+    let mut before = maximum;
+    let mut more = false;
+    'scan: loop {
+        let ids = app.store.inbox(&fiscal_code, before, 200).await?;
+        if ids.is_empty() {
+            break;
+        }
+        for id in &ids {
+            if minimum.is_some_and(|min| *id <= min) {
+                break 'scan;
+            }
+            let flags = app.records.message_flags(&fiscal_code, id).await?;
+            if flags.is_archived != archived {
+                continue;
+            }
+            if items.len() == page_size {
+                more = true;
+                break 'scan;
+            }
+            if let Some(item) = inbox_item(&app, id, flags).await? {
+                items.push(item);
+            }
+        }
+        before = ids.last().copied();
+    }
+    let next = more.then(|| items.last().map(|i| i.id.clone())).flatten();
+    let prev = items.first().map(|i| i.id.clone());
+    Ok(Json(Page { items, next, prev }))
+}
+
+async fn inbox_item(
+    app: &App,
+    id: &MessageId,
+    flags: MessageFlags,
+) -> ApiResult<Option<InboxItem>> {
+    let Some(stored) = app.store.message(id).await? else {
+        return Ok(None);
+    };
+    let message = stored.message;
+    let service = app.store.service(&message.sender_service_id).await?;
+    Ok(Some(InboxItem {
+        id: message.id.to_string(),
+        fiscal_code: message.body.fiscal_code.as_str().to_string(),
+        created_at: message.created_at.to_rfc3339(),
+        sender_service_id: message.sender_service_id.as_str().to_string(),
+        time_to_live: message.body.time_to_live_secs,
+        service_name: service.as_ref().map(|s| s.service_name.clone()),
+        organization_name: service.as_ref().map(|s| s.organization_name.clone()),
+        message_title: message.body.content.subject.clone(),
+        is_read: flags.is_read,
+        is_archived: flags.is_archived,
+    }))
+}
+
+/// One message as the citizen reads it.
+#[derive(Debug, Serialize)]
+pub struct CitizenMessage {
+    id: String,
+    fiscal_code: String,
+    created_at: String,
+    sender_service_id: String,
+    time_to_live: u64,
+    content: ContentView,
+    is_read: bool,
+    is_archived: bool,
+}
+
+/// The citizen's own message in the inbox, or 404.
+async fn own_message(app: &App, fiscal_code: &FiscalCode, raw: &str) -> ApiResult<MessageId> {
+    let id = parse_id(raw, "id (path)")?;
+    if !app.store.inbox_contains(fiscal_code, &id).await? {
+        return Err(Problem::not_found(format!("no message {id} in your inbox")));
+    }
+    Ok(id)
+}
+
+/// `GET /messages/{id}`.
+pub(super) async fn get_message(
+    State(app): State<Arc<App>>,
+    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CitizenMessage>> {
+    let id = own_message(&app, &fiscal_code, &id).await?;
+    let stored = app
+        .store
+        .message(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no message {id} in your inbox")))?;
+    let flags = app.records.message_flags(&fiscal_code, &id).await?;
+    let m = stored.message;
+    Ok(Json(CitizenMessage {
+        id: m.id.to_string(),
+        fiscal_code: m.body.fiscal_code.as_str().to_string(),
+        created_at: m.created_at.to_rfc3339(),
+        sender_service_id: m.sender_service_id.as_str().to_string(),
+        time_to_live: m.body.time_to_live_secs,
+        content: ContentView::from(&m.body.content),
+        is_read: flags.is_read,
+        is_archived: flags.is_archived,
+    }))
+}
+
+/// `PUT /messages/{id}/message-status` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    change_type: ChangeType,
+    is_read: Option<bool>,
+    is_archived: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ChangeType {
+    Reading,
+    Archiving,
+    Bulk,
+}
+
+/// `PUT /messages/{id}/message-status`: applied atomically, so a concurrent change of the
+/// other flag is kept and a message read meanwhile cannot be made unread.
+pub(super) async fn put_message_status(
+    State(app): State<Arc<App>>,
+    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Path(id): Path<String>,
+    JsonBody(change): JsonBody<StatusChange>,
+) -> ApiResult<Json<MessageFlags>> {
+    let id = own_message(&app, &fiscal_code, &id).await?;
+    let (read, archived) = match change.change_type {
+        ChangeType::Reading => (
+            Some(change.is_read.ok_or_else(|| {
+                Problem::bad_request("is_read: required for change_type reading")
+            })?),
+            None,
+        ),
+        ChangeType::Archiving => (
+            None,
+            Some(change.is_archived.ok_or_else(|| {
+                Problem::bad_request("is_archived: required for change_type archiving")
+            })?),
+        ),
+        ChangeType::Bulk if change.is_read.is_none() && change.is_archived.is_none() => {
+            return Err(Problem::bad_request(
+                "is_read, is_archived: change_type bulk needs at least one of them",
+            ));
+        }
+        ChangeType::Bulk => (change.is_read, change.is_archived),
+    };
+    let flags = app
+        .records
+        .update_message_flags(&fiscal_code, &id, |mut flags| {
+            if let Some(read) = read {
+                if flags.is_read && !read {
+                    return Err(Problem::bad_request(
+                        "is_read: a read message cannot become unread (reading is one-way)",
+                    ));
+                }
+                flags.is_read = read;
+            }
+            if let Some(archived) = archived {
+                flags.is_archived = archived;
+            }
+            Ok(flags)
+        })
+        .await?;
+    Ok(Json(flags))
+}

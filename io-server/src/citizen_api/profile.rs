@@ -1,0 +1,186 @@
+//! `GET /profile` and `POST /profile` (io-reference §3): the citizen creates their profile,
+//! then updates it from its current version (409 otherwise); an address another citizen has
+//! validated is 412.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use io_core::{
+    BlockedChannel, EmailAddress, PreferredLanguage, Profile, PushNotificationsContentType,
+    ReminderStatus, ServiceId, ServicePreferencesMode, Store, StoreError,
+};
+use serde::Deserialize;
+
+use super::{Citizen, profile_of, record_feed};
+use crate::app::App;
+use crate::body::JsonBody;
+use crate::problem::{ApiResult, Problem};
+use crate::records::{FeedScope, Subscription};
+
+/// `POST /profile` body: IO's profile fields; absent fields keep their value (or the default,
+/// on creation). `version` must be the current one on update.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePayload {
+    is_inbox_enabled: Option<bool>,
+    email: Option<String>,
+    is_email_enabled: Option<bool>,
+    is_webhook_enabled: Option<bool>,
+    preferred_languages: Option<Vec<PreferredLanguage>>,
+    service_preferences_settings: Option<ModePayload>,
+    blocked_inbox_or_channels: Option<BTreeMap<String, BTreeSet<BlockedChannel>>>,
+    push_notifications_content_type: Option<PushNotificationsContentType>,
+    reminder_status: Option<ReminderStatus>,
+    accepted_tos_version: Option<u32>,
+    version: Option<u64>,
+    // Read-only fields a client may echo back from GET /profile; ignored.
+    #[serde(default, rename = "fiscal_code")]
+    _fiscal_code: Option<String>,
+    #[serde(default, rename = "is_email_validated")]
+    _is_email_validated: Option<bool>,
+    #[serde(default, rename = "is_test_profile")]
+    _is_test_profile: Option<bool>,
+}
+
+/// `service_preferences_settings` in a profile update: the mode; the version is the server's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModePayload {
+    mode: ServicePreferencesMode,
+    #[serde(default, rename = "version")]
+    _version: Option<u64>,
+}
+
+/// `GET /profile`.
+pub(super) async fn get_profile(
+    State(app): State<Arc<App>>,
+    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+) -> ApiResult<Json<Profile>> {
+    profile_of(&app, &fiscal_code).await.map(Json)
+}
+
+/// `POST /profile`.
+pub(super) async fn post_profile(
+    State(app): State<Arc<App>>,
+    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    JsonBody(payload): JsonBody<ProfilePayload>,
+) -> ApiResult<Json<Profile>> {
+    let current = app.store.profile(&fiscal_code).await?;
+    if let Some(current) = &current {
+        match payload.version {
+            Some(v) if v == current.version => {}
+            Some(v) => {
+                return Err(Problem::conflict(format!(
+                    "version: the profile is at version {}, the update is based on {v}",
+                    current.version
+                )));
+            }
+            None => {
+                return Err(Problem::bad_request(
+                    "version: required to update an existing profile",
+                ));
+            }
+        }
+    }
+    let mut next = current
+        .clone()
+        .unwrap_or_else(|| Profile::new(fiscal_code.clone()));
+    if let Some(v) = payload.is_inbox_enabled {
+        next.is_inbox_enabled = v;
+    }
+    if let Some(raw) = &payload.email {
+        let email =
+            EmailAddress::parse(raw).map_err(|e| Problem::bad_request(format!("email: {e}")))?;
+        if let Some(owner) = app.records.email_owner(email.as_str()).await?
+            && owner != fiscal_code
+        {
+            return Err(Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "email: the address is already validated by another citizen",
+            ));
+        }
+        next.email = Some(email);
+    }
+    if let Some(v) = payload.is_email_enabled {
+        next.is_email_enabled = v;
+    }
+    if let Some(v) = payload.is_webhook_enabled {
+        next.is_webhook_enabled = v;
+    }
+    if let Some(v) = payload.preferred_languages {
+        next.preferred_languages = v;
+    }
+    if let Some(mode) = payload.service_preferences_settings {
+        next.service_preferences_settings.mode = mode.mode;
+    }
+    if let Some(map) = payload.blocked_inbox_or_channels {
+        let mut blocked = BTreeMap::new();
+        for (service, channels) in map {
+            let id = ServiceId::parse(&service).map_err(|e| {
+                Problem::bad_request(format!("blocked_inbox_or_channels.{service}: {e}"))
+            })?;
+            blocked.insert(id, channels);
+        }
+        next.blocked_inbox_or_channels = blocked;
+    }
+    if let Some(v) = payload.push_notifications_content_type {
+        next.push_notifications_content_type = v;
+    }
+    if let Some(v) = payload.reminder_status {
+        next.reminder_status = v;
+    }
+    if let Some(v) = payload.accepted_tos_version {
+        next.accepted_tos_version = Some(v);
+    }
+    let stored = match &current {
+        None => {
+            app.store.put_profile(&next).await.map_err(conflict)?;
+            if next.is_inbox_enabled {
+                record_feed(
+                    &app,
+                    &fiscal_code,
+                    FeedScope::AllServices,
+                    Subscription::Subscribed,
+                )
+                .await?;
+            }
+            next
+        }
+        Some(current) => {
+            let updated = current
+                .updated_with(&next)
+                .map_err(|e| Problem::conflict(format!("version: {e}")))?;
+            app.store.put_profile(&updated).await.map_err(conflict)?;
+            // A validated address the citizen gave up is free for another citizen to validate.
+            if let Some(old) = &current.email
+                && current.is_email_validated
+                && updated.email.as_ref() != Some(old)
+            {
+                app.records
+                    .release_email(old.as_str(), &fiscal_code)
+                    .await?;
+            }
+            if current.is_inbox_enabled != updated.is_inbox_enabled {
+                let change = if updated.is_inbox_enabled {
+                    Subscription::Subscribed
+                } else {
+                    Subscription::Unsubscribed
+                };
+                record_feed(&app, &fiscal_code, FeedScope::AllServices, change).await?;
+            }
+            updated
+        }
+    };
+    Ok(Json(stored))
+}
+
+/// A concurrent write won: the update was based on a version that is no longer current.
+fn conflict(error: StoreError) -> Problem {
+    match error {
+        StoreError::Conflict { .. } => Problem::conflict(format!("version: {error}")),
+        other => Problem::from(other),
+    }
+}
