@@ -33,6 +33,10 @@ const CITIZEN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/messages/{id}"),
     ("PUT", "/messages/{id}/message-status"),
     ("PUT", "/installations/{installation_id}"),
+    ("POST", "/user-data-processing"),
+    ("GET", "/user-data-processing/{choice}"),
+    ("DELETE", "/user-data-processing/{choice}"),
+    ("GET", "/user-data-processing/DOWNLOAD/archive"),
 ];
 
 /// The routes of `admin_api::router`.
@@ -46,6 +50,7 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/services/{service_id}/activations/{fiscal_code}"),
     ("PUT", "/activations"),
     ("POST", "/citizen-tokens"),
+    ("PUT", "/profiles/{fiscal_code}/email-validation"),
     ("GET", "/messages/{id}"),
 ];
 

@@ -339,6 +339,23 @@ pub fn admin_api_document() -> Value {
         ),
     );
     paths.add(
+        "put",
+        "/profiles/{fiscal_code}/email-validation",
+        admin(
+            Operation::new(
+                "validateEmail",
+                "Mark a citizen's current email validated (stands in for the confirmation link)",
+                TAG_SUPPORT,
+            )
+            .path("fiscal_code", fiscal_code())
+            .answers(200, "The profile as stored.", json!({ "type": "object" }))
+            .problem(400, "The fiscal code is not valid.")
+            .problem(404, "No profile for this fiscal code.")
+            .problem(409, "The profile has no email, or changed meanwhile.")
+            .problem(412, "The address is already validated by another citizen."),
+        ),
+    );
+    paths.add(
         "post",
         "/citizen-tokens",
         admin(

@@ -6,6 +6,8 @@ use io_core::{
 };
 use serde_json::{Value, json};
 
+use crate::citizen_api::data_processing::{Choice, RequestStatus};
+
 use super::schemas::{
     boolean, closed_object, described, email_input, fiscal_code, message_id, nullable, object,
     preferred_language, schema_ref, service_id, timestamp, unsigned, variants,
@@ -15,6 +17,7 @@ use super::{Api, Operation, Paths, document};
 const TAG_PROFILE: &str = "profile";
 const TAG_MESSAGES: &str = "messages";
 const TAG_DEVICES: &str = "devices";
+const TAG_PRIVACY: &str = "privacy";
 
 /// `GET /messages`'s `page_size` bounds and default (`citizen_api::list_messages`).
 const PAGE_SIZE: (u64, u64, u64) = (1, 100, 25);
@@ -252,6 +255,48 @@ fn installation_id() -> Value {
     })
 }
 
+fn choice() -> Value {
+    let mut schema = variants!(Choice: Download, Delete);
+    schema["example"] = json!("DOWNLOAD");
+    schema
+}
+
+fn data_request() -> Value {
+    object(
+        &["choice", "status", "created_at", "updated_at"],
+        json!({
+            "choice": choice(),
+            "status": variants!(RequestStatus: Pending, Wip, Closed, Failed, Aborted),
+            "created_at": timestamp(),
+            "updated_at": timestamp(),
+        }),
+    )
+}
+
+fn data_archive() -> Value {
+    let list = || json!({ "type": "array", "items": { "type": "object" } });
+    object(
+        &[
+            "fiscal_code",
+            "generated_at",
+            "profile",
+            "service_preferences",
+            "installations",
+            "activations",
+            "messages",
+        ],
+        json!({
+            "fiscal_code": fiscal_code(),
+            "generated_at": timestamp(),
+            "profile": { "type": "object", "nullable": true },
+            "service_preferences": list(),
+            "installations": list(),
+            "activations": list(),
+            "messages": list(),
+        }),
+    )
+}
+
 /// The OpenAPI document of the citizen API (`/app/v1`).
 pub fn citizen_api_document() -> Value {
     let mut paths = Paths::default();
@@ -416,6 +461,70 @@ pub fn citizen_api_document() -> Value {
             .problem(400, "The installation id or the device token is not valid."),
         ),
     );
+    let choice_path = "/user-data-processing/{choice}";
+    paths.add(
+        "post",
+        "/user-data-processing",
+        citizen(
+            Operation::new(
+                "requestDataProcessing",
+                "Ask for a copy of all your data (DOWNLOAD) or its erasure (DELETE)",
+                TAG_PRIVACY,
+            )
+            .describe("A DELETE waits the configured grace period (IO: 6 days) and can be aborted meanwhile; then content and personal data are erased, the evidence journals keep only the hashed fiscal code.")
+            .json_body(closed_object(&["choice"], json!({ "choice": choice() })))
+            .answers(201, "The request.", schema_ref("DataRequest"))
+            .problem(409, "A request of this choice is already PENDING or WIP."),
+        ),
+    );
+    paths.add(
+        "get",
+        choice_path,
+        citizen(
+            Operation::new(
+                "getDataProcessing",
+                "Where a GDPR request stands",
+                TAG_PRIVACY,
+            )
+            .path("choice", choice())
+            .answers(200, "The request.", schema_ref("DataRequest"))
+            .problem(400, "The choice is not DOWNLOAD or DELETE.")
+            .problem(404, "No request of this choice."),
+        ),
+    );
+    paths.add(
+        "delete",
+        choice_path,
+        citizen(
+            Operation::new(
+                "abortDataProcessing",
+                "Abort a PENDING DELETE request",
+                TAG_PRIVACY,
+            )
+            .path("choice", choice())
+            .answers(200, "The request, ABORTED.", schema_ref("DataRequest"))
+            .problem(400, "The choice is not DOWNLOAD or DELETE.")
+            .problem(404, "No request of this choice.")
+            .problem(409, "Only a PENDING DELETE request can be aborted."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/user-data-processing/DOWNLOAD/archive",
+        citizen(
+            Operation::new(
+                "getDataArchive",
+                "The archive of all your data, once the DOWNLOAD request is CLOSED (kept 15 days)",
+                TAG_PRIVACY,
+            )
+            .answers(200, "The archive.", schema_ref("DataArchive"))
+            .problem(
+                404,
+                "No DOWNLOAD request, or its archive is older than 15 days.",
+            )
+            .problem(409, "The DOWNLOAD request is not CLOSED yet."),
+        ),
+    );
     paths.add_document_route("citizen API");
 
     let mut schemas = vec![
@@ -426,6 +535,8 @@ pub fn citizen_api_document() -> Value {
         ("CitizenMessage", citizen_message()),
         ("MessageStatusChange", status_change()),
         ("MessageFlags", message_flags()),
+        ("DataRequest", data_request()),
+        ("DataArchive", data_archive()),
     ];
     schemas.extend(
         super::schemas::message_response_components()
