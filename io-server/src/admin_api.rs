@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use io_core::{
-    Activation, EmailAddress, FiscalCode, MessageId, OrganizationFiscalCode, Profile,
-    SANDBOX_FISCAL_CODE, Service, ServiceId, ServiceMetadata, Store, StoreError,
+    Activation, EmailAddress, FiscalCode, OrganizationFiscalCode, Profile, SANDBOX_FISCAL_CODE,
+    Service, ServiceId, ServiceMetadata, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -63,13 +63,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
 }
 
 async fn require_admin(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
+    match crate::app::bearer_token(request.headers()) {
         Some(token) if constant_time_eq(&key_hash(token), &app.admin_token_hash) => {
             next.run(request).await
         }
@@ -483,9 +477,7 @@ async fn lookup_message(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let id = id
-        .parse::<MessageId>()
-        .map_err(|e| Problem::bad_request(format!("id (path): {e}")))?;
+    let id = crate::services_api::parse_message_id(&id, "id (path)")?;
     let stored = app
         .store
         .message(&id)

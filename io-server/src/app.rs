@@ -177,6 +177,15 @@ pub async fn measure(State(app): State<Arc<App>>, request: Request, next: Next) 
     response
 }
 
+/// The token of an `Authorization: Bearer <token>` header, trimmed.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// The client's address as the server sees it: the TCP peer, or, when the peer is a trusted
 /// proxy, the right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
 pub fn source_ip(app: &App, peer: SocketAddr, forwarded_for: Option<&str>) -> std::net::IpAddr {

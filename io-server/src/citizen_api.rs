@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -76,12 +75,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
 /// Resolves `Authorization: Bearer <token>` to a [`Citizen`]; 401 when missing, expired or
 /// not ours.
 async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string());
+    let token = crate::app::bearer_token(request.headers()).map(str::to_string);
     let Some(token) = token else {
         return Problem::unauthorized("missing Authorization: Bearer <token>").into_response();
     };

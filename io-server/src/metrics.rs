@@ -91,36 +91,26 @@ impl Metrics {
         let counter = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         };
-        counter(
-            &mut out,
-            "io_messages_accepted_total",
-            "Messages durably accepted.",
-        );
-        let _ = writeln!(
-            out,
-            "io_messages_accepted_total {}",
-            self.accepted.load(Ordering::Relaxed)
-        );
-        counter(
-            &mut out,
-            "io_messages_processed_total",
-            "Messages that reached the inbox.",
-        );
-        let _ = writeln!(
-            out,
-            "io_messages_processed_total {}",
-            self.processed.load(Ordering::Relaxed)
-        );
-        counter(
-            &mut out,
-            "io_messages_failed_total",
-            "Messages failed before processing.",
-        );
-        let _ = writeln!(
-            out,
-            "io_messages_failed_total {}",
-            self.failed.load(Ordering::Relaxed)
-        );
+        for (name, help, value) in [
+            (
+                "io_messages_accepted_total",
+                "Messages durably accepted.",
+                &self.accepted,
+            ),
+            (
+                "io_messages_processed_total",
+                "Messages that reached the inbox.",
+                &self.processed,
+            ),
+            (
+                "io_messages_failed_total",
+                "Messages failed before processing.",
+                &self.failed,
+            ),
+        ] {
+            counter(&mut out, name, help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
         let tables = self.tables();
         counter(
             &mut out,

@@ -532,34 +532,6 @@ impl Records {
         }
         Ok(due)
     }
-
-    /// Every GDPR request record (for the worker that carries them out), as raw key parts.
-    pub async fn all_data_requests<T: DeserializeOwned>(
-        &self,
-    ) -> Result<Vec<(String, String, T)>, StoreError> {
-        let mut out = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self
-                .store
-                .records(DATA_REQUESTS, b"", after.as_deref(), 1000)
-                .await?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (key, value) in page {
-                let key = String::from_utf8_lossy(&key).into_owned();
-                let Some((fiscal_code, choice)) = key.split_once('\0') else {
-                    continue;
-                };
-                out.push((
-                    fiscal_code.to_string(),
-                    choice.to_string(),
-                    decode(DATA_REQUESTS, &value)?,
-                ));
-            }
-        }
-        Ok(out)
-    }
 }
 
 fn flags_key(fiscal_code: &FiscalCode, message: &MessageId) -> Vec<u8> {

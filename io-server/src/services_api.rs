@@ -16,7 +16,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use io_core::{FiscalCode, Service, ServiceId, Store};
+use io_core::{FiscalCode, MessageId, Service, ServiceId, Store};
 
 use crate::app::{App, source_ip};
 use crate::groups::{Group, Groups};
@@ -173,6 +173,12 @@ async fn identify(
         }
     }
     Ok(ServiceCaller { service, groups })
+}
+
+/// Parses a message id from a path or query, as a 400 that names where it came from.
+pub fn parse_message_id(raw: &str, field: &str) -> Result<MessageId, Problem> {
+    raw.parse::<MessageId>()
+        .map_err(|e| Problem::bad_request(format!("{field}: {e}")))
 }
 
 /// Parses a fiscal code from a path or body, as a 400 that names where it came from.

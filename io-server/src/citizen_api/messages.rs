@@ -52,11 +52,6 @@ pub struct Page {
     prev: Option<String>,
 }
 
-fn parse_id(raw: &str, field: &str) -> Result<MessageId, Problem> {
-    raw.parse::<MessageId>()
-        .map_err(|e| Problem::bad_request(format!("{field}: {e}")))
-}
-
 /// `GET /messages`.
 pub(super) async fn list_messages(
     State(app): State<Arc<App>>,
@@ -84,12 +79,12 @@ pub(super) async fn list_messages(
     let maximum = query
         .maximum_id
         .as_deref()
-        .map(|raw| parse_id(raw, "maximum_id"))
+        .map(|raw| crate::services_api::parse_message_id(raw, "maximum_id"))
         .transpose()?;
     let minimum = query
         .minimum_id
         .as_deref()
-        .map(|raw| parse_id(raw, "minimum_id"))
+        .map(|raw| crate::services_api::parse_message_id(raw, "minimum_id"))
         .transpose()?;
     // Newest first, strictly older than maximum_id, strictly newer than minimum_id, filtered
     // by the archived flag; reads one extra item to know whether a next page exists.
@@ -163,7 +158,7 @@ pub struct CitizenMessage {
 
 /// The citizen's own message in the inbox, or 404.
 async fn own_message(app: &App, fiscal_code: &FiscalCode, raw: &str) -> ApiResult<MessageId> {
-    let id = parse_id(raw, "id (path)")?;
+    let id = crate::services_api::parse_message_id(raw, "id (path)")?;
     if !app.store.inbox_contains(fiscal_code, &id).await? {
         return Err(Problem::not_found(format!("no message {id} in your inbox")));
     }

@@ -8,12 +8,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use io_core::{
-    IdempotencyKey, MessageId, NewMessage, SenderCapabilities, Store, Submission, SubmitError,
-    ValidationError,
+    IdempotencyKey, NewMessage, SenderCapabilities, Store, Submission, SubmitError, ValidationError,
 };
 use serde::Serialize;
 
-use super::{ServiceCaller, parse_fiscal_code};
+use super::{ServiceCaller, parse_fiscal_code, parse_message_id};
 use crate::app::App;
 use crate::body::JsonBody;
 use crate::groups::Group;
@@ -166,9 +165,7 @@ pub async fn get_message(
 ) -> ApiResult<Json<MessageResponse>> {
     caller.require(Group::ApiMessageRead)?;
     let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
-    let id = id
-        .parse::<MessageId>()
-        .map_err(|e| Problem::bad_request(format!("id (path): {e}")))?;
+    let id = parse_message_id(&id, "id (path)")?;
     let stored = app
         .store
         .message(&id)
