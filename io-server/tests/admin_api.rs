@@ -116,12 +116,8 @@ async fn services_are_read_listed_and_updated_with_a_new_version() {
     let (id, _) = server.create_service(ALL_GROUPS).await;
     let service: Value = server
         .admin(Method::GET, &format!("/adm/services/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(service["service_name"], "Tassa rifiuti");
     let mut update = service.clone();
     update
@@ -133,23 +129,15 @@ async fn services_are_read_listed_and_updated_with_a_new_version() {
     let updated: Value = server
         .admin(Method::PUT, &format!("/adm/services/{id}"))
         .json(&update)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(updated["service_name"], "TARI 2026");
     assert_eq!(updated["version"], 2);
     assert_eq!(updated["groups"], json!(["ApiMessageWrite"]));
     let list: Value = server
         .admin(Method::GET, "/adm/services")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     let missing = server
         .admin(Method::GET, "/adm/services/nope")
@@ -190,12 +178,8 @@ async fn support_looks_up_a_message_with_its_verified_journal() {
     server.drain().await;
     let lookup: Value = server
         .admin(Method::GET, &format!("/adm/messages/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(lookup["status"], "PROCESSED");
     assert_eq!(lookup["journal"]["verified"], true);
     // accepted, processed, inbox attempt.
@@ -238,12 +222,8 @@ async fn admin_activations_are_set_and_read_for_any_service() {
             Method::GET,
             &format!("/adm/services/{id}/activations/{CITIZEN}"),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(read["status"], "PENDING");
     let bad = server
         .admin(Method::PUT, "/adm/activations")

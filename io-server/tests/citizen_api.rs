@@ -154,12 +154,8 @@ async fn the_recommended_sender_protocol_end_to_end() {
     create_profile(&server, &token).await;
     let profile: Value = server
         .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(profile["sender_allowed"], true);
     let id = send(&server, &key, CITIZEN).await;
     // Invisible to the citizen until PROCESSED.
@@ -174,12 +170,8 @@ async fn the_recommended_sender_protocol_end_to_end() {
     server.drain().await;
     let status: Value = server
         .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(status["status"], "PROCESSED");
     let page = citizen_get(&server, "/messages", &token).await;
     assert_eq!(ids_of(&page), [id.as_str()]);
@@ -659,12 +651,8 @@ async fn preferences_follow_the_mode_and_settings_version_and_block_the_inbox() 
     // The service now sees the citizen as not allowed, and its message is rejected.
     let profile: Value = server
         .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(profile["sender_allowed"], false);
     let rejected = send(&server, &key, CITIZEN).await;
     server.drain().await;
@@ -674,12 +662,8 @@ async fn preferences_follow_the_mode_and_settings_version_and_block_the_inbox() 
             &format!("/messages/{CITIZEN}/{rejected}"),
             &key,
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(status["status"], "REJECTED");
     assert_eq!(
         citizen_get(&server, "/messages", &token).await["items"],

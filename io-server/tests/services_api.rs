@@ -16,12 +16,8 @@ async fn submit_then_poll_until_processed_with_the_location_header() {
 
     let profile: Value = server
         .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         profile,
         json!({"sender_allowed": true, "preferred_languages": ["it_IT"]})
@@ -43,22 +39,14 @@ async fn submit_then_poll_until_processed_with_the_location_header() {
 
     let before: Value = server
         .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(before["status"], "ACCEPTED");
     server.drain().await;
     let after: Value = server
         .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(after["status"], "PROCESSED");
     assert_eq!(after["message"]["fiscal_code"], CITIZEN);
     assert_eq!(
@@ -101,12 +89,8 @@ async fn both_keys_work_and_a_regenerated_key_stops_working_while_the_other_goes
     server.put_profile(CITIZEN).await;
     let keys: Value = server
         .admin(Method::GET, &format!("/adm/services/{id}/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let secondary = keys["secondary_key"].as_str().unwrap().to_string();
     assert_ne!(primary, secondary);
     for key in [&primary, &secondary] {
@@ -706,12 +690,8 @@ async fn submits_beyond_the_backlog_bound_get_429_and_nothing_acknowledged_is_lo
     for id in &accepted {
         let message: Value = server
             .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         assert_eq!(message["status"], "PROCESSED");
     }
     // The queue drained: submits are accepted again.
@@ -764,12 +744,8 @@ async fn a_message_to_a_citizen_without_profile_ends_rejected_with_its_reason() 
             &format!("/messages/{OTHER_CITIZEN}/{id}"),
             &key,
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(message["status"], "REJECTED");
     assert_eq!(message["rejection_reason"], "USER_NOT_FOUND");
     assert_eq!(message["deliveries"], json!([]));
@@ -781,12 +757,8 @@ async fn the_subscriptions_feed_validates_its_date() {
     let (_, key) = server.create_service(ALL_GROUPS).await;
     let ok: Value = server
         .api(Method::GET, "/subscriptions-feed/2026-11-23", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         ok,
         json!({"dateUTC": "2026-11-23", "subscriptions": [], "unsubscriptions": []})
@@ -840,24 +812,16 @@ async fn activations_are_for_special_services_and_open_their_inbox() {
     let read: Value = server
         .api(Method::POST, "/activations", &key)
         .json(&json!({"fiscal_code": CITIZEN}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(read["status"], "ACTIVE");
     let after = submit(&server, &key, CITIZEN).await;
     server.drain().await;
     for (id, status) in [(before, "REJECTED"), (after, "PROCESSED")] {
         let message: Value = server
             .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         assert_eq!(message["status"], status);
     }
     let other = server

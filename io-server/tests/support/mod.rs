@@ -143,12 +143,8 @@ impl TestServer {
         let id = service["service_id"].as_str().unwrap().to_string();
         let keys: Value = self
             .admin(Method::GET, &format!("/adm/services/{id}/keys"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         (id, keys["primary_key"].as_str().unwrap().to_string())
     }
 
@@ -157,12 +153,8 @@ impl TestServer {
         let body: Value = self
             .admin(Method::POST, "/adm/citizen-tokens")
             .json(&json!({ "fiscal_code": fiscal_code }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         body["token"].as_str().unwrap().to_string()
     }
 
@@ -211,6 +203,19 @@ pub fn message_body() -> Value {
             "markdown": "Gentile contribuente, le comunichiamo che è disponibile l'avviso di pagamento della tassa sui rifiuti per l'anno in corso.",
         }
     })
+}
+
+/// Sends a request that must succeed at the HTTP level and decodes its JSON body.
+pub trait FetchJson {
+    /// The answer's body as JSON.
+    fn fetch_json(self) -> impl std::future::Future<Output = Value> + Send;
+}
+
+impl FetchJson for RequestBuilder {
+    async fn fetch_json(self) -> Value {
+        let response = self.send().await.unwrap();
+        response.json().await.unwrap()
+    }
 }
 
 /// Asserts a problem+json answer with `status`, returning its body.
