@@ -115,9 +115,9 @@ impl From<io_core::StoreError> for Problem {
 }
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let headers = std::mem::take(&mut self.headers.clone());
+        let headers = std::mem::take(&mut self.headers);
         let mut response = (status, Json(&self)).into_response();
         response
             .headers_mut()
