@@ -2,16 +2,59 @@
 //!
 //! Delivery channels for the io engine: each implements [`io_core::Channel`], lives in its own
 //! module behind its own cargo feature, and classifies every answer of its provider into an
-//! [`io_core::Outcome`]. Channels never retry, sleep or schedule: the engine does.
+//! [`io_core::Outcome`]. Channels never retry, sleep or schedule: the engine does (a provider
+//! limiter may hold a send for a short, bounded wait).
 //!
 //! | channel | feature | protocol | idempotency key | effect of `InvalidRecipient` |
 //! |---|---|---|---|---|
-//! | [`inbox`] | `inbox` (default) | the engine's own store | the message id | none: the inbox always exists |
+//! | [`inbox`] | `inbox` | the engine's own store | the message id | none: the inbox always exists |
+//! | [`email`] | `email` | SMTP (lettre), STARTTLS / TLS / plain on loopback | `Message-ID` from the delivery id | the profile's address is marked bounced |
+//! | [`push`] via [`apns`] | `apns` | APNs HTTP/2 provider API, ES256 token | `apns-id` = delivery id | the device token is pruned |
+//! | [`push`] via [`fcm`] | `fcm` | FCM HTTP v1, OAuth2 JWT bearer | `analytics_label` = delivery id | the device token is pruned |
+//! | [`webhook`] | `webhook` | signed HTTPS POST (`IO-Signature`) | `IO-Event-Id` | — (sender callbacks) |
 //!
-//! Email, APNs, FCM, PEC and webhook channels follow (see ARCHITECTURE.md).
+//! Every outbound connection uses rustls on the ring provider with roots from [`TrustedRoots`],
+//! so tests and private deployments trust their own authority instead of disabling checks.
 
+#[cfg(feature = "tls")]
+mod config_error;
+#[cfg(feature = "http")]
+mod http;
+#[cfg(feature = "push")]
+mod jwt;
+#[cfg(any(feature = "push", feature = "email"))]
+pub mod provider_limit;
+#[cfg(feature = "tls")]
+mod tls;
+
+#[cfg(feature = "apns")]
+pub mod apns;
+#[cfg(feature = "email")]
+pub mod email;
+#[cfg(feature = "fcm")]
+pub mod fcm;
 #[cfg(feature = "inbox")]
 pub mod inbox;
+#[cfg(feature = "push")]
+pub mod push;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
+#[cfg(feature = "apns")]
+pub use apns::{ApnsClient, ApnsConfig};
+#[cfg(feature = "tls")]
+pub use config_error::ConfigError;
+#[cfg(feature = "email")]
+pub use email::{EmailChannel, EmailConfig};
+#[cfg(feature = "fcm")]
+pub use fcm::{FcmClient, FcmConfig};
 #[cfg(feature = "inbox")]
 pub use inbox::InboxChannel;
+#[cfg(any(feature = "push", feature = "email"))]
+pub use provider_limit::ProviderLimit;
+#[cfg(feature = "push")]
+pub use push::PushChannel;
+#[cfg(feature = "tls")]
+pub use tls::{TlsError, TrustedRoots};
+#[cfg(feature = "webhook")]
+pub use webhook::{WebhookClient, WebhookConfig};

@@ -65,8 +65,8 @@ impl Route {
 /// - inbox allowed iff `is_inbox_enabled` and, for SPECIAL services, the activation allows it,
 ///   otherwise INBOX is not blocked for the service (LEGACY map; AUTO: a preference's false flags,
 ///   none without one; MANUAL: the same, but INBOX blocked without one);
-/// - email iff inbox ∧ email enabled ∧ validated ∧ an address ∧ not (LEGACY ∧ EMAIL blocked) ∧ no
-///   secure channels required (the message's flag, else the service's);
+/// - email iff inbox ∧ email enabled ∧ validated ∧ not bounced ∧ an address ∧ not (LEGACY ∧ EMAIL
+///   blocked) ∧ no secure channels required (the message's flag, else the service's);
 /// - push iff inbox ∧ push enabled ∧ WEBHOOK not blocked ∧ at least one device.
 pub fn decide(input: DecisionInput<'_>) -> Result<Route, RejectionReason> {
     if input.message.fiscal_code.is_sandbox() {
@@ -101,6 +101,7 @@ pub fn decide(input: DecisionInput<'_>) -> Result<Route, RejectionReason> {
         Some(address)
             if profile.is_email_enabled
                 && profile.is_email_validated
+                && !profile.is_email_bounced
                 && !email_blocked
                 && !secure =>
         {

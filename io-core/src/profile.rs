@@ -20,6 +20,10 @@ pub struct Profile {
     pub is_email_validated: bool,
     /// Email notifications switch.
     pub is_email_enabled: bool,
+    /// The address bounced (the relay said the mailbox does not exist): no email goes to it
+    /// until the citizen changes it. Set by the email channel, never by the citizen.
+    #[serde(default)]
+    pub is_email_bounced: bool,
     /// Push notifications switch (IO calls push "webhook").
     pub is_webhook_enabled: bool,
     /// Languages in order of preference; the first drives notification texts.
@@ -139,6 +143,7 @@ impl Profile {
             email: None,
             is_email_validated: false,
             is_email_enabled: true,
+            is_email_bounced: false,
             is_webhook_enabled: true,
             preferred_languages: vec![PreferredLanguage::ItIt],
             service_preferences_settings: ServicePreferencesSettings {
@@ -155,7 +160,8 @@ impl Profile {
     }
 
     /// Applies `update`, which the citizen based on version `update.version`, producing the next
-    /// version. Refuses a stale base; a changed email becomes unvalidated; a changed preference
+    /// version. Refuses a stale base; a changed email becomes unvalidated and no longer bounced
+    /// (an unchanged one keeps both flags, which the citizen cannot write); a changed preference
     /// mode bumps the settings version (voiding per-service preferences of the old mode).
     pub fn updated_with(&self, update: &Profile) -> Result<Profile, StaleVersion> {
         if update.version != self.version {
@@ -169,8 +175,10 @@ impl Profile {
         next.version = self.version + 1;
         if next.email != self.email {
             next.is_email_validated = false;
+            next.is_email_bounced = false;
         } else {
             next.is_email_validated = self.is_email_validated;
+            next.is_email_bounced = self.is_email_bounced;
         }
         let (old, new) = (
             self.service_preferences_settings,
@@ -185,6 +193,19 @@ impl Profile {
             },
         };
         Ok(next)
+    }
+
+    /// Marks `address` as bounced if it is still the profile's address, producing the next
+    /// version; `None` when there is nothing to change (the citizen changed it meanwhile, or it
+    /// is already marked).
+    pub fn with_bounced_email(&self, address: &EmailAddress) -> Option<Profile> {
+        if self.email.as_ref() != Some(address) || self.is_email_bounced {
+            return None;
+        }
+        let mut next = self.clone();
+        next.is_email_bounced = true;
+        next.version = self.version + 1;
+        Some(next)
     }
 
     /// The channels blocked for `service` in LEGACY mode (empty in other modes).
@@ -234,6 +255,31 @@ mod tests {
         assert!(!next.is_email_validated);
         let same = next.updated_with(&next.clone()).unwrap();
         assert!(!same.is_email_validated);
+    }
+
+    #[test]
+    fn a_bounced_address_stays_bounced_until_the_citizen_changes_it() {
+        let mut stored = citizen();
+        let address = EmailAddress::parse("a@example.it").unwrap();
+        stored.email = Some(address.clone());
+        stored.is_email_validated = true;
+        let bounced = stored.with_bounced_email(&address).unwrap();
+        assert!(bounced.is_email_bounced);
+        assert_eq!(bounced.version, stored.version + 1);
+        assert_eq!(bounced.with_bounced_email(&address), None, "already marked");
+        let other = EmailAddress::parse("b@example.it").unwrap();
+        assert_eq!(
+            stored.with_bounced_email(&other),
+            None,
+            "not the current address"
+        );
+
+        let mut same = bounced.clone();
+        same.is_email_bounced = false; // a citizen cannot clear the flag by writing it
+        assert!(bounced.updated_with(&same).unwrap().is_email_bounced);
+        let mut changed = bounced.clone();
+        changed.email = Some(other);
+        assert!(!bounced.updated_with(&changed).unwrap().is_email_bounced);
     }
 
     #[test]

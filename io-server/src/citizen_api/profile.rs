@@ -41,6 +41,8 @@ pub struct ProfilePayload {
     _fiscal_code: Option<String>,
     #[serde(default, rename = "is_email_validated")]
     _is_email_validated: Option<bool>,
+    #[serde(default, rename = "is_email_bounced")]
+    _is_email_bounced: Option<bool>,
     #[serde(default, rename = "is_test_profile")]
     _is_test_profile: Option<bool>,
 }

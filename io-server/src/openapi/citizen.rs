@@ -73,6 +73,7 @@ fn profile() -> Value {
             "email",
             "is_email_validated",
             "is_email_enabled",
+            "is_email_bounced",
             "is_webhook_enabled",
             "preferred_languages",
             "service_preferences_settings",
@@ -89,6 +90,7 @@ fn profile() -> Value {
             "email": nullable(json!({ "type": "string" })),
             "is_email_validated": described(boolean(), "Reset whenever the email changes."),
             "is_email_enabled": boolean(),
+            "is_email_bounced": described(boolean(), "The mail relay said the address does not exist: no email goes to it until it changes."),
             "is_webhook_enabled": described(boolean(), "Push notifications (IO's name)."),
             "preferred_languages": { "type": "array", "items": preferred_language() },
             "service_preferences_settings": object(
@@ -130,6 +132,7 @@ fn profile_update() -> Value {
             "version": described(unsigned(), "Required to update an existing profile: the version the update is based on (409 if stale)."),
             "fiscal_code": ignored(json!({ "type": "string" })),
             "is_email_validated": ignored(boolean()),
+            "is_email_bounced": ignored(boolean()),
             "is_test_profile": ignored(boolean()),
         }),
     )

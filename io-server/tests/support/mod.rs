@@ -180,6 +180,7 @@ pub fn profile(fiscal_code: &str) -> io_core::Profile {
         email: None,
         is_email_validated: false,
         is_email_enabled: false,
+        is_email_bounced: false,
         is_webhook_enabled: false,
         preferred_languages: vec![io_core::PreferredLanguage::ItIt],
         service_preferences_settings: io_core::ServicePreferencesSettings {

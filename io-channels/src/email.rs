@@ -1,0 +1,351 @@
+//! The email channel: a notification email over SMTP, never the message itself.
+//!
+//! - **Content** ([`content`]): the IO teaser of the message (markdown stripped, links removed,
+//!   134 characters, zero-width space after every "."), the organization and service names, and
+//!   an invitation to read the message in the app; a plain-text and an HTML part; in the
+//!   citizen's first preferred language (it, en, de, fr, es; Italian otherwise).
+//! - **Idempotency**: `Message-ID` is derived from the delivery id, so a repeat after a crash is
+//!   recognisable downstream as the same email.
+//! - **Transport**: lettre's pooled async SMTP client; STARTTLS, implicit TLS, or plain (only
+//!   toward a loopback relay, for tests and a local MTA).
+//! - **Answers**: 4xx → transient; 550/551/553 (no such mailbox) → invalid recipient, and the
+//!   profile's address is marked bounced so that no email goes to it until the citizen changes
+//!   it; other 5xx → permanent; no answer → transient.
+
+pub mod content;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use io_core::{
+    Channel, ChannelKind, DeliveryJob, DeliveryTarget, EmailAddress, FiscalCode, Outcome,
+    PermanentReason, Store, StoreError, TransientCause,
+};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+
+use crate::http::error_chain;
+use crate::provider_limit::{self, ProviderLimit, ProviderLimiter};
+use crate::{ConfigError, TrustedRoots};
+
+/// How the connection to the relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which the relay must offer (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS: allowed only toward a loopback relay.
+    Plain,
+}
+
+impl SmtpSecurity {
+    fn default_port(self) -> u16 {
+        match self {
+            Self::StartTls => 587,
+            Self::Tls => 465,
+            Self::Plain => 25,
+        }
+    }
+}
+
+/// How to reach the SMTP relay, and what the emails say they come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// The relay's host name (checked against its certificate) or address.
+    pub host: String,
+    /// The relay's port; by default 587, 465 or 25 by `security`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// STARTTLS, TLS or plain.
+    pub security: SmtpSecurity,
+    /// The relay account, if it requires authentication.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The relay account's password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The sender, e.g. `IO - L'app dei servizi pubblici <no-reply@io.example.it>`.
+    pub from: String,
+    /// The name io gives in EHLO; the local host name by default.
+    #[serde(default)]
+    pub hello_name: Option<String>,
+    /// Whose certificates are trusted.
+    #[serde(default)]
+    pub roots: TrustedRoots,
+    /// The longest one SMTP command may take.
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// Connections kept open to the relay.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// The relay's send rate, if it must be capped.
+    #[serde(default)]
+    pub limit: Option<ProviderLimit>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_pool_size() -> u32 {
+    8
+}
+
+/// Email notifications through one SMTP relay.
+pub struct EmailChannel<S: Store> {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    from_domain: String,
+    store: Arc<S>,
+    limiter: Option<ProviderLimiter>,
+}
+
+impl<S: Store> EmailChannel<S> {
+    /// Checks the configuration and prepares the pool (connections open on first use). `store`
+    /// is where bounced addresses are marked.
+    pub fn new(config: EmailConfig, store: Arc<S>) -> Result<Self, ConfigError> {
+        let from: Mailbox = config
+            .from
+            .parse()
+            .map_err(|e| ConfigError::invalid("email.from", format!("not a mailbox: {e}")))?;
+        let from_domain = from.email.domain().to_owned();
+        let port = config.port.unwrap_or(config.security.default_port());
+        let tls = match config.security {
+            SmtpSecurity::Plain => {
+                if !is_loopback(&config.host) {
+                    return Err(ConfigError::invalid(
+                        "email.security",
+                        "plain SMTP is allowed only toward a loopback relay; use start_tls or tls",
+                    ));
+                }
+                Tls::None
+            }
+            SmtpSecurity::StartTls => Tls::Required(tls_parameters(&config)?),
+            SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(&config)?),
+        };
+        if config.pool_size == 0 {
+            return Err(ConfigError::invalid(
+                "email.pool_size",
+                "must be at least 1",
+            ));
+        }
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+            .port(port)
+            .tls(tls)
+            .timeout(Some(config.timeout))
+            .pool_config(PoolConfig::new().max_size(config.pool_size));
+        if let Some(name) = &config.hello_name {
+            builder = builder.hello_name(ClientId::Domain(name.clone()));
+        }
+        match (&config.username, &config.password) {
+            (Some(user), Some(password)) => {
+                builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError::invalid(
+                    "email.username",
+                    "username and password go together",
+                ));
+            }
+        }
+        let limiter = config
+            .limit
+            .map(|limit| ProviderLimiter::new(limit, "email.limit"))
+            .transpose()?;
+        Ok(Self {
+            transport: builder.build(),
+            from,
+            from_domain,
+            store,
+            limiter,
+        })
+    }
+
+    /// Marks `address` bounced on the citizen's profile, unless the citizen changed it since.
+    /// A concurrent profile update wins and the mark is tried again on top of it.
+    async fn mark_bounced(&self, fiscal_code: &FiscalCode, address: &EmailAddress) {
+        for _ in 0..3 {
+            let profile = match self.store.profile(fiscal_code).await {
+                Ok(Some(profile)) => profile,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the profile to mark its email bounced");
+                    return;
+                }
+            };
+            let Some(next) = profile.with_bounced_email(address) else {
+                return;
+            };
+            match self.store.put_profile(&next).await {
+                Ok(()) => {
+                    tracing::info!(citizen = ?fiscal_code, "email address marked bounced");
+                    return;
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "could not mark the email bounced");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn tls_parameters(config: &EmailConfig) -> Result<TlsParameters, ConfigError> {
+    let store = if config.roots.builtin {
+        CertificateStore::WebpkiRoots
+    } else {
+        CertificateStore::None
+    };
+    let mut builder = TlsParameters::builder(config.host.clone()).certificate_store(store);
+    for pem in &config.roots.extra_pem {
+        let certificate = Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| ConfigError::invalid("email.roots.extra_pem", e.to_string()))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    if !config.roots.builtin && config.roots.extra_pem.is_empty() {
+        return Err(crate::TlsError::NoRoots.into());
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| ConfigError::invalid("email.roots", e.to_string()))
+}
+
+/// What lettre's error means for the delivery.
+fn classify(error: &lettre::transport::smtp::Error) -> Outcome {
+    if let Some(code) = error.status() {
+        let code = u16::from(code);
+        return match code {
+            550 | 551 | 553 => Outcome::InvalidRecipient,
+            400..=499 => Outcome::Transient {
+                retry_after: None,
+                cause: TransientCause::ServerError(code),
+            },
+            _ => Outcome::Permanent(PermanentReason::new(
+                format!("smtp_{code}"),
+                format!("the relay refused the email: {}", error_chain(error)),
+            )),
+        };
+    }
+    let cause = if error.is_timeout() {
+        TransientCause::Timeout
+    } else {
+        TransientCause::Connection
+    };
+    tracing::debug!(error = %error_chain(error), "SMTP exchange failed without a reply");
+    Outcome::Transient {
+        retry_after: None,
+        cause,
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: Store> Channel for EmailChannel<S> {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Email
+    }
+
+    async fn send(&self, job: DeliveryJob<'_>) -> Outcome {
+        let DeliveryTarget::Email { address } = &job.delivery.target else {
+            return Outcome::Permanent(PermanentReason::new(
+                "wrong_target",
+                "an email delivery without an email address",
+            ));
+        };
+        // Defence in depth: the decision never routes these to email.
+        if job
+            .message
+            .requires_secure_channels(job.service.require_secure_channels)
+            && job.delivery.fiscal_code.as_str() != io_core::fiscal_code::SANDBOX_FISCAL_CODE
+        {
+            return Outcome::Permanent(PermanentReason::new(
+                "secure_channels_required",
+                "the message requires secure channels; email is not one",
+            ));
+        }
+        let to: Mailbox = match address.as_str().parse() {
+            Ok(to) => to,
+            Err(_) => return Outcome::InvalidRecipient,
+        };
+        let language = job
+            .profile
+            .and_then(|p| p.preferred_languages.first().copied());
+        let text = content::render(
+            language,
+            &job.service.organization_name,
+            &job.service.service_name,
+            &job.message.body.content.markdown,
+        );
+        let email = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(text.subject)
+            .message_id(Some(format!(
+                "<{}@{}>",
+                job.delivery.id.as_uuid(),
+                self.from_domain
+            )))
+            .multipart(MultiPart::alternative_plain_html(text.plain, text.html));
+        let email = match email {
+            Ok(email) => email,
+            Err(error) => {
+                return Outcome::Permanent(PermanentReason::new(
+                    "unbuildable_email",
+                    error.to_string(),
+                ));
+            }
+        };
+        if let Err(wait) = provider_limit::acquire(self.limiter.as_ref()).await {
+            return Outcome::RateLimited {
+                retry_after: Some(wait),
+            };
+        }
+        match self.transport.send(email).await {
+            Ok(response) => Outcome::Delivered {
+                provider_ref: Some(response.message().collect::<Vec<_>>().join(" "))
+                    .filter(|r| !r.is_empty()),
+            },
+            Err(error) => {
+                let outcome = classify(&error);
+                if outcome == Outcome::InvalidRecipient {
+                    self.mark_bounced(&job.delivery.fiscal_code, address).await;
+                }
+                outcome
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_smtp_is_refused_toward_a_remote_relay() {
+        for host in ["localhost", "127.0.0.1", "::1", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["smtp.example.it", "10.0.0.1", "0.0.0.0"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The HTTP client the provider channels share: reqwest over rustls (ring), with the channel's
+//! own trusted roots, and helpers that classify transport failures and `Retry-After`.
+
+use std::time::{Duration, SystemTime};
+
+use io_core::TransientCause;
+
+use crate::{ConfigError, TrustedRoots};
+
+/// How a provider's HTTP client connects.
+pub(crate) struct ClientSettings<'a> {
+    /// Whose certificates are trusted.
+    pub(crate) roots: &'a TrustedRoots,
+    /// The longest one request may take, connection included.
+    pub(crate) timeout: Duration,
+    /// Speak HTTP/2 only (APNs requires it; it also makes `http://` mean h2c for tests).
+    pub(crate) http2_only: bool,
+}
+
+/// Builds a pooled client: one long-lived connection per host, multiplexed under HTTP/2.
+pub(crate) fn client(settings: ClientSettings<'_>) -> Result<reqwest::Client, ConfigError> {
+    let alpn: &[&[u8]] = if settings.http2_only {
+        &[b"h2"]
+    } else {
+        &[b"h2", b"http/1.1"]
+    };
+    let tls = settings.roots.client_config(alpn)?;
+    let mut builder = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout)
+        .pool_idle_timeout(Duration::from_secs(600))
+        .http2_keep_alive_interval(Duration::from_secs(60))
+        .http2_keep_alive_while_idle(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
+    if settings.http2_only {
+        builder = builder.http2_prior_knowledge();
+    }
+    builder
+        .build()
+        .map_err(|e| ConfigError::invalid("http client", e.to_string()))
+}
+
+/// What failed when no HTTP answer came back.
+pub(crate) fn transport_cause(error: &reqwest::Error) -> TransientCause {
+    if error.is_timeout() {
+        TransientCause::Timeout
+    } else if error.is_connect() {
+        TransientCause::Connection
+    } else {
+        TransientCause::Other(error_chain(error))
+    }
+}
+
+/// An error with its sources, on one line (reqwest's own Display hides the cause).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a date in the past is no
+/// wait at all.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let raw = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = raw.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(raw).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        map
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(retry_after(&headers("120")), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Some(Duration::ZERO)
+        );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+        let wait = retry_after(&headers(&later)).unwrap();
+        assert!(wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3600));
+        assert_eq!(retry_after(&headers("soon")), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,411 @@
+//! Signed HTTP callbacks: io POSTs a JSON event to a URL the sender registered, signed so the
+//! receiver can tell it came from io and is fresh.
+//!
+//! **Signature.** Header `IO-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+//! A receiver recomputes the HMAC over the timestamp, a full stop and the raw body, compares in
+//! constant time, and rejects a timestamp older than its tolerance (five minutes is usual), which
+//! defeats replays. [`verify_signature`] is that check. `IO-Event-Id` names the event, so a
+//! receiver can drop the rare repeat (io retries until it gets a 2xx).
+//!
+//! **Answers.** 2xx → delivered. Timeouts, connection errors, 408, 429 (with `Retry-After`) and
+//! 5xx → retried. Any other status, redirects included, is permanent.
+//!
+//! **SSRF guard.** A callback URL is chosen by a sender, so io refuses to call private, loopback,
+//! link-local, shared and multicast addresses unless the configuration allows them. The check
+//! runs on the addresses the name resolves to at connection time, so a name that resolves to a
+//! public address when registered and to 127.0.0.1 later is still refused.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use io_core::{Outcome, PermanentReason, TransientCause};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::http::{self, error_chain};
+use crate::{ConfigError, TrustedRoots};
+
+/// The signature header's name.
+pub const SIGNATURE_HEADER: &str = "IO-Signature";
+/// The event id header's name.
+pub const EVENT_ID_HEADER: &str = "IO-Event-Id";
+
+/// How callbacks are sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Allow private, loopback and link-local destinations (tests, in-house receivers).
+    pub allow_private_addresses: bool,
+    /// The longest one callback may take.
+    pub timeout: Duration,
+    /// Whose certificates are trusted for `https` callbacks.
+    pub roots: TrustedRoots,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_addresses: false,
+            timeout: Duration::from_secs(10),
+            roots: TrustedRoots::default(),
+        }
+    }
+}
+
+/// A callback URL that io will not call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlRefused {
+    /// Not an absolute http(s) URL.
+    #[error("not an absolute http or https URL")]
+    Malformed,
+    /// It names an address the SSRF guard refuses.
+    #[error("{0} is a private, loopback, link-local or otherwise internal address")]
+    Internal(IpAddr),
+    /// It carries credentials, which would be sent on every callback.
+    #[error("a callback URL must not carry a user name or password")]
+    Credentials,
+}
+
+/// A signature that does not prove the body came from io recently.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The header is not `t=<seconds>,v1=<hex>`.
+    #[error("malformed IO-Signature header")]
+    Malformed,
+    /// The timestamp is outside the tolerance.
+    #[error("IO-Signature timestamp outside the tolerance")]
+    Stale,
+    /// No `v1` value matches the body.
+    #[error("IO-Signature does not match the body")]
+    Mismatch,
+}
+
+/// The `IO-Signature` header value for `body` sent at `unix_seconds`.
+pub fn sign(secret: &[u8], unix_seconds: u64, body: &[u8]) -> String {
+    format!(
+        "t={unix_seconds},v1={}",
+        hex::encode(mac(secret, unix_seconds, body).finalize().into_bytes())
+    )
+}
+
+fn mac(secret: &[u8], unix_seconds: u64, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
+    mac.update(unix_seconds.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// What a receiver does: checks `header` against `body`, with `now` and a `tolerance` for the
+/// timestamp (both in seconds). Every `v1` value is tried, so a sender may list several during a
+/// secret rotation.
+pub fn verify_signature(
+    secret: &[u8],
+    header: &str,
+    body: &[u8],
+    now: u64,
+    tolerance: u64,
+) -> Result<(), SignatureError> {
+    let mut timestamp = None;
+    let mut candidates = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => {
+                timestamp = Some(
+                    value
+                        .parse::<u64>()
+                        .map_err(|_| SignatureError::Malformed)?,
+                );
+            }
+            Some(("v1", value)) => {
+                candidates.push(hex::decode(value).map_err(|_| SignatureError::Malformed)?);
+            }
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(SignatureError::Malformed)?;
+    if candidates.is_empty() {
+        return Err(SignatureError::Malformed);
+    }
+    if now.abs_diff(timestamp) > tolerance {
+        return Err(SignatureError::Stale);
+    }
+    let expected = mac(secret, timestamp, body);
+    if candidates
+        .iter()
+        .any(|candidate| expected.clone().verify_slice(candidate).is_ok())
+    {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// Whether the SSRF guard refuses `ip`.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_internal_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal_v4(v4);
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0) // NAT64 prefix base
+        }
+    }
+}
+
+fn is_internal_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space 100.64.0.0/10
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
+        || a >= 240 // reserved
+}
+
+/// Resolves names with the system resolver and drops refused addresses.
+struct GuardedResolver;
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = resolved
+                .iter()
+                .copied()
+                .filter(|addr| !is_internal(addr.ip()))
+                .collect();
+            if allowed.is_empty() {
+                let refused = resolved
+                    .first()
+                    .map_or_else(|| "no address".to_owned(), |a| a.ip().to_string());
+                return Err(
+                    format!("{host} resolves to {refused}, refused by the SSRF guard").into(),
+                );
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Sends signed callbacks.
+pub struct WebhookClient {
+    http: reqwest::Client,
+    allow_private: bool,
+}
+
+impl WebhookClient {
+    /// A client with its own connection pool.
+    pub fn new(config: &WebhookConfig) -> Result<Self, ConfigError> {
+        let tls = config.roots.client_config(&[b"h2", b"http/1.1"])?;
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("io-callbacks/", env!("CARGO_PKG_VERSION")));
+        if !config.allow_private_addresses {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ConfigError::invalid("webhook", e.to_string()))?;
+        Ok(Self {
+            http,
+            allow_private: config.allow_private_addresses,
+        })
+    }
+
+    /// Checks a URL before it is registered (and again before each call): absolute http(s),
+    /// no credentials, and no internal literal address unless allowed. Host names are checked
+    /// when they are resolved, at each connection.
+    pub fn check_url(&self, url: &str) -> Result<reqwest::Url, UrlRefused> {
+        let parsed = reqwest::Url::parse(url).map_err(|_| UrlRefused::Malformed)?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(UrlRefused::Malformed);
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(UrlRefused::Credentials);
+        }
+        if !self.allow_private {
+            let ip = match parsed.host() {
+                Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+                _ => None,
+            };
+            if let Some(ip) = ip.filter(|ip| is_internal(*ip)) {
+                return Err(UrlRefused::Internal(ip));
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// POSTs `body` (JSON) to `url`, signed with `secret` at `unix_seconds`, and classifies the
+    /// answer.
+    pub async fn post(
+        &self,
+        url: &str,
+        secret: &[u8],
+        event_id: &str,
+        body: Vec<u8>,
+        unix_seconds: u64,
+    ) -> Outcome {
+        let url = match self.check_url(url) {
+            Ok(url) => url,
+            Err(refused) => {
+                return Outcome::Permanent(PermanentReason::new(
+                    "callback_url_refused",
+                    refused.to_string(),
+                ));
+            }
+        };
+        let signature = sign(secret, unix_seconds, &body);
+        let response = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .header(EVENT_ID_HEADER, event_id)
+            .body(body)
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                let cause = if error.is_timeout() {
+                    TransientCause::Timeout
+                } else if error.is_connect() {
+                    TransientCause::Connection
+                } else {
+                    TransientCause::Other(error_chain(&error))
+                };
+                return Outcome::Transient {
+                    retry_after: None,
+                    cause,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = http::retry_after(response.headers());
+        match status {
+            200..=299 => Outcome::Delivered {
+                provider_ref: Some(status.to_string()),
+            },
+            429 => Outcome::RateLimited { retry_after },
+            408 => Outcome::Transient {
+                retry_after,
+                cause: TransientCause::Timeout,
+            },
+            500..=599 => Outcome::Transient {
+                retry_after,
+                cause: TransientCause::ServerError(status),
+            },
+            _ => Outcome::Permanent(PermanentReason::new(
+                format!("callback_{status}"),
+                format!("the callback receiver answered {status}"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_verifies_and_a_forgery_does_not() {
+        let body = br#"{"type":"message.accepted"}"#;
+        let header = sign(b"s3cret", 1_700_000_000, body);
+        assert!(header.starts_with("t=1700000000,v1="));
+        assert_eq!(
+            verify_signature(b"s3cret", &header, body, 1_700_000_010, 300),
+            Ok(())
+        );
+        assert_eq!(
+            verify_signature(b"other", &header, body, 1_700_000_010, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(b"s3cret", &header, b"{}", 1_700_000_010, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(b"s3cret", &header, body, 1_700_001_000, 300),
+            Err(SignatureError::Stale)
+        );
+        let forged_time = header.replace("t=1700000000", "t=1700000900");
+        assert_eq!(
+            verify_signature(b"s3cret", &forged_time, body, 1_700_000_900, 300),
+            Err(SignatureError::Mismatch),
+            "a fresh timestamp on an old signature is caught"
+        );
+        assert_eq!(
+            verify_signature(b"s3cret", "v1=00", body, 0, 300),
+            Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn the_guard_refuses_internal_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2a00:1450:4001:80b::200e", "151.101.1.69"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        let client = WebhookClient::new(&WebhookConfig::default()).unwrap();
+        assert_eq!(
+            client.check_url("http://127.0.0.1:8080/cb"),
+            Err(UrlRefused::Internal("127.0.0.1".parse().unwrap()))
+        );
+        assert_eq!(
+            client.check_url("http://[::1]/cb"),
+            Err(UrlRefused::Internal("::1".parse().unwrap()))
+        );
+        assert_eq!(
+            client.check_url("ftp://example.it/"),
+            Err(UrlRefused::Malformed)
+        );
+        assert_eq!(
+            client.check_url("https://u:p@example.it/"),
+            Err(UrlRefused::Credentials)
+        );
+        assert!(
+            client
+                .check_url("https://callbacks.comune.example.it/io")
+                .is_ok()
+        );
+    }
+}
