@@ -234,7 +234,8 @@ impl ApnsClient {
         let response = self
             .http
             .post(format!("{}/3/device/{device_token}", self.base_url))
-            .bearer_auth(jwt)
+            // Apple documents the scheme in lower case.
+            .header(reqwest::header::AUTHORIZATION, format!("bearer {jwt}"))
             .header("apns-id", &notification.id)
             .header("apns-expiration", notification.expires_at.to_string())
             .header("apns-topic", &self.topic)
@@ -366,6 +367,56 @@ fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+
+    fn client(token_refresh: Duration) -> Result<ApnsClient, ConfigError> {
+        let rng = ring::rand::SystemRandom::new();
+        let der = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+        );
+        ApnsClient::new(ApnsConfig {
+            base_url: "https://localhost:1".into(),
+            team_id: "TEAM".into(),
+            key_id: "KEY".into(),
+            signing_key_pem: pem,
+            topic: "it.example.app".into(),
+            roots: TrustedRoots::default(),
+            request_timeout: default_timeout(),
+            token_refresh,
+            limit: None,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_provider_token_is_reused_until_its_refresh_age() {
+        let client = client(Duration::from_secs(50 * 60)).unwrap();
+        let first = client.provider_token(false).unwrap();
+        tokio::time::advance(Duration::from_secs(49 * 60)).await;
+        assert_eq!(client.provider_token(false).unwrap(), first);
+        assert_eq!(client.provider_tokens_signed(), 1);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_ne!(client.provider_token(false).unwrap(), first);
+        assert_eq!(client.provider_tokens_signed(), 2);
+        client.provider_token(true).unwrap();
+        assert_eq!(client.provider_tokens_signed(), 3, "renewed on demand");
+    }
+
+    #[test]
+    fn a_token_age_outside_apples_window_is_refused() {
+        for minutes in [5, 19, 56, 60] {
+            let error = client(Duration::from_secs(minutes * 60)).err().unwrap();
+            assert!(
+                error.to_string().starts_with("apns.token_refresh"),
+                "{minutes}: {error}"
+            );
+        }
+    }
 
     #[test]
     fn every_documented_reason_has_its_outcome() {
