@@ -55,6 +55,6 @@ pub use provider_limit::ProviderLimit;
 #[cfg(feature = "push")]
 pub use push::PushChannel;
 #[cfg(feature = "tls")]
-pub use tls::{TlsError, TrustedRoots};
+pub use tls::{TlsError, TrustedRoots, install_default_crypto_provider};
 #[cfg(feature = "webhook")]
 pub use webhook::{WebhookClient, WebhookConfig};

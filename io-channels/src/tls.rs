@@ -9,6 +9,14 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 
+/// Makes ring the process's default rustls provider, unless one is installed already. Every
+/// channel builds its TLS configuration with ring explicitly; this is for the other rustls
+/// users of the process (reqwest clients built with defaults), which otherwise panic on their
+/// first use when no provider is installed. Idempotent; call it early in `main`.
+pub fn install_default_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Which certificate authorities a channel trusts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -55,6 +63,7 @@ impl TrustedRoots {
 
     /// A rustls client configuration trusting these roots and offering `alpn` protocols.
     pub(crate) fn client_config(&self, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, TlsError> {
+        install_default_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
         if self.builtin {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());

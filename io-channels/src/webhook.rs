@@ -8,7 +8,8 @@
 //! receiver can drop the rare repeat (io retries until it gets a 2xx).
 //!
 //! **Answers.** 2xx → delivered. Timeouts, connection errors, 408, 429 (with `Retry-After`) and
-//! 5xx → retried. Any other status, redirects included, is permanent.
+//! 5xx → retried. 410 Gone → invalid recipient (the receiver retired the endpoint). Any other
+//! status, redirects included, is permanent.
 //!
 //! **SSRF guard.** A callback URL is chosen by a sender, so io refuses to call private, loopback,
 //! link-local, shared and multicast addresses unless the configuration allows them. The check
@@ -178,6 +179,16 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved
 }
 
+const SSRF_MARK: &str = "refused by the SSRF guard";
+
+/// A name that resolved only to addresses the guard refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("{host} resolves to {address}, {}", SSRF_MARK)]
+struct SsrfRefused {
+    host: String,
+    address: String,
+}
+
 /// Resolves names with the system resolver and drops refused addresses.
 struct GuardedResolver;
 
@@ -193,12 +204,10 @@ impl Resolve for GuardedResolver {
                 .filter(|addr| !is_internal(addr.ip()))
                 .collect();
             if allowed.is_empty() {
-                let refused = resolved
+                let address = resolved
                     .first()
                     .map_or_else(|| "no address".to_owned(), |a| a.ip().to_string());
-                return Err(
-                    format!("{host} resolves to {refused}, refused by the SSRF guard").into(),
-                );
+                return Err(Box::new(SsrfRefused { host, address }) as _);
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
@@ -290,6 +299,12 @@ impl WebhookClient {
             .await;
         let response = match response {
             Ok(response) => response,
+            Err(error) if refused_by_guard(&error) => {
+                return Outcome::Permanent(PermanentReason::new(
+                    "callback_url_refused",
+                    error_chain(&error),
+                ));
+            }
             Err(error) => {
                 let cause = if error.is_timeout() {
                     TransientCause::Timeout
@@ -319,12 +334,21 @@ impl WebhookClient {
                 retry_after,
                 cause: TransientCause::ServerError(status),
             },
+            410 => Outcome::InvalidRecipient,
             _ => Outcome::Permanent(PermanentReason::new(
                 format!("callback_{status}"),
                 format!("the callback receiver answered {status}"),
             )),
         }
     }
+}
+
+/// Whether the request failed because the guard refused every address of the host. The
+/// resolver's error reaches us boxed inside hyper's connect error, where its type can no
+/// longer be downcast (a `Box<dyn Error>` forwards `source` past itself), so the chain's
+/// text is matched instead.
+fn refused_by_guard(error: &reqwest::Error) -> bool {
+    error_chain(error).contains(SSRF_MARK)
 }
 
 #[cfg(test)]

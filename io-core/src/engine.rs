@@ -132,7 +132,7 @@ pub struct Engine<S: Store> {
     ids: Mutex<IdGenerator>,
     new_work: tokio::sync::Notify,
     round_robin_cursor: Mutex<Option<ServiceId>>,
-    observer: Option<Arc<dyn Observer>>,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 impl<S: Store> Engine<S> {
@@ -181,18 +181,19 @@ impl<S: Store> Engine<S> {
             ids: Mutex::new(IdGenerator::default()),
             new_work: tokio::sync::Notify::new(),
             round_robin_cursor: Mutex::new(None),
-            observer: None,
+            observers: Vec::new(),
             config,
         })
     }
 
-    /// Adds an observer of every committed state change (metrics, sender callbacks).
+    /// Adds an observer of every committed state change (metrics, sender callbacks); each
+    /// observer added is told, in the order they were added.
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = Some(observer);
+        self.observers.push(observer);
         self
     }
 
-    /// Tells the observer, if any, about committed events of a message.
+    /// Tells the observers about committed events of a message.
     fn observe(
         &self,
         message: MessageId,
@@ -200,7 +201,7 @@ impl<S: Store> Engine<S> {
         at: crate::Timestamp,
         events: &[crate::JournalEvent],
     ) {
-        if let Some(observer) = &self.observer {
+        for observer in &self.observers {
             for event in events {
                 observer.committed(Committed {
                     message,

@@ -44,6 +44,10 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
             "/services/{service_id}/activations/{fiscal_code}",
             get(get_activation),
         )
+        .route(
+            "/services/{service_id}/callback",
+            get(get_callback).put(put_callback).delete(delete_callback),
+        )
         .route("/activations", put(put_activation))
         .route("/citizen-tokens", post(mint_citizen_token))
         .route(
@@ -336,6 +340,72 @@ async fn regenerate_key(
         .put_credentials(&service.service_id, &credentials, &app.keys)
         .await?;
     Ok(Json(keys_of(&app, &service.service_id).await?.1))
+}
+
+/// `{url, rotate_secret}` of a callback registration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbackPayload {
+    url: String,
+    #[serde(default)]
+    rotate_secret: bool,
+}
+
+/// A callback registration as shown after `GET` and `DELETE` (the secret is shown only by
+/// `PUT`, which sets it).
+#[derive(Debug, Serialize)]
+struct CallbackView {
+    url: String,
+}
+
+/// `PUT /adm/services/{service_id}/callback`: where the service's status changes go; answers
+/// the signing secret (kept across URL changes unless `rotate_secret`).
+async fn put_callback(
+    State(app): State<Arc<App>>,
+    Path(service_id): Path<String>,
+    JsonBody(body): JsonBody<CallbackPayload>,
+) -> ApiResult<Json<crate::callbacks::CallbackSettings>> {
+    let service = stored_service(&app, &service_id).await?;
+    let settings = app
+        .callbacks
+        .register(&service.service_id, &body.url, body.rotate_secret)
+        .await
+        .map_err(|error| match error {
+            crate::callbacks::RegisterError::Url(refused) => {
+                Problem::bad_request(format!("url: {refused}"))
+            }
+            crate::callbacks::RegisterError::Store(e) => Problem::from(e),
+        })?;
+    Ok(Json(settings))
+}
+
+/// `GET /adm/services/{service_id}/callback`.
+async fn get_callback(
+    State(app): State<Arc<App>>,
+    Path(service_id): Path<String>,
+) -> ApiResult<Json<CallbackView>> {
+    let service = stored_service(&app, &service_id).await?;
+    let settings = app
+        .callbacks
+        .settings(&service.service_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("the service has no callback"))?;
+    Ok(Json(CallbackView { url: settings.url }))
+}
+
+/// `DELETE /adm/services/{service_id}/callback`: no more callbacks; unsent events are dropped.
+async fn delete_callback(
+    State(app): State<Arc<App>>,
+    Path(service_id): Path<String>,
+) -> ApiResult<Json<CallbackView>> {
+    let service = stored_service(&app, &service_id).await?;
+    let settings = app
+        .callbacks
+        .settings(&service.service_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("the service has no callback"))?;
+    app.callbacks.unregister(&service.service_id).await?;
+    Ok(Json(CallbackView { url: settings.url }))
 }
 
 /// `GET /adm/services/{service_id}/activations/{fiscal_code}`.

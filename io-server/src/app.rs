@@ -9,13 +9,14 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use io_channels::InboxChannel;
+use io_channels::{ApnsClient, EmailChannel, FcmClient, InboxChannel, PushChannel};
 use io_core::{Channel, Clock, Engine, SystemClock};
 
 use crate::api_keys::KeyDeriver;
+use crate::callbacks::Callbacks;
 use crate::cidr::{self, Ipv4Cidr};
 use crate::citizen_token::{CitizenVerifier, Hs256Tokens};
-use crate::config::ServerConfig;
+use crate::config::{ChannelsConfig, ServerConfig};
 use crate::institution_limit::InstitutionLimiter;
 use crate::metrics::Metrics;
 use crate::records::{AppStore, Records};
@@ -46,6 +47,8 @@ pub struct App {
     pub config: ServerConfig,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Sender callbacks.
+    pub callbacks: Arc<Callbacks>,
     /// Time, for tokens and GDPR deadlines.
     pub clock: Arc<dyn Clock>,
     /// False once shutdown began (`/readyz` answers 503).
@@ -69,6 +72,9 @@ pub enum StartError {
     /// The engine's configuration.
     #[error("engine configuration: {0}")]
     Engine(#[from] io_core::EngineConfigError),
+    /// A channel's or the callbacks' configuration.
+    #[error("channels: {0}")]
+    Channel(#[from] io_channels::ConfigError),
     /// A CIDR in `trusted_proxies`.
     #[error("trusted_proxies: {0}")]
     Cidr(#[from] cidr::InvalidCidr),
@@ -113,14 +119,16 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, StartError> {
         let metrics = Arc::new(Metrics::default());
-        let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InboxChannel::new(store.clone()))];
+        let channels = build_channels(&config.channels, &store)?;
+        let callbacks = Callbacks::new(store.clone(), config.callbacks.clone())?;
         let engine = Engine::new(
             store.clone(),
             channels,
             clock.clone(),
             config.engine.clone(),
         )?
-        .with_observer(metrics.clone());
+        .with_observer(metrics.clone())
+        .with_observer(callbacks.clone());
         let tokens = Hs256Tokens::new(secrets.token_signing.as_bytes());
         Ok(Arc::new(Self {
             engine: Arc::new(engine),
@@ -133,6 +141,7 @@ impl App {
             limiter: InstitutionLimiter::new(&config.rate_limit),
             trusted_proxies: cidr::parse_all(&config.trusted_proxies)?,
             metrics,
+            callbacks,
             clock,
             ready: AtomicBool::new(true),
             config,
@@ -143,6 +152,28 @@ impl App {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
+}
+
+/// The inbox, plus email and push when configured.
+fn build_channels(
+    config: &ChannelsConfig,
+    store: &Arc<AppStore>,
+) -> Result<Vec<Arc<dyn Channel>>, io_channels::ConfigError> {
+    let mut channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InboxChannel::new(store.clone()))];
+    if let Some(email) = &config.email {
+        channels.push(Arc::new(EmailChannel::new(email.clone(), store.clone())?));
+    }
+    if config.apns.is_some() || config.fcm.is_some() {
+        let mut push = PushChannel::new(store.clone());
+        if let Some(apns) = &config.apns {
+            push = push.with_apns(ApnsClient::new(apns.clone())?);
+        }
+        if let Some(fcm) = &config.fcm {
+            push = push.with_fcm(FcmClient::new(fcm.clone())?);
+        }
+        channels.push(Arc::new(push));
+    }
+    Ok(channels)
 }
 
 /// The whole HTTP surface.

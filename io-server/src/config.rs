@@ -42,6 +42,23 @@ pub struct ServerConfig {
     pub workers: usize,
     /// The delivery engine.
     pub engine: EngineConfig,
+    /// The notification channels beside the inbox; each is off until configured.
+    pub channels: ChannelsConfig,
+    /// Sender callbacks (signed POSTs of every status change).
+    pub callbacks: crate::callbacks::CallbacksConfig,
+}
+
+/// The notification channels. The inbox is always on; email and push are on when their
+/// section is present.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// Email over an SMTP relay.
+    pub email: Option<io_channels::EmailConfig>,
+    /// Push to Apple devices.
+    pub apns: Option<io_channels::ApnsConfig>,
+    /// Push to Android devices.
+    pub fcm: Option<io_channels::FcmConfig>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +76,8 @@ impl Default for ServerConfig {
             gdpr: GdprConfig::default(),
             workers: 1,
             engine: EngineConfig::default(),
+            channels: ChannelsConfig::default(),
+            callbacks: crate::callbacks::CallbacksConfig::default(),
         }
     }
 }
@@ -177,6 +196,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "gdpr",
     "workers",
     "engine",
+    "channels",
+    "callbacks",
 ];
 
 /// Why the configuration cannot be used.
@@ -256,6 +277,27 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_readme_channel_example_is_a_valid_configuration() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("```toml\n[channels.email]")
+            .expect("README shows a channel configuration");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("io.toml");
+        std::fs::write(&path, block).unwrap();
+        let config = ServerConfig::load(Some(&path)).unwrap();
+        let email = config.channels.email.expect("email configured");
+        assert_eq!(email.security, io_channels::email::SmtpSecurity::StartTls);
+        assert!(email.limit.is_some());
+        assert_eq!(config.channels.apns.unwrap().topic, "it.example.app");
+        assert!(config.channels.fcm.is_some());
+        let cap = config.engine.rate_limits.per_citizen.unwrap();
+        assert_eq!((cap.count.get(), cap.per.as_secs()), (10, 3600));
     }
 
     #[test]

@@ -10,12 +10,14 @@
 //! [`citizen_api`], [`admin_api`], [`ops`]), and the pieces they share: [`problem`]
 //! (problem+json), [`body`] (JSON bodies), [`api_keys`], [`groups`], [`cidr`],
 //! [`institution_limit`], [`citizen_token`], [`records`] (the server's records in the store),
-//! [`secrets`], [`views`] (IO's JSON shapes), [`metrics`].
+//! [`secrets`], [`views`] (IO's JSON shapes), [`metrics`], [`callbacks`] (signed sender
+//! callbacks from the journal).
 
 pub mod admin_api;
 pub mod api_keys;
 pub mod app;
 pub mod body;
+pub mod callbacks;
 pub mod cidr;
 pub mod citizen_api;
 pub mod citizen_token;

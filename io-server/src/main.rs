@@ -53,6 +53,8 @@ enum Command {
 /// Parses the command line and runs the command on a multi-threaded runtime.
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS provider for every HTTP client of the process (the CLI's included).
+    io_channels::install_default_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

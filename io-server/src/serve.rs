@@ -54,6 +54,14 @@ pub fn start(app: Arc<App>, listener: TcpListener) -> std::io::Result<Running> {
     if app.config.workers > 0 {
         let sweep = crate::citizen_api::data_processing::run(app.clone(), shutdown.subscribe());
         workers.push(tokio::spawn(sweep));
+        let callbacks = app.callbacks.clone();
+        let stop = shutdown.subscribe();
+        workers.push(tokio::spawn(async move {
+            if let Err(error) = callbacks.load().await {
+                tracing::error!(%error, "callbacks: could not read the registrations");
+            }
+            callbacks.run(stop).await;
+        }));
     }
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let app_for_task = app.clone();

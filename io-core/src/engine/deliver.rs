@@ -108,8 +108,8 @@ impl<S: Store> Engine<S> {
     /// Commits an attempt or expiry and then tells the observer.
     async fn commit_observed(&self, record: DeliveryRecord) -> Result<(), StoreError> {
         let observed = self
-            .observer
-            .as_ref()
+            .observers
+            .first()
             .and(record.event.clone())
             .map(|event| (record.delivery.service_id.clone(), record.at, event));
         let message = record.delivery.id.message;

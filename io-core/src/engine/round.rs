@@ -104,7 +104,7 @@ impl<S: Store> Engine<S> {
                 }
             }
         }
-        let observed: Vec<_> = if self.observer.is_some() {
+        let observed: Vec<_> = if !self.observers.is_empty() {
             records
                 .iter()
                 .map(|r| {

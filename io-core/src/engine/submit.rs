@@ -96,7 +96,7 @@ impl<S: Store> Engine<S> {
             idempotency,
             event,
         };
-        let observed = self.observer.as_ref().map(|_| {
+        let observed = self.observers.first().map(|_| {
             (
                 record.message.sender_service_id.clone(),
                 record.event.clone(),

@@ -104,6 +104,8 @@ impl std::fmt::Display for BaseUrl {
 
 /// A reqwest client with the CLI's timeouts.
 pub(crate) fn http_client() -> Result<reqwest::Client, CliError> {
+    // reqwest's rustls needs a process-wide provider (the workspace uses ring).
+    io_channels::install_default_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)

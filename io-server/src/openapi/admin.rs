@@ -307,6 +307,79 @@ pub fn admin_api_document() -> Value {
             .problem(404, "No such service."),
         ),
     );
+    let callback_view = || {
+        object(
+            &["url"],
+            json!({ "url": described(json!({ "type": "string" }), "Where signed status changes are POSTed.") }),
+        )
+    };
+    paths.add(
+        "put",
+        "/services/{service_id}/callback",
+        admin(
+            Operation::new(
+                "putServiceCallback",
+                "Register where the service's status changes are POSTed",
+                TAG_SERVICES,
+            )
+            .path("service_id", service_path())
+            .json_body(closed_object(
+                &["url"],
+                json!({
+                    "url": described(json!({ "type": "string", "maxLength": 2048 }), "An absolute http(s) URL; private, loopback and link-local addresses are refused unless the configuration allows them."),
+                    "rotate_secret": described(boolean(), "Generate a new signing secret (default: keep the current one)."),
+                }),
+            ))
+            .answers(
+                200,
+                "The registration with its signing secret: IO-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>.",
+                object(
+                    &["url", "secret"],
+                    json!({ "url": { "type": "string" }, "secret": { "type": "string", "pattern": "^[0-9a-f]{64}$" } }),
+                ),
+            )
+            .problem(400, "The service id or the URL is not valid, or the URL is refused by the SSRF guard.")
+            .problem(404, "No such service."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/services/{service_id}/callback",
+        admin(
+            Operation::new(
+                "getServiceCallback",
+                "A service's callback URL",
+                TAG_SERVICES,
+            )
+            .path("service_id", service_path())
+            .answers(
+                200,
+                "The registration (the secret is shown only when set).",
+                callback_view(),
+            )
+            .problem(400, "The service id is not valid.")
+            .problem(404, "No such service, or no callback."),
+        ),
+    );
+    paths.add(
+        "delete",
+        "/services/{service_id}/callback",
+        admin(
+            Operation::new(
+                "deleteServiceCallback",
+                "Stop a service's callbacks",
+                TAG_SERVICES,
+            )
+            .path("service_id", service_path())
+            .answers(
+                200,
+                "The registration that was removed; unsent events are dropped.",
+                callback_view(),
+            )
+            .problem(400, "The service id is not valid.")
+            .problem(404, "No such service, or no callback."),
+        ),
+    );
     paths.add(
         "get",
         "/services/{service_id}/activations/{fiscal_code}",

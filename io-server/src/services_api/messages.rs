@@ -134,6 +134,11 @@ async fn submit(
         }
         SubmitError::Store(e) => Problem::from(e),
     })?;
+    if let Err(error) = app.callbacks.watch(accepted.id, caller.service_id()).await {
+        // The message is accepted; only its callbacks are at risk. A retry with the same
+        // Idempotency-Key opens the outbox again.
+        tracing::error!(%error, message = %accepted.id, "callbacks: could not open the outbox");
+    }
     let location = format!(
         "/api/v1/messages/{}/{}",
         accepted.fiscal_code.as_str(),

@@ -80,7 +80,10 @@ impl TestServer {
         Self {
             base: format!("http://{}", running.local_addr),
             app,
-            client: reqwest::Client::new(),
+            client: {
+                io_channels::install_default_crypto_provider();
+                reqwest::Client::new()
+            },
             running: Some(running),
             _store_dir: dir,
         }
