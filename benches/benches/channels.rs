@@ -210,6 +210,7 @@ fn email(c: &mut Criterion) {
         pool_size: 8,
         limit: None,
     };
+    let _inside = runtime.enter(); // lettre's pool spawns a task when it is built
     let channel = Arc::new(EmailChannel::new(config, store.clone()).unwrap());
     // One processed message gives the job that every measured send repeats.
     let (delivery, stored, service, profile) = runtime.block_on(async {

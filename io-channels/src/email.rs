@@ -111,8 +111,15 @@ pub struct EmailChannel<S: Store> {
 
 impl<S: Store> EmailChannel<S> {
     /// Checks the configuration and prepares the pool (connections open on first use). `store`
-    /// is where bounced addresses are marked.
+    /// is where bounced addresses are marked. Call it inside a tokio runtime: the pool keeps a
+    /// task that closes idle connections.
     pub fn new(config: EmailConfig, store: Arc<S>) -> Result<Self, ConfigError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::invalid(
+                "email",
+                "the channel must be built inside a tokio runtime (its connection pool runs a task)",
+            ));
+        }
         let from: Mailbox = config
             .from
             .parse()

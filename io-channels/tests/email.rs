@@ -374,11 +374,18 @@ async fn starttls_and_implicit_tls_verify_the_relay_against_the_configured_roots
     }
 }
 
-#[test]
-fn plain_smtp_to_a_remote_relay_is_a_configuration_error() {
+#[tokio::test]
+async fn plain_smtp_to_a_remote_relay_is_a_configuration_error() {
     let mut config = config(25);
     config.host = "smtp.example.it".into();
     let store = Arc::new(SledStore::temporary().unwrap());
-    let error = EmailChannel::new(config, store).err().unwrap();
+    let error = EmailChannel::new(config, store.clone()).err().unwrap();
     assert!(error.to_string().starts_with("email.security"), "{error}");
+}
+
+#[test]
+fn building_outside_a_runtime_is_an_error_not_a_panic() {
+    let store = Arc::new(SledStore::temporary().unwrap());
+    let error = EmailChannel::new(config(25), store).err().unwrap();
+    assert!(error.to_string().contains("tokio runtime"), "{error}");
 }

@@ -276,7 +276,12 @@ pub enum SmtpPeerMode<'a> {
 
 impl SmtpPeer {
     pub async fn start(mode: SmtpPeerMode<'_>) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_peer.py");
+        // Beside this file, wherever it is compiled from (the channel bench includes it too):
+        // `file!()` is relative to the workspace root, one level above any package.
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(file!())
+            .with_file_name("smtp_peer.py");
         let outdir = tempfile::tempdir().unwrap();
         let port = closed_port().await;
         let mut command = tokio::process::Command::new("python3");
