@@ -19,7 +19,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use io_channels::apns::ApnsConfig;
 use io_channels::email::{EmailConfig, SmtpSecurity};
 use io_channels::fcm::FcmConfig;
-use io_channels::push::PushNotification;
 use io_channels::webhook::WebhookConfig;
 use io_channels::{ApnsClient, EmailChannel, FcmClient, TrustedRoots, WebhookClient};
 use io_core::{Channel, ChannelKind, DeliveryId, DeliveryJob, EmailAddress, Store};
@@ -30,17 +29,6 @@ use support::{HttpPeer, PeerRequest, PeerResponse, handler};
 
 const BATCH: usize = 200;
 const EMAILS: usize = 50;
-
-fn notification() -> PushNotification {
-    PushNotification {
-        id: "123e4567-e89b-12d3-a456-426614174000".into(),
-        title: "Hai un nuovo messaggio".into(),
-        body: "Entra nell'app per leggerlo".into(),
-        message_id: "01JBQ1N9ZK3Q8R0M5W6X7Y8Z9A".into(),
-        expires_at: 4_102_444_800,
-        time_to_live: Duration::from_secs(3600),
-    }
-}
 
 fn bare_client(ca_pem: &str, http2_only: bool) -> reqwest::Client {
     io_channels::install_default_crypto_provider();
@@ -132,7 +120,7 @@ fn push(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("apns_client_200_sends", |b| {
         b.to_async(&runtime).iter(|| async {
-            let notification = notification();
+            let notification = support::sample_notification();
             let sends = (0..BATCH).map(|_| apns.send("abcdef", &notification));
             for result in futures::future::join_all(sends).await {
                 assert!(matches!(result.outcome, io_core::Outcome::Delivered { .. }));
@@ -141,7 +129,7 @@ fn push(c: &mut Criterion) {
     });
     group.bench_function("fcm_client_200_sends", |b| {
         b.to_async(&runtime).iter(|| async {
-            let notification = notification();
+            let notification = support::sample_notification();
             let sends = (0..BATCH).map(|_| fcm.send("device", &notification));
             for result in futures::future::join_all(sends).await {
                 assert!(matches!(result.outcome, io_core::Outcome::Delivered { .. }));

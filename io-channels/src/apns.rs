@@ -46,7 +46,7 @@ pub struct ApnsConfig {
     #[serde(default)]
     pub roots: TrustedRoots,
     /// The longest one request may take.
-    #[serde(default = "default_timeout")]
+    #[serde(default = "http::default_request_timeout")]
     pub request_timeout: Duration,
     /// How long a provider token is reused: 20 to 55 minutes.
     #[serde(default = "default_token_refresh")]
@@ -58,10 +58,6 @@ pub struct ApnsConfig {
 
 fn default_base_url() -> String {
     APNS_PRODUCTION.to_owned()
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 
 fn default_token_refresh() -> Duration {
@@ -387,7 +383,7 @@ mod tests {
             signing_key_pem: pem,
             topic: "it.example.app".into(),
             roots: TrustedRoots::default(),
-            request_timeout: default_timeout(),
+            request_timeout: http::default_request_timeout(),
             token_refresh,
             limit: None,
         })

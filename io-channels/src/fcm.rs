@@ -41,7 +41,7 @@ pub struct FcmConfig {
     #[serde(default)]
     pub roots: TrustedRoots,
     /// The longest one request may take.
-    #[serde(default = "default_timeout")]
+    #[serde(default = "http::default_request_timeout")]
     pub request_timeout: Duration,
     /// The project's send rate, if it must be capped (FCM allows 600,000 per minute).
     #[serde(default)]
@@ -50,10 +50,6 @@ pub struct FcmConfig {
 
 fn default_base_url() -> String {
     FCM_BASE_URL.to_owned()
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 
 /// The fields of a service-account key file that io uses.

@@ -17,6 +17,11 @@ pub(crate) struct ClientSettings<'a> {
     pub(crate) http2_only: bool,
 }
 
+/// The default longest time of one provider request (APNs, FCM).
+pub(crate) fn default_request_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
 /// Builds a pooled client: one long-lived connection per host, multiplexed under HTTP/2.
 pub(crate) fn client(settings: ClientSettings<'_>) -> Result<reqwest::Client, ConfigError> {
     let alpn: &[&[u8]] = if settings.http2_only {

@@ -418,14 +418,7 @@ async fn apns_multiplexes_one_connection_and_reuses_its_provider_token() {
     let seen = Arc::new(Seen::default());
     let peer = apns_peer(&ca, public_key, seen.clone()).await;
     let client = Arc::new(ApnsClient::new(apns_config(peer.base_url(), &key_pem, &ca)).unwrap());
-    let notification = io_channels::push::PushNotification {
-        id: "123e4567-e89b-12d3-a456-426614174000".into(),
-        title: "Hai un nuovo messaggio".into(),
-        body: "Entra nell'app per leggerlo".into(),
-        message_id: "01JBQ1N9ZK3Q8R0M5W6X7Y8Z9A".into(),
-        expires_at: 4_102_444_800,
-        time_to_live: Duration::from_secs(3600),
-    };
+    let notification = support::sample_notification();
     let sends = (0..200).map(|i| {
         let client = client.clone();
         let notification = notification.clone();
@@ -702,14 +695,7 @@ async fn fcm_one_token_exchange_serves_many_sends_and_a_refused_token_is_renewed
     let peer = fcm_peer(&ca, public_key, seen.clone()).await;
     let base = peer.base_url();
     let client = Arc::new(FcmClient::new(fcm_config(&base, &base, &key_pem, &ca)).unwrap());
-    let notification = io_channels::push::PushNotification {
-        id: "123e4567-e89b-12d3-a456-426614174000".into(),
-        title: "Hai un nuovo messaggio".into(),
-        body: "Entra nell'app per leggerlo".into(),
-        message_id: "01JBQ1N9ZK3Q8R0M5W6X7Y8Z9A".into(),
-        expires_at: 4_102_444_800,
-        time_to_live: Duration::from_secs(3600),
-    };
+    let notification = support::sample_notification();
     let sends = (0..200).map(|i| {
         let client = client.clone();
         let notification = notification.clone();

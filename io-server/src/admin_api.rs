@@ -379,17 +379,26 @@ async fn put_callback(
     Ok(Json(settings))
 }
 
-/// `GET /adm/services/{service_id}/callback`.
-async fn get_callback(
-    State(app): State<Arc<App>>,
-    Path(service_id): Path<String>,
-) -> ApiResult<Json<CallbackView>> {
-    let service = stored_service(&app, &service_id).await?;
+/// A stored service and its callback registration (404 when either is missing).
+async fn registered_callback(
+    app: &App,
+    service_id: &str,
+) -> ApiResult<(Service, crate::callbacks::CallbackSettings)> {
+    let service = stored_service(app, service_id).await?;
     let settings = app
         .callbacks
         .settings(&service.service_id)
         .await?
         .ok_or_else(|| Problem::not_found("the service has no callback"))?;
+    Ok((service, settings))
+}
+
+/// `GET /adm/services/{service_id}/callback`.
+async fn get_callback(
+    State(app): State<Arc<App>>,
+    Path(service_id): Path<String>,
+) -> ApiResult<Json<CallbackView>> {
+    let (_, settings) = registered_callback(&app, &service_id).await?;
     Ok(Json(CallbackView { url: settings.url }))
 }
 
@@ -398,12 +407,7 @@ async fn delete_callback(
     State(app): State<Arc<App>>,
     Path(service_id): Path<String>,
 ) -> ApiResult<Json<CallbackView>> {
-    let service = stored_service(&app, &service_id).await?;
-    let settings = app
-        .callbacks
-        .settings(&service.service_id)
-        .await?
-        .ok_or_else(|| Problem::not_found("the service has no callback"))?;
+    let (service, settings) = registered_callback(&app, &service_id).await?;
     app.callbacks.unregister(&service.service_id).await?;
     Ok(Json(CallbackView { url: settings.url }))
 }

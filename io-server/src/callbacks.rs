@@ -140,22 +140,30 @@ impl Callbacks {
 
     /// Reads which services have callbacks.
     pub async fn load(&self) -> Result<(), StoreError> {
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self
-                .store
-                .records(CALLBACK_SETTINGS, b"", after.as_deref(), 500)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.0.clone());
-            let mut enabled = self.enabled.write().unwrap_or_else(PoisonError::into_inner);
-            for entry in &page {
-                if let Ok(id) = ServiceId::parse(&String::from_utf8_lossy(&entry.0)) {
-                    enabled.insert(id);
-                }
+        for key in self.keys(CALLBACK_SETTINGS).await? {
+            if let Ok(id) = ServiceId::parse(&String::from_utf8_lossy(&key)) {
+                self.enabled
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(id);
             }
         }
         Ok(())
+    }
+
+    /// Every key of a record space, page by page.
+    async fn keys(&self, space: io_core::RecordSpace) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let page = self
+                .store
+                .records(space, b"", keys.last().map(Vec::as_slice), 500)
+                .await?;
+            if page.is_empty() {
+                return Ok(keys);
+            }
+            keys.extend(page.into_iter().map(|(key, _)| key));
+        }
     }
 
     fn is_enabled(&self, service: &ServiceId) -> bool {
@@ -276,22 +284,12 @@ impl Callbacks {
 
     /// Wakes every message whose outbox is still open (after a restart).
     async fn recover(&self) -> Result<(), StoreError> {
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self
-                .store
-                .records(CALLBACK_OUTBOX, b"", after.as_deref(), 500)
-                .await?;
-            let Some(last) = page.last() else {
-                return Ok(());
-            };
-            after = Some(last.0.clone());
-            for entry in &page {
-                if let Ok(bytes) = <[u8; 16]>::try_from(entry.0.as_slice()) {
-                    let _ = self.wake.send(MessageId::from_bytes(bytes));
-                }
+        for key in self.keys(CALLBACK_OUTBOX).await? {
+            if let Ok(bytes) = <[u8; 16]>::try_from(key.as_slice()) {
+                let _ = self.wake.send(MessageId::from_bytes(bytes));
             }
         }
+        Ok(())
     }
 
     /// Drains `message` unless a task already does (then that task goes round once more).

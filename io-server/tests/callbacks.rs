@@ -183,25 +183,18 @@ async fn a_receiver_sees_every_status_change_once_in_order_and_signed() {
     );
 
     // The outboxes close once the messages are final and reported.
+    let open_outboxes = || async {
+        let store = &server.app.store;
+        let open = store.records(io_server::callbacks::CALLBACK_OUTBOX, b"", None, 10);
+        open.await.unwrap().len()
+    };
     for _ in 0..100 {
-        let open = server
-            .app
-            .store
-            .records(io_server::callbacks::CALLBACK_OUTBOX, b"", None, 10)
-            .await
-            .unwrap();
-        if open.is_empty() {
+        if open_outboxes().await == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let open = server
-        .app
-        .store
-        .records(io_server::callbacks::CALLBACK_OUTBOX, b"", None, 10)
-        .await
-        .unwrap();
-    assert!(open.is_empty(), "outboxes left open: {}", open.len());
+    assert_eq!(open_outboxes().await, 0, "outboxes left open");
 
     // A forged signature is detectable with the documented algorithm.
     let body = serde_json::to_vec(&delivered[0]).unwrap();
