@@ -56,9 +56,15 @@ impl Default for WebhookConfig {
     }
 }
 
+/// The longest callback URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
 /// A callback URL that io will not call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlRefused {
+    /// Longer than [`MAX_URL_LEN`].
+    #[error("longer than {MAX_URL_LEN} characters")]
+    TooLong,
     /// Not an absolute http(s) URL.
     #[error("not an absolute http or https URL")]
     Malformed,
@@ -248,6 +254,9 @@ impl WebhookClient {
     /// no credentials, and no internal literal address unless allowed. Host names are checked
     /// when they are resolved, at each connection.
     pub fn check_url(&self, url: &str) -> Result<reqwest::Url, UrlRefused> {
+        if url.len() > MAX_URL_LEN {
+            return Err(UrlRefused::TooLong);
+        }
         let parsed = reqwest::Url::parse(url).map_err(|_| UrlRefused::Malformed)?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
             return Err(UrlRefused::Malformed);

@@ -326,7 +326,7 @@ pub fn admin_api_document() -> Value {
             .json_body(closed_object(
                 &["url"],
                 json!({
-                    "url": described(json!({ "type": "string", "maxLength": 2048 }), "An absolute http(s) URL; private, loopback and link-local addresses are refused unless the configuration allows them."),
+                    "url": described(json!({ "type": "string", "maxLength": io_channels::webhook::MAX_URL_LEN }), "An absolute http(s) URL; private, loopback and link-local addresses are refused unless the configuration allows them."),
                     "rotate_secret": described(boolean(), "Generate a new signing secret (default: keep the current one)."),
                 }),
             ))
