@@ -303,6 +303,72 @@ fn check(label: &str, delivery: &io_core::Delivery, expect: Expect) {
     }
 }
 
+/// One row of a fault matrix: device token, label, expected outcome, whether it is pruned.
+type Row = (&'static str, &'static str, Expect, bool);
+
+/// Runs a fault matrix through `channel`: one citizen per row (the first with full previews),
+/// each with one `platform` device holding the row's token and one message, attempted once;
+/// checks state, attempts, wait, pruning, and one request per device at the peer.
+async fn run_matrix(
+    store: Arc<SledStore>,
+    channel: PushChannel<SledStore>,
+    platform: PushPlatform,
+    seen: &Seen,
+    matrix: &[Row],
+) -> Vec<io_core::Delivery> {
+    let h = Harness::new(
+        store.clone(),
+        vec![Arc::new(channel) as Arc<dyn Channel>],
+        false,
+    )
+    .await;
+    let mut runs = Vec::new();
+    for (n, (token, ..)) in matrix.iter().enumerate() {
+        let fiscal_code = push_citizen(&store, n as u32, n == 0).await;
+        add_device(&store, &fiscal_code, "phone", platform, token).await;
+        let id = h
+            .submit(
+                &fiscal_code,
+                "Rinnovo carta d'identità",
+                &markdown("La sua carta è pronta."),
+            )
+            .await;
+        runs.push((fiscal_code, DeliveryId::new(id, ChannelKind::Push)));
+    }
+    let ids: Vec<DeliveryId> = runs.iter().map(|r| r.1).collect();
+    let deliveries = h.attempt_once(&ids).await;
+    for ((token, label, expect, pruned), ((fiscal_code, _), delivery)) in
+        matrix.iter().zip(runs.iter().zip(&deliveries))
+    {
+        check(label, delivery, *expect);
+        let remaining = store.installations(fiscal_code).await.unwrap();
+        assert_eq!(remaining.is_empty(), *pruned, "{label}: pruning");
+        assert_eq!(seen.count(token), 1, "{label}: one request");
+    }
+    deliveries
+}
+
+/// A send through a channel whose provider port has nothing listening: retried, device kept.
+async fn connection_refused(
+    build: impl FnOnce(Arc<SledStore>) -> PushChannel<SledStore>,
+    platform: PushPlatform,
+    token: &str,
+) {
+    let store = Arc::new(SledStore::temporary().unwrap());
+    let channel: Arc<dyn Channel> = Arc::new(build(store.clone()));
+    let h = Harness::new(store.clone(), vec![channel], false).await;
+    let fiscal_code = push_citizen(&store, 1, false).await;
+    add_device(&store, &fiscal_code, "phone", platform, token).await;
+    let id = h
+        .submit(&fiscal_code, "Avviso di pagamento", &markdown("Testo."))
+        .await;
+    let delivery = &h
+        .attempt_once(&[DeliveryId::new(id, ChannelKind::Push)])
+        .await[0];
+    check("connection refused", delivery, Expect::Retry("connection"));
+    assert_eq!(store.installations(&fiscal_code).await.unwrap().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apns_fault_matrix() {
     let ca = support::test_ca();
@@ -311,10 +377,9 @@ async fn apns_fault_matrix() {
     let peer = apns_peer(&ca, public_key, seen.clone()).await;
     let store = Arc::new(SledStore::temporary().unwrap());
     let client = ApnsClient::new(apns_config(peer.base_url(), &key_pem, &ca)).unwrap();
-    let channel: Arc<dyn Channel> = Arc::new(PushChannel::new(store.clone()).with_apns(client));
-    let h = Harness::new(store.clone(), vec![channel], false).await;
+    let channel = PushChannel::new(store.clone()).with_apns(client);
 
-    let matrix = [
+    let matrix: [Row; 8] = [
         ("a0", "success", Expect::Sent, false),
         ("a1", "transient (503)", Expect::Retry("server"), false),
         (
@@ -349,29 +414,7 @@ async fn apns_fault_matrix() {
         ),
         ("a7", "timeout", Expect::Retry("timeout"), false),
     ];
-    let mut runs = Vec::new();
-    for (n, (token, ..)) in matrix.iter().enumerate() {
-        let fiscal_code = push_citizen(&store, n as u32, n == 0).await;
-        add_device(&store, &fiscal_code, "phone", PushPlatform::Apns, token).await;
-        let id = h
-            .submit(
-                &fiscal_code,
-                "Rinnovo carta d'identità",
-                &markdown("La sua carta è pronta."),
-            )
-            .await;
-        runs.push((fiscal_code, DeliveryId::new(id, ChannelKind::Push)));
-    }
-    let ids: Vec<DeliveryId> = runs.iter().map(|r| r.1).collect();
-    let deliveries = h.attempt_once(&ids).await;
-    for ((token, label, expect, pruned), ((fiscal_code, _), delivery)) in
-        matrix.iter().zip(runs.iter().zip(&deliveries))
-    {
-        check(label, delivery, *expect);
-        let remaining = store.installations(fiscal_code).await.unwrap();
-        assert_eq!(remaining.is_empty(), *pruned, "{label}: pruning");
-        assert_eq!(seen.count(token), 1, "{label}: one request");
-    }
+    let deliveries = run_matrix(store, channel, PushPlatform::Apns, &seen, &matrix).await;
     // The citizen who chose full previews sees sender and subject; the others do not.
     let bodies = seen.bodies.lock().unwrap().clone();
     assert_eq!(bodies["a0"]["aps"]["alert"]["title"], "Comune di Esempio");
@@ -394,21 +437,14 @@ async fn apns_fault_matrix() {
     assert_eq!(peer.connections(), 1, "one connection for every send");
 
     // Connection refused.
-    let store = Arc::new(SledStore::temporary().unwrap());
     let base = format!("https://localhost:{}", support::closed_port().await);
     let client = ApnsClient::new(apns_config(base, &key_pem, &ca)).unwrap();
-    let channel: Arc<dyn Channel> = Arc::new(PushChannel::new(store.clone()).with_apns(client));
-    let h = Harness::new(store.clone(), vec![channel], false).await;
-    let fiscal_code = push_citizen(&store, 1, false).await;
-    add_device(&store, &fiscal_code, "phone", PushPlatform::Apns, "a0").await;
-    let id = h
-        .submit(&fiscal_code, "Avviso di pagamento", &markdown("Testo."))
-        .await;
-    let delivery = &h
-        .attempt_once(&[DeliveryId::new(id, ChannelKind::Push)])
-        .await[0];
-    check("connection refused", delivery, Expect::Retry("connection"));
-    assert_eq!(store.installations(&fiscal_code).await.unwrap().len(), 1);
+    connection_refused(
+        |store| PushChannel::new(store).with_apns(client),
+        PushPlatform::Apns,
+        "a0",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -604,10 +640,9 @@ async fn fcm_fault_matrix() {
     let store = Arc::new(SledStore::temporary().unwrap());
     let base = peer.base_url();
     let client = FcmClient::new(fcm_config(&base, &base, &key_pem, &ca)).unwrap();
-    let channel: Arc<dyn Channel> = Arc::new(PushChannel::new(store.clone()).with_fcm(client));
-    let h = Harness::new(store.clone(), vec![channel], false).await;
+    let channel = PushChannel::new(store.clone()).with_fcm(client);
 
-    let matrix = [
+    let matrix: [Row; 7] = [
         ("ok", "success", Expect::Sent, false),
         (
             "unavailable",
@@ -641,29 +676,7 @@ async fn fcm_fault_matrix() {
         ),
         ("hang", "timeout", Expect::Retry("timeout"), false),
     ];
-    let mut runs = Vec::new();
-    for (n, (token, ..)) in matrix.iter().enumerate() {
-        let fiscal_code = push_citizen(&store, n as u32, false).await;
-        add_device(&store, &fiscal_code, "android", PushPlatform::Fcmv1, token).await;
-        let id = h
-            .submit(
-                &fiscal_code,
-                "Scadenza bollo auto",
-                &markdown("Il bollo scade a fine mese."),
-            )
-            .await;
-        runs.push((fiscal_code, DeliveryId::new(id, ChannelKind::Push)));
-    }
-    let ids: Vec<DeliveryId> = runs.iter().map(|r| r.1).collect();
-    let deliveries = h.attempt_once(&ids).await;
-    for ((token, label, expect, pruned), ((fiscal_code, _), delivery)) in
-        matrix.iter().zip(runs.iter().zip(&deliveries))
-    {
-        check(label, delivery, *expect);
-        let remaining = store.installations(fiscal_code).await.unwrap();
-        assert_eq!(remaining.is_empty(), *pruned, "{label}: pruning");
-        assert_eq!(seen.count(token), 1, "{label}: one request");
-    }
+    run_matrix(store, channel, PushPlatform::Fcmv1, &seen, &matrix).await;
     assert_eq!(
         seen.exchanges.load(Ordering::SeqCst),
         1,
@@ -671,20 +684,14 @@ async fn fcm_fault_matrix() {
     );
 
     // Connection refused (the token endpoint is up, the send endpoint is not).
-    let store = Arc::new(SledStore::temporary().unwrap());
     let dead = format!("https://localhost:{}", support::closed_port().await);
     let client = FcmClient::new(fcm_config(&dead, &base, &key_pem, &ca)).unwrap();
-    let channel: Arc<dyn Channel> = Arc::new(PushChannel::new(store.clone()).with_fcm(client));
-    let h = Harness::new(store.clone(), vec![channel], false).await;
-    let fiscal_code = push_citizen(&store, 1, false).await;
-    add_device(&store, &fiscal_code, "android", PushPlatform::Fcmv1, "ok").await;
-    let id = h
-        .submit(&fiscal_code, "Avviso di pagamento", &markdown("Testo."))
-        .await;
-    let delivery = &h
-        .attempt_once(&[DeliveryId::new(id, ChannelKind::Push)])
-        .await[0];
-    check("connection refused", delivery, Expect::Retry("connection"));
+    connection_refused(
+        |store| PushChannel::new(store).with_fcm(client),
+        PushPlatform::Fcmv1,
+        "ok",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
