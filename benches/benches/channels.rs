@@ -9,6 +9,8 @@
 //! - Email: 50 concurrent sends through `EmailChannel` (teaser, MIME, pooled SMTP) to aiosmtpd
 //!   vs 50 concurrent sends of one prebuilt email through a bare lettre transport.
 
+#[path = "../../io-channels/tests/support/push_sample.rs"]
+mod push_sample;
 #[path = "../../io-channels/tests/support/mod.rs"]
 mod support;
 
@@ -120,7 +122,7 @@ fn push(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("apns_client_200_sends", |b| {
         b.to_async(&runtime).iter(|| async {
-            let notification = support::sample_notification();
+            let notification = push_sample::sample_notification();
             let sends = (0..BATCH).map(|_| apns.send("abcdef", &notification));
             for result in futures::future::join_all(sends).await {
                 assert!(matches!(result.outcome, io_core::Outcome::Delivered { .. }));
@@ -129,7 +131,7 @@ fn push(c: &mut Criterion) {
     });
     group.bench_function("fcm_client_200_sends", |b| {
         b.to_async(&runtime).iter(|| async {
-            let notification = support::sample_notification();
+            let notification = push_sample::sample_notification();
             let sends = (0..BATCH).map(|_| fcm.send("device", &notification));
             for result in futures::future::join_all(sends).await {
                 assert!(matches!(result.outcome, io_core::Outcome::Delivered { .. }));

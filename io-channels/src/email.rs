@@ -30,7 +30,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
-use crate::http::error_chain;
+use crate::error_text::error_chain;
 use crate::provider_limit::{self, ProviderLimit, ProviderLimiter};
 use crate::{ConfigError, TrustedRoots};
 

@@ -117,12 +117,6 @@ struct FieldViolation {
     field: String,
 }
 
-/// Why an access token could not be had.
-enum TokenFailure {
-    Retry(Outcome),
-    Refused(Outcome),
-}
-
 impl FcmClient {
     /// Checks the configuration and key; the first send fetches the first access token.
     pub fn new(config: FcmConfig) -> Result<Self, ConfigError> {
@@ -181,8 +175,9 @@ impl FcmClient {
         self.exchanges.load(Ordering::Relaxed)
     }
 
-    /// A valid access token; one exchange at a time, shared by every waiting send.
-    async fn access_token(&self, renew: Option<&str>) -> Result<String, TokenFailure> {
+    /// A valid access token; one exchange at a time, shared by every waiting send. The error is
+    /// the outcome to report for the send.
+    async fn access_token(&self, renew: Option<&str>) -> Result<String, Outcome> {
         let mut slot = self.token.lock().await;
         if let Some(token) = slot.as_ref() {
             let rejected = renew == Some(token.value.as_str());
@@ -206,10 +201,10 @@ impl FcmClient {
                 }),
             )
             .map_err(|_| {
-                TokenFailure::Refused(Outcome::Permanent(PermanentReason::new(
+                Outcome::Permanent(PermanentReason::new(
                     "signing_failed",
                     "could not sign the OAuth2 assertion",
-                )))
+                ))
             })?;
         let form = serde_urlencoded::to_string([
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
@@ -227,20 +222,18 @@ impl FcmClient {
             .body(form)
             .send()
             .await
-            .map_err(|error| {
-                TokenFailure::Retry(Outcome::Transient {
-                    retry_after: None,
-                    cause: http::transport_cause(&error),
-                })
+            .map_err(|error| Outcome::Transient {
+                retry_after: None,
+                cause: http::transport_cause(&error),
             })?;
         let status = response.status().as_u16();
         let retry_after = http::retry_after(response.headers());
         let body = response.bytes().await.unwrap_or_default();
         if status >= 500 || status == 429 {
-            return Err(TokenFailure::Retry(Outcome::Transient {
+            return Err(Outcome::Transient {
                 retry_after,
                 cause: TransientCause::ServerError(status),
-            }));
+            });
         }
         let token: TokenResponse = match serde_json::from_slice(&body) {
             Ok(token) if status == 200 => token,
@@ -249,10 +242,10 @@ impl FcmClient {
                     .chars()
                     .take(200)
                     .collect::<String>();
-                return Err(TokenFailure::Refused(configuration_alert(
+                return Err(configuration_alert(
                     "token_exchange",
                     &format!("the token endpoint answered {status}: {text}"),
-                )));
+                ));
             }
         };
         let lifetime = Duration::from_secs(token.expires_in).saturating_sub(TOKEN_MARGIN);
@@ -293,7 +286,7 @@ impl FcmClient {
         loop {
             let token = match self.access_token(rejected_token.as_deref()).await {
                 Ok(token) => token,
-                Err(TokenFailure::Retry(outcome) | TokenFailure::Refused(outcome)) => {
+                Err(outcome) => {
                     return DeviceResult::keep(outcome);
                 }
             };

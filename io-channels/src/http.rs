@@ -5,9 +5,12 @@ use std::time::{Duration, SystemTime};
 
 use io_core::TransientCause;
 
+use crate::error_text::error_chain;
+#[cfg(feature = "push")]
 use crate::{ConfigError, TrustedRoots};
 
 /// How a provider's HTTP client connects.
+#[cfg(feature = "push")]
 pub(crate) struct ClientSettings<'a> {
     /// Whose certificates are trusted.
     pub(crate) roots: &'a TrustedRoots,
@@ -18,10 +21,12 @@ pub(crate) struct ClientSettings<'a> {
 }
 
 /// The default longest time of one provider request (APNs, FCM).
+#[cfg(feature = "push")]
 pub(crate) fn default_request_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+#[cfg(feature = "push")]
 /// Builds a pooled client: one long-lived connection per host, multiplexed under HTTP/2.
 pub(crate) fn client(settings: ClientSettings<'_>) -> Result<reqwest::Client, ConfigError> {
     let alpn: &[&[u8]] = if settings.http2_only {
@@ -56,18 +61,6 @@ pub(crate) fn transport_cause(error: &reqwest::Error) -> TransientCause {
     } else {
         TransientCause::Other(error_chain(error))
     }
-}
-
-/// An error with its sources, on one line (reqwest's own Display hides the cause).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a date in the past is no

@@ -6,7 +6,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
-use ring::signature::{self, EcdsaKeyPair, RsaKeyPair};
+use ring::signature;
+#[cfg(feature = "apns")]
+use ring::signature::EcdsaKeyPair;
+#[cfg(feature = "fcm")]
+use ring::signature::RsaKeyPair;
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use rustls::pki_types::pem::PemObject;
 
@@ -15,12 +19,15 @@ use crate::ConfigError;
 /// A private key able to sign one JWS algorithm.
 pub(crate) enum JwtKey {
     /// ECDSA P-256 with SHA-256: APNs provider tokens.
+    #[cfg(feature = "apns")]
     Es256(EcdsaKeyPair),
     /// RSASSA-PKCS1-v1_5 with SHA-256: Google OAuth2 assertions.
+    #[cfg(feature = "fcm")]
     Rs256(RsaKeyPair),
 }
 
 impl JwtKey {
+    #[cfg(feature = "apns")]
     /// An ES256 key from a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, Apple's `.p8` format).
     pub(crate) fn es256(pem: &str, setting: &'static str) -> Result<Self, ConfigError> {
         let der = pkcs8(pem, setting)?;
@@ -33,6 +40,7 @@ impl JwtKey {
         .map_err(|e| ConfigError::invalid(setting, format!("not a P-256 PKCS#8 key: {e}")))
     }
 
+    #[cfg(feature = "fcm")]
     /// An RS256 key from a PKCS#8 PEM (a service account's `private_key`).
     pub(crate) fn rs256(pem: &str, setting: &'static str) -> Result<Self, ConfigError> {
         let der = pkcs8(pem, setting)?;
@@ -43,7 +51,9 @@ impl JwtKey {
 
     fn algorithm(&self) -> &'static str {
         match self {
+            #[cfg(feature = "apns")]
             Self::Es256(_) => "ES256",
+            #[cfg(feature = "fcm")]
             Self::Rs256(_) => "RS256",
         }
     }
@@ -64,7 +74,9 @@ impl JwtKey {
         token.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
         let rng = SystemRandom::new();
         let signature = match self {
+            #[cfg(feature = "apns")]
             Self::Es256(key) => key.sign(&rng, token.as_bytes())?.as_ref().to_vec(),
+            #[cfg(feature = "fcm")]
             Self::Rs256(key) => {
                 let mut out = vec![0; key.public().modulus_len()];
                 key.sign(
@@ -87,7 +99,7 @@ fn pkcs8(pem: &str, setting: &'static str) -> Result<PrivatePkcs8KeyDer<'static>
         .map_err(|e| ConfigError::invalid(setting, format!("expected a PKCS#8 PEM key: {e}")))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "apns"))]
 mod tests {
     use super::*;
     use ring::signature::KeyPair;
@@ -114,7 +126,12 @@ mod tests {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
         assert_eq!(header["alg"], "ES256");
         assert_eq!(header["kid"], "ABC123");
-        let JwtKey::Es256(pair) = &key else { panic!() };
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            der.as_ref(),
+            &rng,
+        )
+        .unwrap();
         let public = signature::UnparsedPublicKey::new(
             &signature::ECDSA_P256_SHA256_FIXED,
             pair.public_key().as_ref(),

@@ -18,6 +18,8 @@
 
 #[cfg(feature = "tls")]
 mod config_error;
+#[cfg(feature = "tls")]
+mod error_text;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "push")]

@@ -141,20 +141,27 @@ impl<S: Store> PushChannel<S> {
         let token = installation.push_channel.as_str();
         match installation.platform {
             #[cfg(feature = "apns")]
-            PushPlatform::Apns if self.apns.is_some() => {
-                let client = self.apns.as_ref().expect("checked by the guard");
-                client.send(token, notification).await
+            PushPlatform::Apns => {
+                if let Some(client) = &self.apns {
+                    return client.send(token, notification).await;
+                }
             }
             #[cfg(feature = "fcm")]
-            PushPlatform::Fcmv1 if self.fcm.is_some() => {
-                let client = self.fcm.as_ref().expect("checked by the guard");
-                client.send(token, notification).await
+            PushPlatform::Fcmv1 => {
+                if let Some(client) = &self.fcm {
+                    return client.send(token, notification).await;
+                }
             }
-            platform => DeviceResult::keep(Outcome::Permanent(PermanentReason::new(
-                "channel_not_configured",
-                format!("no push provider is configured for {platform:?} devices"),
-            ))),
+            #[allow(unreachable_patterns)] // reachable when a provider feature is off
+            _ => {}
         }
+        DeviceResult::keep(Outcome::Permanent(PermanentReason::new(
+            "channel_not_configured",
+            format!(
+                "no push provider is configured for {:?} devices",
+                installation.platform
+            ),
+        )))
     }
 
     async fn progress(&self, key: &str) -> Result<Progress, Outcome> {

@@ -3,10 +3,6 @@
 //! or a loopback test peer with its own certificate authority can be trusted explicitly instead
 //! of by switching verification off.
 
-use std::sync::Arc;
-
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 
 /// Makes ring the process's default rustls provider, unless one is installed already. Every
@@ -47,7 +43,12 @@ impl TrustedRoots {
     }
 
     /// The extra authorities, parsed.
-    pub(crate) fn extra_certificates(&self) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    #[cfg(feature = "http")]
+    pub(crate) fn extra_certificates(
+        &self,
+    ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
         let mut certificates = Vec::new();
         for pem in &self.extra_pem {
             let before = certificates.len();
@@ -62,6 +63,7 @@ impl TrustedRoots {
     }
 
     /// A rustls client configuration trusting these roots and offering `alpn` protocols.
+    #[cfg(feature = "http")]
     pub(crate) fn client_config(&self, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, TlsError> {
         install_default_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
@@ -76,7 +78,7 @@ impl TrustedRoots {
         if roots.is_empty() {
             return Err(TlsError::NoRoots);
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Pem(e.to_string()))?

@@ -26,7 +26,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::http::{self, error_chain};
+use crate::error_text::error_chain;
+use crate::http;
 use crate::{ConfigError, TrustedRoots};
 
 /// The signature header's name.
@@ -315,16 +316,9 @@ impl WebhookClient {
                 ));
             }
             Err(error) => {
-                let cause = if error.is_timeout() {
-                    TransientCause::Timeout
-                } else if error.is_connect() {
-                    TransientCause::Connection
-                } else {
-                    TransientCause::Other(error_chain(&error))
-                };
                 return Outcome::Transient {
                     retry_after: None,
-                    cause,
+                    cause: http::transport_cause(&error),
                 };
             }
         };

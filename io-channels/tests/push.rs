@@ -3,6 +3,8 @@
 //! endpoint checking the RS256 assertion, plus the send endpoint), through the engine and a real
 //! sled store: what each documented answer does to the delivery and to the device installation.
 
+#[path = "support/push_sample.rs"]
+mod push_sample;
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
@@ -454,7 +456,7 @@ async fn apns_multiplexes_one_connection_and_reuses_its_provider_token() {
     let seen = Arc::new(Seen::default());
     let peer = apns_peer(&ca, public_key, seen.clone()).await;
     let client = Arc::new(ApnsClient::new(apns_config(peer.base_url(), &key_pem, &ca)).unwrap());
-    let notification = support::sample_notification();
+    let notification = push_sample::sample_notification();
     let sends = (0..200).map(|i| {
         let client = client.clone();
         let notification = notification.clone();
@@ -702,7 +704,7 @@ async fn fcm_one_token_exchange_serves_many_sends_and_a_refused_token_is_renewed
     let peer = fcm_peer(&ca, public_key, seen.clone()).await;
     let base = peer.base_url();
     let client = Arc::new(FcmClient::new(fcm_config(&base, &base, &key_pem, &ca)).unwrap());
-    let notification = support::sample_notification();
+    let notification = push_sample::sample_notification();
     let sends = (0..200).map(|i| {
         let client = client.clone();
         let notification = notification.clone();

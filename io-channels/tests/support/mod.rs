@@ -476,18 +476,6 @@ impl Harness {
     }
 }
 
-/// A push notification as the push channel builds it (anonymous texts).
-pub fn sample_notification() -> io_channels::push::PushNotification {
-    io_channels::push::PushNotification {
-        id: "123e4567-e89b-12d3-a456-426614174000".into(),
-        title: "Hai un nuovo messaggio".into(),
-        body: "Entra nell'app per leggerlo".into(),
-        message_id: "01JBQ1N9ZK3Q8R0M5W6X7Y8Z9A".into(),
-        expires_at: 4_102_444_800,
-        time_to_live: Duration::from_secs(3600),
-    }
-}
-
 /// A message body of the valid length (80 characters at least).
 pub fn markdown(text: &str) -> String {
     let mut body = text.to_owned();
