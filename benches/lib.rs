@@ -1,12 +1,13 @@
 //! Shared fixtures of io's benchmarks: a service, citizens reachable on every channel, no-op
-//! channels, and the raw sled ceiling the engine is compared with.
+//! channels, the raw sled ceilings the engine is compared with, and the ratio of two figures
+//! of the same criterion run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_core::{
     Channel, ChannelKind, DeliveryJob, EmailAddress, FiscalCode, Installation, InstallationId,
-    NewMessage, NewMessageContent, OrganizationFiscalCode, Outcome, Profile, PushPlatform,
+    NewMessage, NewMessageContent, OrganizationFiscalCode, Outcome, Profile, PushPlatform, Report,
     SenderCapabilities, Service, ServiceId, ServiceMetadata, Store, Submission, Timestamp,
 };
 
@@ -75,14 +76,16 @@ pub fn submission(fiscal_code: &FiscalCode) -> Submission {
     }
 }
 
-/// Seeds the service and 1000 citizens with a validated email and one device, so that every
-/// message fans out to inbox, email and push.
+/// Seeds the service and 1000 citizens with a validated email (each their own: validated
+/// addresses are unique) and one device, so that every message fans out to inbox, email and
+/// push.
 pub async fn seed(store: &impl Store) {
     store.put_service(&service()).await.expect("seed service");
     for n in 0..1000 {
         let fiscal_code = citizen(n);
         let mut profile = Profile::new(fiscal_code.clone());
-        profile.email = Some(EmailAddress::parse("cittadino@example.it").expect("valid"));
+        let address = format!("cittadino{n}@example.it");
+        profile.email = Some(EmailAddress::parse(&address).expect("valid"));
         profile.is_email_validated = true;
         store.put_profile(&profile).await.expect("seed profile");
         let device = Installation {
@@ -106,14 +109,14 @@ impl Channel for NoopChannel {
     fn kind(&self) -> ChannelKind {
         self.0
     }
-    async fn send(&self, _job: DeliveryJob<'_>) -> Outcome {
-        Outcome::Delivered { provider_ref: None }
+    async fn send(&self, _job: DeliveryJob<'_>) -> Report {
+        Outcome::Delivered { provider_ref: None }.into()
     }
 }
 
-/// No-op channels for every kind.
+/// No-op email and push channels (the inbox is built into the engine).
 pub fn noop_channels() -> Vec<Arc<dyn Channel>> {
-    ChannelKind::ALL
+    [ChannelKind::Email, ChannelKind::Push]
         .into_iter()
         .map(|kind| Arc::new(NoopChannel(kind)) as Arc<dyn Channel>)
         .collect()
@@ -153,4 +156,115 @@ pub fn sled_group_commit_ceiling(dir: &std::path::Path, units: usize) -> Duratio
     }
     db.flush().expect("flush");
     start.elapsed()
+}
+
+/// Delivery records per flush of the raw dispatch ceiling.
+pub const DISPATCH_BATCH: usize = 1_000;
+
+/// Writes `count` pending delivery records (the real `Delivery` JSON, like io's) into a fresh
+/// sled tree in `dir`, flushed; returns the database and the tree, ready for
+/// [`sled_dispatch_ceiling`].
+pub fn sled_dispatch_fixture(dir: &std::path::Path, count: usize) -> (sled::Db, sled::Tree) {
+    use io_core::{Delivery, DeliveryId, DeliveryState, DeliveryTarget, MessageId};
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(io_store::DEFAULT_CACHE_BYTES)
+        .open()
+        .expect("open sled");
+    let tree = db.open_tree("deliveries").expect("tree");
+    let service = service();
+    for n in 0..count {
+        let message = MessageId::from_parts(1_700_000_000_000 + n as u64 / 2, n as u128);
+        let channel = if n % 2 == 0 {
+            ChannelKind::Email
+        } else {
+            ChannelKind::Push
+        };
+        let delivery = Delivery {
+            id: DeliveryId::new(message, channel),
+            service_id: service.service_id.clone(),
+            fiscal_code: citizen(n as u32),
+            target: DeliveryTarget::Push,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            outcome_pending: false,
+            devices_notified: vec![],
+            next_attempt_at: Timestamp::from_millis(1_700_000_000_000),
+            expires_at: Timestamp::from_millis(1_700_003_600_000),
+            last_outcome: None,
+            updated_at: Timestamp::from_millis(1_700_000_000_000),
+        };
+        let mut key = message.to_bytes().to_vec();
+        key.push(channel.code());
+        tree.insert(key, serde_json::to_vec(&delivery).expect("encode"))
+            .expect("insert");
+    }
+    db.flush().expect("flush");
+    (db, tree)
+}
+
+/// The raw ceiling of store-backed dispatch on sled: a plain loop that scans
+/// [`DISPATCH_BATCH`] delivery records at a time, decodes each, sets it SENT, encodes it, writes
+/// it back, and flushes once per batch. No engine, no claim, no journal: the least a dispatcher
+/// that keeps its deliveries in sled must do. Returns the elapsed time.
+pub fn sled_dispatch_ceiling(db: &sled::Db, tree: &sled::Tree) -> Duration {
+    use io_core::{Delivery, DeliveryState};
+    let start = Instant::now();
+    let mut from: Vec<u8> = Vec::new();
+    loop {
+        let batch: Vec<(sled::IVec, sled::IVec)> = tree
+            .range(from.as_slice()..)
+            .take(DISPATCH_BATCH)
+            .collect::<Result<_, _>>()
+            .expect("scan");
+        let Some((last, _)) = batch.last() else {
+            break;
+        };
+        from = last.to_vec();
+        from.push(0);
+        for (key, value) in &batch {
+            let mut delivery: Delivery = serde_json::from_slice(value).expect("decode");
+            delivery.state = DeliveryState::Sent;
+            delivery.attempts += 1;
+            tree.insert(key, serde_json::to_vec(&delivery).expect("encode"))
+                .expect("insert");
+        }
+        db.flush().expect("flush");
+    }
+    start.elapsed()
+}
+
+/// The median time per element of a criterion bench of this run, in nanoseconds, read from
+/// criterion's estimates (`target/criterion/<group>/<function>/new/estimates.json`).
+pub fn criterion_median_ns(group: &str, function: &str) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    // target/<profile>/deps/<bench> -> target/criterion
+    let target = exe.parent()?.parent()?.parent()?;
+    let path = target
+        .join("criterion")
+        .join(group)
+        .join(function)
+        .join("new")
+        .join("estimates.json");
+    let estimates: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    estimates["median"]["point_estimate"].as_f64()
+}
+
+/// Prints throughputs of two functions of a group measured in this run and their ratio; each
+/// iteration handled `elements` and `ceiling_elements` elements.
+pub fn print_ratio(group: &str, engine: (&str, u64), ceiling: (&str, u64)) {
+    let rate = |(function, elements): (&str, u64)| {
+        criterion_median_ns(group, function).map(|ns| elements as f64 / (ns / 1e9))
+    };
+    match (rate(engine), rate(ceiling)) {
+        (Some(engine_rate), Some(ceiling_rate)) => println!(
+            "{group}: {} {:.0}/s, {} {:.0}/s, ratio {:.2}",
+            engine.0,
+            engine_rate,
+            ceiling.0,
+            ceiling_rate,
+            engine_rate / ceiling_rate
+        ),
+        _ => println!("{group}: estimates not found (run without a filter to get the ratio)"),
+    }
 }

@@ -57,12 +57,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_channels::InboxChannel;
 use io_core::notification_text::{PushPreview, push_text};
 use io_core::{
     Channel, ChannelKind, Clock, DeliveryJob, Engine, EngineConfig, FiscalCode, Installation,
     InstallationId, JournalEvent, MessageId, NewMessage, NewMessageContent, Outcome, OutcomeRecord,
-    PermanentReason, Profile, PushNotificationsContentType, PushPlatform, RetryPolicy,
+    PermanentReason, Profile, PushNotificationsContentType, PushPlatform, Report, RetryPolicy,
     SenderCapabilities, ServicePreference, ServicePreferencesMode, ServicePreferencesSettings,
     Store, Submission, SystemClock, TransientCause,
 };
@@ -229,12 +228,12 @@ impl Channel for SmsGatewayChannel {
         ChannelKind::Push
     }
 
-    async fn send(&self, job: DeliveryJob<'_>) -> Outcome {
+    async fn send(&self, job: DeliveryJob<'_>) -> Report {
         let sms = sms_request(&job);
         let answer = self
             .exchange(&http_request(&sms, self.config.endpoint))
             .await;
-        classify(&answer)
+        classify(&answer).into()
     }
 }
 
@@ -553,7 +552,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     };
     let engine = Engine::new(
         store.clone(),
-        vec![Arc::new(InboxChannel::new(store.clone())), Arc::new(sms)],
+        vec![Arc::new(sms) as Arc<dyn Channel>],
         Arc::new(SystemClock),
         config,
     )?;

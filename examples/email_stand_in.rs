@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 use io_core::notification_text::email_teaser;
 use io_core::{
     Channel, ChannelKind, DeliveryId, DeliveryJob, DeliveryTarget, EmailAddress, Outcome,
-    PermanentReason,
+    PermanentReason, Report,
 };
 
 /// What the stand-in would have sent.
@@ -64,12 +64,13 @@ impl Channel for CountingEmailChannel {
         ChannelKind::Email
     }
 
-    async fn send(&self, job: DeliveryJob<'_>) -> Outcome {
+    async fn send(&self, job: DeliveryJob<'_>) -> Report {
         let DeliveryTarget::Email { address } = &job.delivery.target else {
             return Outcome::Permanent(PermanentReason::new(
                 "not_an_email_target",
                 format!("delivery {} has no email address", job.delivery.id),
-            ));
+            ))
+            .into();
         };
         // Built as a real channel would, though nothing is sent: the teaser never carries the
         // content's links, and never the content itself beyond its opening.
@@ -85,5 +86,6 @@ impl Channel for CountingEmailChannel {
         Outcome::Delivered {
             provider_ref: Some(format!("counted:{}", job.delivery.id)),
         }
+        .into()
     }
 }

@@ -16,9 +16,9 @@
 //! whose messages require secure channels (no email); and IO's sandbox code (an email to the
 //! service owner only). Messages go round-robin over them.
 //!
-//! Channels: io-channels' `InboxChannel`, and **an email stand-in defined by this example**
-//! (`io_examples::CountingEmailChannel`) that sends no mail and counts what it would send. The
-//! real SMTP channel is an io-channels feature of a later release.
+//! Channels: the inbox (built into the engine), and **an email stand-in defined by this example**
+//! (`io_examples::CountingEmailChannel`) that sends no mail and counts what it would send (the
+//! real SMTP channel is io-channels' `EmailChannel`).
 //!
 //! At the end it prints the messages per status, the deliveries per channel and state, a line
 //! per citizen, the elapsed time and messages per second, and verifies the evidence journal of

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_channels::InboxChannel;
 use io_core::{
     Accepted, Engine, EngineConfig, EngineConfigError, MessageId, Store, StoreError, SubmitError,
     SystemClock,
@@ -116,7 +115,7 @@ pub async fn run_quickstart<S: Store>(
     let email = Arc::new(CountingEmailChannel::new());
     let engine = Arc::new(Engine::new(
         store.clone(),
-        vec![Arc::new(InboxChannel::new(store.clone())), email.clone()],
+        vec![email.clone() as Arc<dyn io_core::Channel>],
         Arc::new(SystemClock),
         EngineConfig::default(),
     )?);

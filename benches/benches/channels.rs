@@ -5,7 +5,8 @@
 //! - APNs: 200 concurrent sends through `ApnsClient` (HTTP/2 over TLS, one connection) vs 200
 //!   bare reqwest HTTP/2 POSTs of the same payload to the same peer.
 //! - FCM: 200 concurrent sends through `FcmClient` (cached OAuth token) vs 200 bare POSTs.
-//! - Webhook: 200 concurrent signed callbacks through `WebhookClient` vs 200 bare POSTs.
+//! - Webhook: 200 concurrent signed callbacks through `WebhookClient` (the engine's
+//!   `CallbackSender`) vs 200 bare POSTs.
 //! - Email: 50 concurrent sends through `EmailChannel` (teaser, MIME, pooled SMTP) to aiosmtpd
 //!   vs 50 concurrent sends of one prebuilt email through a bare lettre transport.
 
@@ -23,7 +24,10 @@ use io_channels::email::{EmailConfig, SmtpSecurity};
 use io_channels::fcm::FcmConfig;
 use io_channels::webhook::WebhookConfig;
 use io_channels::{ApnsClient, EmailChannel, FcmClient, TrustedRoots, WebhookClient};
-use io_core::{Channel, ChannelKind, DeliveryId, DeliveryJob, EmailAddress, Store};
+use io_core::{
+    CallbackEvent, CallbackSender, CallbackTarget, Channel, ChannelKind, Clock, DeliveryId,
+    DeliveryJob, EmailAddress, Store, Timestamp,
+};
 use io_store::SledStore;
 use lettre::AsyncTransport;
 use serde_json::json;
@@ -160,6 +164,11 @@ fn webhook(c: &mut Criterion) {
     let url = format!("{}/callbacks", peer.base_url());
     let event = json!({ "type": "delivery.sent", "message_id": "01JBQ1N9ZK3Q8R0M5W6X7Y8Z9A", "sequence": 2 });
     let body = serde_json::to_vec(&event).unwrap();
+    let target = CallbackTarget {
+        url: url.clone(),
+        secret: "secret".into(),
+    };
+    let now = Timestamp::from_millis(1_700_000_000_000);
 
     let mut group = c.benchmark_group("channels_webhook");
     group.sample_size(10);
@@ -167,10 +176,13 @@ fn webhook(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("webhook_client_200_signed_posts", |b| {
         b.to_async(&runtime).iter(|| async {
-            let ids: Vec<String> = (0..BATCH).map(|n| format!("e{n}")).collect();
-            let posts = ids
-                .iter()
-                .map(|id| client.post(&url, b"secret", id, body.clone(), 1_700_000_000));
+            let events: Vec<CallbackEvent> = (0..BATCH)
+                .map(|n| CallbackEvent {
+                    id: format!("e{n}"),
+                    body: body.clone(),
+                })
+                .collect();
+            let posts = events.iter().map(|event| client.post(&target, event, now));
             for outcome in futures::future::join_all(posts).await {
                 assert!(matches!(outcome, io_core::Outcome::Delivered { .. }));
             }
@@ -201,9 +213,9 @@ fn email(c: &mut Criterion) {
         limit: None,
     };
     let _inside = runtime.enter(); // lettre's pool spawns a task when it is built
-    let channel = Arc::new(EmailChannel::new(config, store.clone()).unwrap());
+    let channel = Arc::new(EmailChannel::new(config).unwrap());
     // One processed message gives the job that every measured send repeats.
-    let (delivery, stored, service, profile) = runtime.block_on(async {
+    let (delivery, stored, service, profile, now) = runtime.block_on(async {
         let harness = support::Harness::new(
             store.clone(),
             vec![channel.clone() as Arc<dyn Channel>],
@@ -223,7 +235,7 @@ fn email(c: &mut Criterion) {
                 &support::markdown("Gentile contribuente, l'avviso è disponibile."),
             )
             .await;
-        harness.engine.run_round().await.unwrap();
+        // Decided at accept: the email delivery exists when `submit` returns.
         let delivery = store
             .delivery(&DeliveryId::new(id, ChannelKind::Email))
             .await
@@ -231,7 +243,7 @@ fn email(c: &mut Criterion) {
             .unwrap();
         let stored = store.message(&id).await.unwrap().unwrap();
         let service = store.service(&delivery.service_id).await.unwrap().unwrap();
-        (delivery, stored, service, profile)
+        (delivery, stored, service, profile, harness.clock.now())
     });
     let transport =
         lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
@@ -257,12 +269,14 @@ fn email(c: &mut Criterion) {
                     message: &stored.message,
                     service: &service,
                     profile: Some(&profile),
+                    installations: &[],
+                    now,
                 })
             });
-            for outcome in futures::future::join_all(sends).await {
+            for report in futures::future::join_all(sends).await {
                 assert!(
-                    matches!(outcome, io_core::Outcome::Delivered { .. }),
-                    "{outcome:?}"
+                    matches!(report.outcome, io_core::Outcome::Delivered { .. }),
+                    "{report:?}"
                 );
             }
         });

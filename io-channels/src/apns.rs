@@ -165,6 +165,8 @@ impl ApnsClient {
         {
             return Ok(token.jwt.clone());
         }
+        // Real time, not the engine's clock: Apple checks `iat` against its own clock, so a
+        // provider token must carry the wall clock's instant even under a test clock.
         let iat = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -250,7 +252,7 @@ impl ApnsClient {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = http::retry_after(response.headers());
+        let retry_after = http::retry_after(response.headers(), notification.now);
         if status == 200 {
             let apns_id = response
                 .headers()

@@ -8,19 +8,19 @@
 //!   recognisable downstream as the same email.
 //! - **Transport**: lettre's pooled async SMTP client; STARTTLS, implicit TLS, or plain (only
 //!   toward a loopback relay, for tests and a local MTA).
-//! - **Answers**: 4xx → transient; 550/551/553 (no such mailbox) → invalid recipient, and the
-//!   profile's address is marked bounced so that no email goes to it until the citizen changes
-//!   it; other 5xx → permanent; no answer → transient.
+//! - **Answers**: 4xx → transient; 550/551/553 (no such mailbox) → invalid recipient with the
+//!   effect [`Effect::EmailBounced`]: the engine marks the profile's address bounced in the same
+//!   write as the outcome, so that no email goes to it until the citizen changes it; other 5xx →
+//!   permanent; no answer → transient. The channel never touches the store.
 
 pub mod content;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use io_core::{
-    Channel, ChannelKind, DeliveryJob, DeliveryTarget, EmailAddress, FiscalCode, Outcome,
-    PermanentReason, Store, StoreError, TransientCause,
+    Channel, ChannelKind, DeliveryJob, DeliveryTarget, Effect, EmailAddress, Outcome,
+    PermanentReason, Report, TransientCause,
 };
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
@@ -101,19 +101,17 @@ fn default_pool_size() -> u32 {
 }
 
 /// Email notifications through one SMTP relay.
-pub struct EmailChannel<S: Store> {
+pub struct EmailChannel {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     from_domain: String,
-    store: Arc<S>,
     limiter: Option<ProviderLimiter>,
 }
 
-impl<S: Store> EmailChannel<S> {
-    /// Checks the configuration and prepares the pool (connections open on first use). `store`
-    /// is where bounced addresses are marked. Call it inside a tokio runtime: the pool keeps a
-    /// task that closes idle connections.
-    pub fn new(config: EmailConfig, store: Arc<S>) -> Result<Self, ConfigError> {
+impl EmailChannel {
+    /// Checks the configuration and prepares the pool (connections open on first use). Call it
+    /// inside a tokio runtime: the pool keeps a task that closes idle connections.
+    pub fn new(config: EmailConfig) -> Result<Self, ConfigError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::invalid(
                 "email",
@@ -173,38 +171,8 @@ impl<S: Store> EmailChannel<S> {
             transport: builder.build(),
             from,
             from_domain,
-            store,
             limiter,
         })
-    }
-
-    /// Marks `address` bounced on the citizen's profile, unless the citizen changed it since.
-    /// A concurrent profile update wins and the mark is tried again on top of it.
-    async fn mark_bounced(&self, fiscal_code: &FiscalCode, address: &EmailAddress) {
-        for _ in 0..3 {
-            let profile = match self.store.profile(fiscal_code).await {
-                Ok(Some(profile)) => profile,
-                Ok(None) => return,
-                Err(error) => {
-                    tracing::warn!(%error, "could not read the profile to mark its email bounced");
-                    return;
-                }
-            };
-            let Some(next) = profile.with_bounced_email(address) else {
-                return;
-            };
-            match self.store.put_profile(&next).await {
-                Ok(()) => {
-                    tracing::info!(citizen = ?fiscal_code, "email address marked bounced");
-                    return;
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "could not mark the email bounced");
-                    return;
-                }
-            }
-        }
     }
 }
 
@@ -237,21 +205,10 @@ fn tls_parameters(config: &EmailConfig) -> Result<TlsParameters, ConfigError> {
         .map_err(|e| ConfigError::invalid("email.roots", e.to_string()))
 }
 
-/// What lettre's error means for the delivery.
-fn classify(error: &lettre::transport::smtp::Error) -> Outcome {
+/// What lettre's error means for the delivery toward `address`.
+fn classify(error: &lettre::transport::smtp::Error, address: &EmailAddress) -> Report {
     if let Some(code) = error.status() {
-        let code = u16::from(code);
-        return match code {
-            550 | 551 | 553 => Outcome::InvalidRecipient,
-            400..=499 => Outcome::Transient {
-                retry_after: None,
-                cause: TransientCause::ServerError(code),
-            },
-            _ => Outcome::Permanent(PermanentReason::new(
-                format!("smtp_{code}"),
-                format!("the relay refused the email: {}", error_chain(error)),
-            )),
-        };
+        return classify_reply(u16::from(code), address, || error_chain(error));
     }
     let cause = if error.is_timeout() {
         TransientCause::Timeout
@@ -259,24 +216,43 @@ fn classify(error: &lettre::transport::smtp::Error) -> Outcome {
         TransientCause::Connection
     };
     tracing::debug!(error = %error_chain(error), "SMTP exchange failed without a reply");
-    Outcome::Transient {
+    Report::from(Outcome::Transient {
         retry_after: None,
         cause,
+    })
+}
+
+/// What a refusal with reply `code` means; `detail` describes it for a permanent failure.
+/// "No such mailbox" (550/551/553) reports the address bounced.
+fn classify_reply(code: u16, address: &EmailAddress, detail: impl FnOnce() -> String) -> Report {
+    match code {
+        550 | 551 | 553 => Report::with_effects(
+            Outcome::InvalidRecipient,
+            vec![Effect::EmailBounced(address.clone())],
+        ),
+        400..=499 => Report::from(Outcome::Transient {
+            retry_after: None,
+            cause: TransientCause::ServerError(code),
+        }),
+        _ => Report::from(Outcome::Permanent(PermanentReason::new(
+            format!("smtp_{code}"),
+            format!("the relay refused the email: {}", detail()),
+        ))),
     }
 }
 
 #[async_trait::async_trait]
-impl<S: Store> Channel for EmailChannel<S> {
+impl Channel for EmailChannel {
     fn kind(&self) -> ChannelKind {
         ChannelKind::Email
     }
 
-    async fn send(&self, job: DeliveryJob<'_>) -> Outcome {
+    async fn send(&self, job: DeliveryJob<'_>) -> Report {
         let DeliveryTarget::Email { address } = &job.delivery.target else {
-            return Outcome::Permanent(PermanentReason::new(
+            return Report::from(Outcome::Permanent(PermanentReason::new(
                 "wrong_target",
                 "an email delivery without an email address",
-            ));
+            )));
         };
         // Defence in depth: the decision never routes these to email.
         if job
@@ -284,14 +260,15 @@ impl<S: Store> Channel for EmailChannel<S> {
             .requires_secure_channels(job.service.require_secure_channels)
             && job.delivery.fiscal_code.as_str() != io_core::fiscal_code::SANDBOX_FISCAL_CODE
         {
-            return Outcome::Permanent(PermanentReason::new(
+            return Report::from(Outcome::Permanent(PermanentReason::new(
                 "secure_channels_required",
                 "the message requires secure channels; email is not one",
-            ));
+            )));
         }
         let to: Mailbox = match address.as_str().parse() {
             Ok(to) => to,
-            Err(_) => return Outcome::InvalidRecipient,
+            // Not a relay's bounce: the address was never tried, so it is not marked.
+            Err(_) => return Report::from(Outcome::InvalidRecipient),
         };
         let language = job
             .profile
@@ -315,29 +292,23 @@ impl<S: Store> Channel for EmailChannel<S> {
         let email = match email {
             Ok(email) => email,
             Err(error) => {
-                return Outcome::Permanent(PermanentReason::new(
+                return Report::from(Outcome::Permanent(PermanentReason::new(
                     "unbuildable_email",
                     error.to_string(),
-                ));
+                )));
             }
         };
         if let Err(wait) = provider_limit::acquire(self.limiter.as_ref()).await {
-            return Outcome::RateLimited {
+            return Report::from(Outcome::RateLimited {
                 retry_after: Some(wait),
-            };
+            });
         }
         match self.transport.send(email).await {
-            Ok(response) => Outcome::Delivered {
+            Ok(response) => Report::from(Outcome::Delivered {
                 provider_ref: Some(response.message().collect::<Vec<_>>().join(" "))
                     .filter(|r| !r.is_empty()),
-            },
-            Err(error) => {
-                let outcome = classify(&error);
-                if outcome == Outcome::InvalidRecipient {
-                    self.mark_bounced(&job.delivery.fiscal_code, address).await;
-                }
-                outcome
-            }
+            }),
+            Err(error) => classify(&error, address),
         }
     }
 }
@@ -345,6 +316,36 @@ impl<S: Store> Channel for EmailChannel<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_no_such_mailbox_reports_the_address_bounced() {
+        let address = EmailAddress::parse("nobody@example.it").unwrap();
+        for code in [550, 551, 553] {
+            assert_eq!(
+                classify_reply(code, &address, String::new),
+                Report::with_effects(
+                    Outcome::InvalidRecipient,
+                    vec![Effect::EmailBounced(address.clone())]
+                ),
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify_reply(451, &address, String::new),
+            Report::from(Outcome::Transient {
+                retry_after: None,
+                cause: TransientCause::ServerError(451)
+            })
+        );
+        for code in [552, 554] {
+            let report = classify_reply(code, &address, || "policy".into());
+            assert!(report.effects.is_empty(), "{code}: not a bounce");
+            assert!(
+                matches!(&report.outcome, Outcome::Permanent(r) if r.code == format!("smtp_{code}")),
+                "{code}: {report:?}"
+            );
+        }
+    }
 
     #[test]
     fn plain_smtp_is_refused_toward_a_remote_relay() {

@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use io_core::{Outcome, PermanentReason, TransientCause};
+use io_core::{Outcome, PermanentReason, Timestamp, TransientCause};
 use serde::{Deserialize, Serialize};
 
 use crate::http::{self, ClientSettings};
@@ -176,8 +176,8 @@ impl FcmClient {
     }
 
     /// A valid access token; one exchange at a time, shared by every waiting send. The error is
-    /// the outcome to report for the send.
-    async fn access_token(&self, renew: Option<&str>) -> Result<String, Outcome> {
+    /// the outcome to report for the send; `now` is the engine's clock, for `Retry-After`.
+    async fn access_token(&self, renew: Option<&str>, now: Timestamp) -> Result<String, Outcome> {
         let mut slot = self.token.lock().await;
         if let Some(token) = slot.as_ref() {
             let rejected = renew == Some(token.value.as_str());
@@ -185,6 +185,8 @@ impl FcmClient {
                 return Ok(token.value.clone());
             }
         }
+        // Real time, not the engine's clock: Google checks the assertion's `iat` and `exp`
+        // against its own clock, so they carry the wall clock's instant even under a test clock.
         let iat = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -227,7 +229,7 @@ impl FcmClient {
                 cause: http::transport_cause(&error),
             })?;
         let status = response.status().as_u16();
-        let retry_after = http::retry_after(response.headers());
+        let retry_after = http::retry_after(response.headers(), now);
         let body = response.bytes().await.unwrap_or_default();
         if status >= 500 || status == 429 {
             return Err(Outcome::Transient {
@@ -284,7 +286,10 @@ impl FcmClient {
         });
         let mut rejected_token: Option<String> = None;
         loop {
-            let token = match self.access_token(rejected_token.as_deref()).await {
+            let token = match self
+                .access_token(rejected_token.as_deref(), notification.now)
+                .await
+            {
                 Ok(token) => token,
                 Err(outcome) => {
                     return DeviceResult::keep(outcome);
@@ -307,7 +312,7 @@ impl FcmClient {
                 }
             };
             let status = response.status().as_u16();
-            let retry_after = http::retry_after(response.headers());
+            let retry_after = http::retry_after(response.headers(), notification.now);
             let bytes = response.bytes().await.unwrap_or_default();
             if status == 200 {
                 let name = serde_json::from_slice::<serde_json::Value>(&bytes)

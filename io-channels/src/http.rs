@@ -1,9 +1,9 @@
 //! The HTTP client the provider channels share: reqwest over rustls (ring), with the channel's
 //! own trusted roots, and helpers that classify transport failures and `Retry-After`.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, UNIX_EPOCH};
 
-use io_core::TransientCause;
+use io_core::{Timestamp, TransientCause};
 
 use crate::error_text::error_chain;
 #[cfg(feature = "push")]
@@ -63,9 +63,12 @@ pub(crate) fn transport_cause(error: &reqwest::Error) -> TransientCause {
     }
 }
 
-/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a date in the past is no
-/// wait at all.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3), a date measured from
+/// `now`, the engine's clock at the attempt; a date in the past is no wait at all.
+pub(crate) fn retry_after(
+    headers: &reqwest::header::HeaderMap,
+    now: Timestamp,
+) -> Option<Duration> {
     let raw = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
@@ -75,10 +78,10 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
         return Some(Duration::from_secs(seconds));
     }
     let at = httpdate::parse_http_date(raw).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    let at_millis = at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Some(Timestamp::from_millis(at_millis).since(now))
 }
 
 #[cfg(test)]
@@ -93,16 +96,27 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(retry_after(&headers("120")), Some(Duration::from_secs(120)));
+    fn retry_after_reads_seconds_and_dates_from_the_engines_clock() {
+        // Wed, 21 Oct 2015 07:28:00 GMT
+        let now = Timestamp::from_millis(1_445_412_480_000);
         assert_eq!(
-            retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")),
+            retry_after(&headers("120"), now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT"), now),
             Some(Duration::ZERO)
         );
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
-        let wait = retry_after(&headers(&later)).unwrap();
-        assert!(wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3600));
-        assert_eq!(retry_after(&headers("soon")), None);
-        assert_eq!(retry_after(&HeaderMap::new()), None);
+        assert_eq!(
+            retry_after(&headers("Wed, 21 Oct 2015 08:28:00 GMT"), now),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            retry_after(&headers("Wed, 21 Oct 2015 06:28:00 GMT"), now),
+            Some(Duration::ZERO),
+            "a date in the past is no wait"
+        );
+        assert_eq!(retry_after(&headers("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 }

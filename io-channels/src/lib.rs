@@ -2,16 +2,18 @@
 //!
 //! Delivery channels for the io engine: each implements [`io_core::Channel`], lives in its own
 //! module behind its own cargo feature, and classifies every answer of its provider into an
-//! [`io_core::Outcome`]. Channels never retry, sleep or schedule: the engine does (a provider
-//! limiter may hold a send for a short, bounded wait).
+//! [`io_core::Outcome`]. Channels never retry, sleep, schedule or touch the store: the engine
+//! does, and commits the [`io_core::Effect`]s a channel reports (a bounced address, a device to
+//! prune, the devices notified) atomically with the delivery's new state. A provider limiter may
+//! hold a send for a short, bounded wait. The inbox is not a channel: it is built into the
+//! engine.
 //!
 //! | channel | feature | protocol | idempotency key | effect of `InvalidRecipient` |
 //! |---|---|---|---|---|
-//! | [`inbox`] | `inbox` | the engine's own store | the message id | none: the inbox always exists |
-//! | [`email`] | `email` | SMTP (lettre), STARTTLS / TLS / plain on loopback | `Message-ID` from the delivery id | the profile's address is marked bounced |
-//! | [`push`] via [`apns`] | `apns` | APNs HTTP/2 provider API, ES256 token | `apns-id` = delivery id | the device token is pruned |
-//! | [`push`] via [`fcm`] | `fcm` | FCM HTTP v1, OAuth2 JWT bearer | `analytics_label` = delivery id | the device token is pruned |
-//! | [`webhook`] | `webhook` | signed HTTPS POST (`IO-Signature`) | `IO-Event-Id` | — (sender callbacks) |
+//! | [`email`] | `email` | SMTP (lettre), STARTTLS / TLS / plain on loopback | `Message-ID` from the delivery id | `EmailBounced`: the profile's address is marked bounced |
+//! | [`push`] via [`apns`] | `apns` | APNs HTTP/2 provider API, ES256 token | `apns-id` = delivery id | `PruneDevice`: the device is pruned unless registered again since |
+//! | [`push`] via [`fcm`] | `fcm` | FCM HTTP v1, OAuth2 JWT bearer | `analytics_label` = delivery id | `PruneDevice`: the device is pruned unless registered again since |
+//! | [`webhook`] | `webhook` | signed HTTPS POST (`IO-Signature`), the engine's [`io_core::CallbackSender`] | `IO-Event-Id` | — (sender callbacks: the event is abandoned) |
 //!
 //! Every outbound connection uses rustls on the ring provider with roots from [`TrustedRoots`],
 //! so tests and private deployments trust their own authority instead of disabling checks.
@@ -35,8 +37,6 @@ pub mod apns;
 pub mod email;
 #[cfg(feature = "fcm")]
 pub mod fcm;
-#[cfg(feature = "inbox")]
-pub mod inbox;
 #[cfg(feature = "push")]
 pub mod push;
 #[cfg(feature = "webhook")]
@@ -50,8 +50,6 @@ pub use config_error::ConfigError;
 pub use email::{EmailChannel, EmailConfig};
 #[cfg(feature = "fcm")]
 pub use fcm::{FcmClient, FcmConfig};
-#[cfg(feature = "inbox")]
-pub use inbox::InboxChannel;
 #[cfg(any(feature = "push", feature = "email"))]
 pub use provider_limit::ProviderLimit;
 #[cfg(feature = "push")]

@@ -1,7 +1,10 @@
 //! Signed HTTP callbacks: io POSTs a JSON event to a URL the sender registered, signed so the
-//! receiver can tell it came from io and is fresh.
+//! receiver can tell it came from io and is fresh. [`WebhookClient`] is the engine's
+//! [`CallbackSender`]: the engine picks the events, retries and records progress; the client
+//! makes one signed POST and classifies the answer.
 //!
-//! **Signature.** Header `IO-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+//! **Signature.** Header `IO-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
+//! `t` from the engine's clock at the attempt, the key the bytes of the target's secret.
 //! A receiver recomputes the HMAC over the timestamp, a full stop and the raw body, compares in
 //! constant time, and rejects a timestamp older than its tolerance (five minutes is usual), which
 //! defeats replays. [`verify_signature`] is that check. `IO-Event-Id` names the event, so a
@@ -21,7 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use io_core::{Outcome, PermanentReason, TransientCause};
+use io_core::{
+    CallbackEvent, CallbackSender, CallbackTarget, Outcome, PermanentReason, Timestamp,
+    TransientCause,
+};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -277,18 +283,20 @@ impl WebhookClient {
         }
         Ok(parsed)
     }
+}
 
-    /// POSTs `body` (JSON) to `url`, signed with `secret` at `unix_seconds`, and classifies the
-    /// answer.
-    pub async fn post(
+#[async_trait::async_trait]
+impl CallbackSender for WebhookClient {
+    /// POSTs `event.body` (JSON) to `target.url` with `IO-Event-Id: event.id`, signed with the
+    /// bytes of `target.secret` at `now` (unix seconds), and classifies the answer; the URL is
+    /// checked again first (a registration may predate a stricter guard).
+    async fn post(
         &self,
-        url: &str,
-        secret: &[u8],
-        event_id: &str,
-        body: Vec<u8>,
-        unix_seconds: u64,
+        target: &CallbackTarget,
+        event: &CallbackEvent,
+        now: Timestamp,
     ) -> Outcome {
-        let url = match self.check_url(url) {
+        let url = match self.check_url(&target.url) {
             Ok(url) => url,
             Err(refused) => {
                 return Outcome::Permanent(PermanentReason::new(
@@ -297,14 +305,15 @@ impl WebhookClient {
                 ));
             }
         };
-        let signature = sign(secret, unix_seconds, &body);
+        let unix_seconds = u64::try_from(now.as_millis() / 1000).unwrap_or(0);
+        let signature = sign(target.secret.as_bytes(), unix_seconds, &event.body);
         let response = self
             .http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)
-            .header(EVENT_ID_HEADER, event_id)
-            .body(body)
+            .header(EVENT_ID_HEADER, event.id.as_str())
+            .body(event.body.clone())
             .send()
             .await;
         let response = match response {
@@ -322,27 +331,33 @@ impl WebhookClient {
                 };
             }
         };
-        let status = response.status().as_u16();
-        let retry_after = http::retry_after(response.headers());
-        match status {
-            200..=299 => Outcome::Delivered {
-                provider_ref: Some(status.to_string()),
-            },
-            429 => Outcome::RateLimited { retry_after },
-            408 => Outcome::Transient {
-                retry_after,
-                cause: TransientCause::Timeout,
-            },
-            500..=599 => Outcome::Transient {
-                retry_after,
-                cause: TransientCause::ServerError(status),
-            },
-            410 => Outcome::InvalidRecipient,
-            _ => Outcome::Permanent(PermanentReason::new(
-                format!("callback_{status}"),
-                format!("the callback receiver answered {status}"),
-            )),
-        }
+        classify(
+            response.status().as_u16(),
+            http::retry_after(response.headers(), now),
+        )
+    }
+}
+
+/// The receiver's status to an outcome.
+fn classify(status: u16, retry_after: Option<Duration>) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered {
+            provider_ref: Some(status.to_string()),
+        },
+        429 => Outcome::RateLimited { retry_after },
+        408 => Outcome::Transient {
+            retry_after,
+            cause: TransientCause::Timeout,
+        },
+        500..=599 => Outcome::Transient {
+            retry_after,
+            cause: TransientCause::ServerError(status),
+        },
+        410 => Outcome::InvalidRecipient,
+        _ => Outcome::Permanent(PermanentReason::new(
+            format!("callback_{status}"),
+            format!("the callback receiver answered {status}"),
+        )),
     }
 }
 
@@ -389,6 +404,45 @@ mod tests {
             verify_signature(b"s3cret", "v1=00", body, 0, 300),
             Err(SignatureError::Malformed)
         );
+    }
+
+    #[test]
+    fn receiver_answers_map_to_outcomes() {
+        let wait = Some(Duration::from_secs(120));
+        let permanent = |status: u16| {
+            Outcome::Permanent(PermanentReason::new(
+                format!("callback_{status}"),
+                format!("the callback receiver answered {status}"),
+            ))
+        };
+        for (status, want) in [
+            (
+                204,
+                Outcome::Delivered {
+                    provider_ref: Some("204".into()),
+                },
+            ),
+            (429, Outcome::RateLimited { retry_after: wait }),
+            (
+                408,
+                Outcome::Transient {
+                    retry_after: wait,
+                    cause: TransientCause::Timeout,
+                },
+            ),
+            (
+                503,
+                Outcome::Transient {
+                    retry_after: wait,
+                    cause: TransientCause::ServerError(503),
+                },
+            ),
+            (410, Outcome::InvalidRecipient),
+            (302, permanent(302)),
+            (401, permanent(401)),
+        ] {
+            assert_eq!(classify(status, wait), want, "{status}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The email channel against a real SMTP server (aiosmtpd on loopback), through the engine and
-//! a real sled store: what each SMTP answer does to the delivery, and what the bytes the server
-//! received say.
+//! a real sled store: what each SMTP answer does to the delivery (and, for a bounce, to the
+//! profile, through the effect the engine commits), and what the bytes the server received say.
 
 mod support;
 
@@ -44,9 +44,9 @@ async fn citizen_with_email(store: &SledStore, n: u32, address: &str) -> FiscalC
     fiscal_code
 }
 
-async fn harness(channel: impl FnOnce(Arc<SledStore>) -> Arc<dyn Channel>) -> Harness {
+async fn harness(config: EmailConfig) -> Harness {
     let store = Arc::new(SledStore::temporary().unwrap());
-    let channel = channel(store.clone());
+    let channel: Arc<dyn Channel> = Arc::new(EmailChannel::new(config).unwrap());
     Harness::new(store, vec![channel], false).await
 }
 
@@ -58,8 +58,7 @@ fn wait(delivery: &io_core::Delivery) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_smtp_answer_has_its_delivery_state() {
     let peer = SmtpPeer::start(SmtpPeerMode::Plain).await;
-    let main =
-        harness(|store| Arc::new(EmailChannel::new(config(peer.port), store).unwrap())).await;
+    let main = harness(config(peer.port)).await;
     let store = main.store.clone();
     let body = markdown("Il suo avviso di pagamento TARI è disponibile.");
     let mut scenarios = Vec::new();
@@ -136,12 +135,30 @@ async fn every_smtp_answer_has_its_delivery_state() {
     }
     assert_eq!(peer.received().len(), 1, "only ok@ was accepted");
 
-    // A bounced address gets no more email until the citizen changes it.
+    // The bounce was recorded by the engine with the outcome: the profile's address is marked
+    // (one versioned write), so the next message gets no email delivery at all.
     let nobody = &scenarios[3].1;
+    let marked = store.profile(nobody).await.unwrap().unwrap();
+    assert_eq!(marked.version, 1, "one write marked the address bounced");
+    assert_eq!(
+        marked.email,
+        Some(EmailAddress::parse("nobody@example.it").unwrap())
+    );
+    // Decided at accept: processed (inbox SENT) when `submit` returns.
     let next = main.submit(nobody, "Secondo avviso TARI", &body).await;
-    main.engine.run_round().await.unwrap();
+    assert_eq!(
+        main.store.message(&next).await.unwrap().unwrap().status,
+        io_core::MessageStatus::Processed
+    );
     assert!(main.delivery(next, ChannelKind::Email).await.is_none());
-    let mut changed = store.profile(nobody).await.unwrap().unwrap();
+    assert_eq!(
+        main.delivery(next, ChannelKind::Inbox).await.unwrap().state,
+        DeliveryState::Sent,
+        "the message still reaches the inbox"
+    );
+    assert_eq!(peer.received().len(), 1, "nothing more reached the relay");
+    // Changing the address clears the mark.
+    let mut changed = marked;
     let mut update = changed.clone();
     update.email = Some(EmailAddress::parse("ok@example.it").unwrap());
     changed = changed.updated_with(&update).unwrap();
@@ -151,21 +168,19 @@ async fn every_smtp_answer_has_its_delivery_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_limit_and_a_dead_relay_are_retried_later() {
     let peer = SmtpPeer::start(SmtpPeerMode::Plain).await;
-    let limited = harness(|store| {
-        let mut config = config(peer.port);
-        config.limit = Some(ProviderLimit {
-            rate: RateLimit {
-                count: NonZeroU32::new(1).unwrap(),
-                per: Duration::from_secs(3600),
-            },
-            max_wait: Duration::from_secs(1),
-        });
-        Arc::new(EmailChannel::new(config, store).unwrap())
-    })
-    .await;
+    let mut limited_config = config(peer.port);
+    limited_config.limit = Some(ProviderLimit {
+        rate: RateLimit {
+            count: NonZeroU32::new(1).unwrap(),
+            per: Duration::from_secs(3600),
+        },
+        max_wait: Duration::from_secs(1),
+    });
+    let limited = harness(limited_config).await;
     let body = markdown("Promemoria: la scadenza della rata è vicina.");
-    let a = citizen_with_email(&limited.store, 1, "ok@example.it").await;
-    let b = citizen_with_email(&limited.store, 2, "ok@example.it").await;
+    // A validated address belongs to one citizen only.
+    let a = citizen_with_email(&limited.store, 1, "first@example.it").await;
+    let b = citizen_with_email(&limited.store, 2, "second@example.it").await;
     let first = limited.submit(&a, "Promemoria scadenza", &body).await;
     let first = DeliveryId::new(first, ChannelKind::Email);
     assert_eq!(
@@ -189,7 +204,7 @@ async fn a_relay_limit_and_a_dead_relay_are_retried_later() {
     assert_eq!(peer.received().len(), 1, "the limited email did not leave");
 
     let port = support::closed_port().await;
-    let dead = harness(|store| Arc::new(EmailChannel::new(config(port), store).unwrap())).await;
+    let dead = harness(config(port)).await;
     let c = citizen_with_email(&dead.store, 3, "ok@example.it").await;
     let id = dead.submit(&c, "Avviso di pagamento", &body).await;
     let id = DeliveryId::new(id, ChannelKind::Email);
@@ -208,7 +223,7 @@ async fn a_relay_limit_and_a_dead_relay_are_retried_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_teaser_and_the_language_are_in_the_bytes_the_relay_received() {
     let peer = SmtpPeer::start(SmtpPeerMode::Plain).await;
-    let h = harness(|store| Arc::new(EmailChannel::new(config(peer.port), store).unwrap())).await;
+    let h = harness(config(peer.port)).await;
     let body = "## Avviso di pagamento\n\nGentile contribuente, l'avviso **TARI 2026** è \
                 disponibile. Paghi su [pagoPA](https://checkout.pagopa.it/pay?id=1) oppure \
                 visiti www.comune.esempio.it/tari per i dettagli. Le ricordiamo che il termine \
@@ -313,8 +328,7 @@ async fn a_message_requiring_secure_channels_produces_no_email() {
     let peer = SmtpPeer::start(SmtpPeerMode::Plain).await;
     for (service_secure, message_secure) in [(true, None), (false, Some(true))] {
         let store = Arc::new(SledStore::temporary().unwrap());
-        let channel: Arc<dyn Channel> =
-            Arc::new(EmailChannel::new(config(peer.port), store.clone()).unwrap());
+        let channel: Arc<dyn Channel> = Arc::new(EmailChannel::new(config(peer.port)).unwrap());
         let h = Harness::new(store, vec![channel], service_secure).await;
         let fiscal_code = citizen_with_email(&h.store, 1, "ok@example.it").await;
         let id = h
@@ -342,13 +356,11 @@ async fn starttls_and_implicit_tls_verify_the_relay_against_the_configured_roots
     ] {
         let peer = SmtpPeer::start(mode).await;
         let trusted = |roots: TrustedRoots| {
-            move |store| -> Arc<dyn Channel> {
-                let mut config = config(peer.port);
-                config.host = "localhost".into();
-                config.security = security;
-                config.roots = roots;
-                Arc::new(EmailChannel::new(config, store).unwrap())
-            }
+            let mut config = config(peer.port);
+            config.host = "localhost".into();
+            config.security = security;
+            config.roots = roots;
+            config
         };
         let good = harness(trusted(TrustedRoots::only(ca.ca_pem.clone()))).await;
         let fiscal_code = citizen_with_email(&good.store, 1, "ok@example.it").await;
@@ -378,14 +390,12 @@ async fn starttls_and_implicit_tls_verify_the_relay_against_the_configured_roots
 async fn plain_smtp_to_a_remote_relay_is_a_configuration_error() {
     let mut config = config(25);
     config.host = "smtp.example.it".into();
-    let store = Arc::new(SledStore::temporary().unwrap());
-    let error = EmailChannel::new(config, store.clone()).err().unwrap();
+    let error = EmailChannel::new(config).err().unwrap();
     assert!(error.to_string().starts_with("email.security"), "{error}");
 }
 
 #[test]
 fn building_outside_a_runtime_is_an_error_not_a_panic() {
-    let store = Arc::new(SledStore::temporary().unwrap());
-    let error = EmailChannel::new(config(25), store).err().unwrap();
+    let error = EmailChannel::new(config(25)).err().unwrap();
     assert!(error.to_string().contains("tokio runtime"), "{error}");
 }

@@ -1,7 +1,8 @@
 //! The push channel against loopback HTTP/2 peers that speak APNs' provider API (TLS with a
 //! test certificate authority, ES256 provider tokens checked) and FCM HTTP v1 (OAuth2 token
 //! endpoint checking the RS256 assertion, plus the send endpoint), through the engine and a real
-//! sled store: what each documented answer does to the delivery and to the device installation.
+//! sled store: what each documented answer does to the delivery and, through the effects the
+//! engine commits, to the device installation and the delivery's notified devices.
 
 #[path = "support/push_sample.rs"]
 mod push_sample;
@@ -18,9 +19,9 @@ use io_channels::apns::ApnsConfig;
 use io_channels::fcm::{FCM_SCOPE, FcmConfig};
 use io_channels::{ApnsClient, FcmClient, PushChannel, TrustedRoots};
 use io_core::{
-    Channel, ChannelKind, DeliveryId, DeliveryJob, DeliveryState, FailureReason, FiscalCode,
-    Installation, InstallationId, OutcomeRecord, PushNotificationsContentType, PushPlatform, Store,
-    Timestamp, TransientCause,
+    Channel, ChannelKind, DeliveryId, DeliveryState, FailureReason, FiscalCode, Installation,
+    InstallationId, OutcomeRecord, PushNotificationsContentType, PushPlatform, Store, Timestamp,
+    TransientCause,
 };
 use io_store::SledStore;
 use ring::signature::{self, KeyPair};
@@ -35,13 +36,8 @@ const TOPIC: &str = "it.pagopa.io.app";
 const TEAM: &str = "TEAM123456";
 const KEY_ID: &str = "KEY1234567";
 
-fn now() -> Timestamp {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    Timestamp::from_millis(i64::try_from(millis).unwrap())
-}
+/// When the test devices were registered (2026-01-01).
+const REGISTERED: Timestamp = Timestamp::from_millis(1_767_225_600_000);
 
 /// What a peer saw, for assertions.
 #[derive(Default)]
@@ -121,7 +117,7 @@ fn apns_key() -> (String, Vec<u8>) {
 /// device token:
 /// a0 200 · a1 503 ServiceUnavailable · a2 429 TooManyRequests + Retry-After 120 ·
 /// a3 400 BadTopic · a4 400 BadDeviceToken · a5 410 Unregistered (far-future timestamp) ·
-/// a6 410 Unregistered (timestamp a day ago) · a7 no answer · b1 503 once, then 200.
+/// a6 410 Unregistered (a day before [`REGISTERED`]) · a7 no answer · b1 503 once, then 200.
 async fn apns_peer(ca: &TestCa, public_key: Vec<u8>, seen: Arc<Seen>) -> HttpPeer {
     HttpPeer::tls(
         ca,
@@ -172,7 +168,7 @@ async fn apns_answer(request: PeerRequest, public_key: &[u8], seen: &Seen) -> Pe
     assert!(expiration > 1_700_000_000);
     let body: Value = serde_json::from_slice(&request.body).unwrap();
     seen.record(device, jwt, body);
-    let day_ago = now().as_millis() - 86_400_000;
+    let day_before = REGISTERED.as_millis() - 86_400_000;
     match device {
         "a1" => PeerResponse::json(503, json!({ "reason": "ServiceUnavailable" })),
         "a2" => PeerResponse::json(429, json!({ "reason": "TooManyRequests" }))
@@ -185,7 +181,7 @@ async fn apns_answer(request: PeerRequest, public_key: &[u8], seen: &Seen) -> Pe
         ),
         "a6" => PeerResponse::json(
             410,
-            json!({ "reason": "Unregistered", "timestamp": day_ago }),
+            json!({ "reason": "Unregistered", "timestamp": day_before }),
         ),
         "a7" => {
             tokio::time::sleep(Duration::from_secs(30)).await;
@@ -223,7 +219,7 @@ async fn add_device(
         installation_id: InstallationId::parse(id).unwrap(),
         platform,
         push_channel: token.into(),
-        updated_at: now(),
+        updated_at: REGISTERED,
     };
     store
         .put_installation(fiscal_code, &installation)
@@ -313,7 +309,7 @@ type Row = (&'static str, &'static str, Expect, bool);
 /// checks state, attempts, wait, pruning, and one request per device at the peer.
 async fn run_matrix(
     store: Arc<SledStore>,
-    channel: PushChannel<SledStore>,
+    channel: PushChannel,
     platform: PushPlatform,
     seen: &Seen,
     matrix: &[Row],
@@ -345,19 +341,17 @@ async fn run_matrix(
         check(label, delivery, *expect);
         let remaining = store.installations(fiscal_code).await.unwrap();
         assert_eq!(remaining.is_empty(), *pruned, "{label}: pruning");
+        let notified = delivery.devices_notified.len();
+        assert_eq!(notified, usize::from(*expect == Expect::Sent), "{label}");
         assert_eq!(seen.count(token), 1, "{label}: one request");
     }
     deliveries
 }
 
 /// A send through a channel whose provider port has nothing listening: retried, device kept.
-async fn connection_refused(
-    build: impl FnOnce(Arc<SledStore>) -> PushChannel<SledStore>,
-    platform: PushPlatform,
-    token: &str,
-) {
+async fn connection_refused(channel: PushChannel, platform: PushPlatform, token: &str) {
     let store = Arc::new(SledStore::temporary().unwrap());
-    let channel: Arc<dyn Channel> = Arc::new(build(store.clone()));
+    let channel: Arc<dyn Channel> = Arc::new(channel);
     let h = Harness::new(store.clone(), vec![channel], false).await;
     let fiscal_code = push_citizen(&store, 1, false).await;
     add_device(&store, &fiscal_code, "phone", platform, token).await;
@@ -379,7 +373,7 @@ async fn apns_fault_matrix() {
     let peer = apns_peer(&ca, public_key, seen.clone()).await;
     let store = Arc::new(SledStore::temporary().unwrap());
     let client = ApnsClient::new(apns_config(peer.base_url(), &key_pem, &ca)).unwrap();
-    let channel = PushChannel::new(store.clone()).with_apns(client);
+    let channel = PushChannel::new().with_apns(client);
 
     let matrix: [Row; 8] = [
         ("a0", "success", Expect::Sent, false),
@@ -442,7 +436,7 @@ async fn apns_fault_matrix() {
     let base = format!("https://localhost:{}", support::closed_port().await);
     let client = ApnsClient::new(apns_config(base, &key_pem, &ca)).unwrap();
     connection_refused(
-        |store| PushChannel::new(store).with_apns(client),
+        PushChannel::new().with_apns(client),
         PushPlatform::Apns,
         "a0",
     )
@@ -642,7 +636,7 @@ async fn fcm_fault_matrix() {
     let store = Arc::new(SledStore::temporary().unwrap());
     let base = peer.base_url();
     let client = FcmClient::new(fcm_config(&base, &base, &key_pem, &ca)).unwrap();
-    let channel = PushChannel::new(store.clone()).with_fcm(client);
+    let channel = PushChannel::new().with_fcm(client);
 
     let matrix: [Row; 7] = [
         ("ok", "success", Expect::Sent, false),
@@ -689,7 +683,7 @@ async fn fcm_fault_matrix() {
     let dead = format!("https://localhost:{}", support::closed_port().await);
     let client = FcmClient::new(fcm_config(&dead, &base, &key_pem, &ca)).unwrap();
     connection_refused(
-        |store| PushChannel::new(store).with_fcm(client),
+        PushChannel::new().with_fcm(client),
         PushPlatform::Fcmv1,
         "ok",
     )
@@ -752,17 +746,10 @@ async fn every_device_is_notified_once_even_when_one_of_them_needs_a_retry() {
     let fcm = fcm_peer(&ca, fcm_public, fcm_seen.clone()).await;
     let store = Arc::new(SledStore::temporary().unwrap());
     let fcm_base = fcm.base_url();
-    let channel = Arc::new(
-        PushChannel::new(store.clone())
-            .with_apns(ApnsClient::new(apns_config(apns.base_url(), &apns_pem, &ca)).unwrap())
-            .with_fcm(FcmClient::new(fcm_config(&fcm_base, &fcm_base, &fcm_pem, &ca)).unwrap()),
-    );
-    let h = Harness::new(
-        store.clone(),
-        vec![channel.clone() as Arc<dyn Channel>],
-        false,
-    )
-    .await;
+    let channel = PushChannel::new()
+        .with_apns(ApnsClient::new(apns_config(apns.base_url(), &apns_pem, &ca)).unwrap())
+        .with_fcm(FcmClient::new(fcm_config(&fcm_base, &fcm_base, &fcm_pem, &ca)).unwrap());
+    let h = Harness::new(store.clone(), vec![Arc::new(channel)], false).await;
     let fiscal_code = push_citizen(&store, 1, false).await;
     add_device(&store, &fiscal_code, "iphone", PushPlatform::Apns, "a0").await;
     add_device(&store, &fiscal_code, "ipad", PushPlatform::Apns, "b1").await; // 503 once
@@ -777,23 +764,24 @@ async fn every_device_is_notified_once_even_when_one_of_them_needs_a_retry() {
         DeliveryState::Retrying,
         "the iPad must be retried"
     );
-
-    // The second attempt, made directly (its due time is up to a second away).
-    let stored = store.message(&message).await.unwrap().unwrap();
-    let service = store.service(&first.service_id).await.unwrap().unwrap();
-    let profile = store.profile(&fiscal_code).await.unwrap();
-    let outcome = channel
-        .send(DeliveryJob {
-            delivery: first,
-            message: &stored.message,
-            service: &service,
-            profile: profile.as_ref(),
-        })
-        .await;
-    assert!(
-        matches!(outcome, io_core::Outcome::Delivered { .. }),
-        "{outcome:?}"
+    let ids = |devices: &[&str]| -> Vec<InstallationId> {
+        devices
+            .iter()
+            .map(|d| InstallationId::parse(d).unwrap())
+            .collect()
+    };
+    let mut notified = first.devices_notified.clone();
+    notified.sort();
+    assert_eq!(
+        notified,
+        ids(&["android", "iphone"]),
+        "recorded with the retry"
     );
+
+    // The retry, through the engine once it is due: only the iPad is tried again.
+    let second = &h.attempt_again(&[id]).await[0];
+    assert_eq!(second.state, DeliveryState::Sent);
+    assert_eq!(second.attempts, 2);
     assert_eq!(
         apns_seen.count("a0"),
         1,
@@ -805,4 +793,81 @@ async fn every_device_is_notified_once_even_when_one_of_them_needs_a_retry() {
         "the Android phone was not notified twice"
     );
     assert_eq!(apns_seen.count("b1"), 2, "the iPad was tried again");
+    let mut notified = second.devices_notified.clone();
+    notified.sort();
+    assert_eq!(notified, ids(&["android", "ipad", "iphone"]));
+    // The final outcome names only the provider ids of its own attempt: the iPad's apns-id.
+    let Some(OutcomeRecord::Delivered {
+        provider_ref: Some(provider_ref),
+    }) = &second.last_outcome
+    else {
+        panic!("{:?}", second.last_outcome);
+    };
+    assert_eq!(*provider_ref, id.as_uuid());
+    assert_eq!(store.installations(&fiscal_code).await.unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_registered_again_during_the_attempt_is_not_pruned() {
+    // The peer answers 410 Unregistered without a timestamp (prune) for both devices, but
+    // before answering for "renewed" the app registers that installation again: the engine's
+    // commit of the prune sees a newer registration than the one sent to, and keeps it.
+    let ca = support::test_ca();
+    let (key_pem, _) = apns_key();
+    let store = Arc::new(SledStore::temporary().unwrap());
+    let fiscal_code = push_citizen(&store, 1, false).await;
+    let peer = {
+        let store = store.clone();
+        let fiscal_code = fiscal_code.clone();
+        HttpPeer::tls(
+            &ca,
+            handler(move |request: PeerRequest| {
+                let store = store.clone();
+                let fiscal_code = fiscal_code.clone();
+                async move {
+                    if request.path.ends_with("/cafe02") {
+                        let again = Installation {
+                            installation_id: InstallationId::parse("renewed").unwrap(),
+                            platform: PushPlatform::Apns,
+                            push_channel: "cafe02".into(),
+                            updated_at: REGISTERED.plus(Duration::from_secs(60)),
+                        };
+                        store.put_installation(&fiscal_code, &again).await.unwrap();
+                    }
+                    PeerResponse::json(410, json!({ "reason": "Unregistered" }))
+                }
+            }),
+        )
+        .await
+    };
+    let client = ApnsClient::new(apns_config(peer.base_url(), &key_pem, &ca)).unwrap();
+    let h = Harness::new(
+        store.clone(),
+        vec![Arc::new(PushChannel::new().with_apns(client))],
+        false,
+    )
+    .await;
+    add_device(&store, &fiscal_code, "stale", PushPlatform::Apns, "cafe01").await;
+    add_device(
+        &store,
+        &fiscal_code,
+        "renewed",
+        PushPlatform::Apns,
+        "cafe02",
+    )
+    .await;
+    let message = h
+        .submit(&fiscal_code, "Avviso di pagamento", &markdown("Testo."))
+        .await;
+    let delivery = &h
+        .attempt_once(&[DeliveryId::new(message, ChannelKind::Push)])
+        .await[0];
+    check("every device gone", delivery, Expect::Invalid);
+    let remaining = store.installations(&fiscal_code).await.unwrap();
+    assert_eq!(remaining.len(), 1, "{remaining:?}");
+    assert_eq!(remaining[0].installation_id.as_str(), "renewed");
+    assert_eq!(
+        remaining[0].updated_at,
+        REGISTERED.plus(Duration::from_secs(60))
+    );
 }

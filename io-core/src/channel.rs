@@ -1,18 +1,21 @@
 //! The plug-in point for delivery channels. A channel makes one attempt and reports an
-//! [`Outcome`]; it never retries, sleeps or touches the store on the engine's behalf.
+//! [`Outcome`](crate::Outcome) with its [`Effect`](crate::Effect)s; it never retries, sleeps or touches the
+//! store: the engine reads what the attempt needs into the [`DeliveryJob`] and commits what it
+//! reports.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Delivery, Message, Outcome, Profile, Service};
+use crate::{Delivery, Installation, Message, Profile, Report, Service, Timestamp};
 
 /// The kinds of channel a message can go through.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
-    /// The in-app inbox.
+    /// The in-app inbox. Built into the engine: the inbox delivery is SENT in the same write
+    /// that lists the message in the citizen's inbox, so no channel implements it.
     Inbox,
     /// An email notification (a teaser, never the content).
     Email,
@@ -86,9 +89,16 @@ pub struct DeliveryJob<'a> {
     pub service: &'a Service,
     /// The recipient's profile at send time (languages, push preview), if it still exists.
     pub profile: Option<&'a Profile>,
+    /// The recipient's device installations at send time, read for push deliveries only
+    /// (empty for other channels). `delivery.devices_notified` lists those already reached.
+    pub installations: &'a [Installation],
+    /// The engine's clock at the attempt: channels take time from here, never from the wall
+    /// clock, so tests under paused time see the instants the engine sees.
+    pub now: Timestamp,
 }
 
-/// A delivery channel. Implementations classify every provider answer into an [`Outcome`].
+/// A delivery channel. Implementations classify every provider answer into an
+/// [`Outcome`](crate::Outcome) and report the changes it implies as effects.
 #[async_trait::async_trait]
 pub trait Channel: Send + Sync {
     /// Which kind of channel this is; the engine routes deliveries by it.
@@ -96,5 +106,5 @@ pub trait Channel: Send + Sync {
 
     /// One attempt. `job.delivery.id` is stable across retries and crashes: pass it to the
     /// provider as the idempotency key wherever the provider has one.
-    async fn send(&self, job: DeliveryJob<'_>) -> Outcome;
+    async fn send(&self, job: DeliveryJob<'_>) -> Report;
 }

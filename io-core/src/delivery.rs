@@ -6,8 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ChannelKind, DeliveryId, EmailAddress, FiscalCode, OutcomeRecord, PermanentReason, ServiceId,
-    Timestamp,
+    ChannelKind, DeliveryId, EmailAddress, FiscalCode, InstallationId, OutcomeRecord,
+    PermanentReason, ServiceId, Timestamp,
 };
 
 /// One message on one channel.
@@ -23,8 +23,18 @@ pub struct Delivery {
     pub target: DeliveryTarget,
     /// Its state.
     pub state: DeliveryState,
-    /// Attempts made so far (sends, not local rate-limit deferrals).
+    /// Provider contacts started so far (not local rate-limit deferrals): counted when an
+    /// attempt starts, before the provider is called, so an attempt cut short by a crash is
+    /// counted too.
     pub attempts: u32,
+    /// An attempt was started and its outcome is not recorded yet. Found true when the delivery
+    /// is claimed again, it means the process died during that attempt: the provider may or may
+    /// not have been contacted, and the journal says so before the next attempt.
+    #[serde(default)]
+    pub outcome_pending: bool,
+    /// Push only: the devices that already received this notification, skipped by a retry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices_notified: Vec<InstallationId>,
     /// When the next attempt is due (meaningful while pending or retrying).
     pub next_attempt_at: Timestamp,
     /// The message's time-to-live end: after it, the delivery expires unsent.

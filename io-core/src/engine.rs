@@ -4,10 +4,13 @@
 //! - [`Engine::submit`] (in `engine/submit.rs`): validate, honour the idempotency key, one atomic
 //!   durable write.
 //! - [`Engine::run_round`] (in `engine/round.rs`): one fair scheduling round over the services
-//!   with due work; each task is a *process* (`engine/process.rs`) or a *deliver*
-//!   (`engine/deliver.rs`).
+//!   with due work; each task is a *process* (`engine/process.rs`), a *deliver*
+//!   (`engine/deliver.rs`) or a *callback* (`engine/callback.rs`). The decision itself
+//!   (`engine/decide.rs`) runs at accept when it can, else in a process task.
 //! - [`Engine::run`]: a worker loop of rounds; start one per worker.
 
+mod callback;
+mod decide;
 mod deliver;
 mod id_generator;
 mod observer;
@@ -30,8 +33,9 @@ pub use submit::{Accepted, Submission, SubmitError};
 
 use crate::rate_limit::Limiters;
 use crate::{
-    Channel, ChannelKind, Clock, DEFAULT_ACTIVATION_GRACE, InvalidRateLimit, JournalError,
-    MessageId, RateLimits, RetryPolicy, ServiceId, Store, StoreError,
+    CallbackPolicy, CallbackSender, Channel, ChannelKind, Clock, DEFAULT_ACTIVATION_GRACE,
+    InvalidRateLimit, JournalError, MessageId, RateLimits, RetryPolicy, ServiceId, Store,
+    StoreError,
 };
 use id_generator::IdGenerator;
 
@@ -64,6 +68,13 @@ pub struct EngineConfig {
     pub rate_limits: RateLimits,
     /// Seed of the jitter generator; `None` seeds from the operating system.
     pub rng_seed: Option<u64>,
+    /// Decide a message's channels at accept, in the same atomic write, instead of in a later
+    /// process task: one durable write per message instead of two, and the inbox delivery is
+    /// done when `submit` returns. The decision reads the recipient's profile, preference,
+    /// activation and devices, which the store holds.
+    pub decide_at_accept: bool,
+    /// Sender callbacks: retries and their limit.
+    pub callbacks: CallbackPolicy,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +92,8 @@ impl Default for EngineConfig {
             idle_poll: Duration::from_millis(500),
             rate_limits: RateLimits::default(),
             rng_seed: None,
+            decide_at_accept: true,
+            callbacks: CallbackPolicy::default(),
         }
     }
 }
@@ -105,6 +118,9 @@ pub enum EngineConfigError {
     /// A rate limit the limiter cannot represent.
     #[error(transparent)]
     RateLimit(#[from] InvalidRateLimit),
+    /// The inbox is the store, built into the engine: no channel implements it.
+    #[error("the inbox is built into the engine; register no channel of kind inbox")]
+    InboxIsBuiltIn,
 }
 
 /// Why a journal could not be verified.
@@ -133,11 +149,13 @@ pub struct Engine<S: Store> {
     new_work: tokio::sync::Notify,
     round_robin_cursor: Mutex<Option<ServiceId>>,
     observers: Vec<Arc<dyn Observer>>,
+    callbacks: Option<Arc<dyn CallbackSender>>,
 }
 
 impl<S: Store> Engine<S> {
-    /// Builds an engine over `store` with `channels` (at most one per kind). A message is routed
-    /// only to channels that are registered: an engine without an email channel sends no email.
+    /// Builds an engine over `store` with `channels` (at most one per kind; the inbox is built
+    /// in). A message is routed only to channels that are registered: an engine without an
+    /// email channel sends no email.
     pub fn new(
         store: Arc<S>,
         channels: Vec<Arc<dyn Channel>>,
@@ -147,6 +165,9 @@ impl<S: Store> Engine<S> {
         let mut by_kind = BTreeMap::new();
         for channel in channels {
             let kind = channel.kind();
+            if kind == ChannelKind::Inbox {
+                return Err(EngineConfigError::InboxIsBuiltIn);
+            }
             if by_kind.insert(kind, channel).is_some() {
                 return Err(EngineConfigError::DuplicateChannel(kind));
             }
@@ -182,8 +203,17 @@ impl<S: Store> Engine<S> {
             new_work: tokio::sync::Notify::new(),
             round_robin_cursor: Mutex::new(None),
             observers: Vec::new(),
+            callbacks: None,
             config,
         })
+    }
+
+    /// Sends sender callbacks through `sender`: services with a registered
+    /// [`CallbackTarget`](crate::CallbackTarget) get every journal entry of their messages.
+    /// Without a sender, no outbox is opened.
+    pub fn with_callbacks(mut self, sender: Arc<dyn CallbackSender>) -> Self {
+        self.callbacks = Some(sender);
+        self
     }
 
     /// Adds an observer of every committed state change (metrics, sender callbacks); each

@@ -271,7 +271,7 @@ impl Serialize for FiscalCode {
 
 /// IO's pseudonym of a fiscal code: 64 lowercase hex characters of the SHA-256 of the upper-case
 /// code. Stable across systems, so it can be matched against IO's own logs and feeds.
-#[derive(Clone, PartialEq, Eq, Hash, Debug, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Deserialize)]
 #[serde(try_from = "String")]
 pub struct FiscalCodeHash(String);
 

@@ -58,6 +58,15 @@ pub enum JournalEvent {
         /// When the next attempt is due, if one is.
         next_attempt_at: Option<Timestamp>,
     },
+    /// An attempt started but its outcome was never recorded: the process died while the
+    /// provider was being called. The provider may or may not have been contacted; the attempt
+    /// counts as a contact, and the next attempt follows this entry.
+    OutcomeUnknown {
+        /// The channel.
+        channel: ChannelKind,
+        /// The attempt whose outcome is unknown.
+        attempt: u32,
+    },
     /// A delivery's time-to-live passed before it was sent.
     Expired {
         /// The channel.
@@ -143,13 +152,22 @@ pub enum JournalError {
 }
 
 fn entry_hash(prev_hash: &str, seq: u64, at: Timestamp, event: &JournalEvent) -> String {
+    // Serializing a plain enum of owned data cannot fail; an empty body would still be hashed.
+    hash_encoded(
+        prev_hash,
+        seq,
+        at,
+        &serde_json::to_vec(event).unwrap_or_default(),
+    )
+}
+
+fn hash_encoded(prev_hash: &str, seq: u64, at: Timestamp, event_json: &[u8]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(b"\n");
     hasher.update(seq.to_be_bytes());
     hasher.update(at.as_millis().to_be_bytes());
-    // Serializing a plain enum of owned data cannot fail; an empty body would still be hashed.
-    hasher.update(serde_json::to_vec(event).unwrap_or_default());
+    hasher.update(event_json);
     hex::encode(hasher.finalize())
 }
 
@@ -168,6 +186,35 @@ impl JournalEntry {
             prev_hash,
             hash,
         }
+    }
+
+    /// The canonical bytes of the entry that follows `head` (or starts the journal) with the
+    /// event whose JSON (`serde_json::to_vec` of the [`JournalEvent`]) is `event_json`, and the
+    /// head it makes: the same bytes as [`JournalEntry::append_after`]`(..).to_bytes()`,
+    /// without serializing the event again. A store's single writer only hashes and copies.
+    pub fn encode_after(
+        head: Option<&JournalHead>,
+        at: Timestamp,
+        event_json: &[u8],
+    ) -> (Vec<u8>, JournalHead) {
+        let (seq, prev_hash) = match head {
+            Some(head) => (head.seq + 1, head.hash.as_str()),
+            None => (0, GENESIS_HASH),
+        };
+        let hash = hash_encoded(prev_hash, seq, at, event_json);
+        let mut bytes = Vec::with_capacity(event_json.len() + 200);
+        bytes.extend_from_slice(b"{\"seq\":");
+        bytes.extend_from_slice(seq.to_string().as_bytes());
+        bytes.extend_from_slice(b",\"at\":");
+        bytes.extend_from_slice(at.as_millis().to_string().as_bytes());
+        bytes.extend_from_slice(b",\"event\":");
+        bytes.extend_from_slice(event_json);
+        bytes.extend_from_slice(b",\"prev_hash\":\"");
+        bytes.extend_from_slice(prev_hash.as_bytes());
+        bytes.extend_from_slice(b"\",\"hash\":\"");
+        bytes.extend_from_slice(hash.as_bytes());
+        bytes.extend_from_slice(b"\"}");
+        (bytes, JournalHead { seq, hash })
     }
 
     /// The head this entry makes.

@@ -10,6 +10,10 @@
 //!   once, at the edge.
 //! - [`profile`], [`preference`], [`activation`], [`installation`], [`service`]: the citizen's and
 //!   the sender's data (io-reference §3–§5).
+//! - [`groups`], [`access`]: what a service's API keys may do, and which keys are in force.
+//! - [`message_flags`], [`subscription_feed`], [`data_request`]: the citizen's read and archive
+//!   flags, the services' subscriptions feed, GDPR requests.
+//! - [`callback`]: sender callbacks (the journal's entries posted to the sending service).
 //! - [`message`]: `NewMessage` as IO's API receives it, its validation, the stored message.
 //! - [`status`], [`delivery`], [`outcome`]: where a message and each of its deliveries stand.
 //! - [`decision`]: the channel decision of io-reference §4, one pure function.
@@ -20,19 +24,24 @@
 //! - [`engine`]: submit, process, dispatch, retry, expire.
 //! - [`timestamp`]: instants as milliseconds since the epoch.
 
+pub mod access;
 pub mod activation;
 pub mod backoff;
+pub mod callback;
 pub mod channel;
 pub mod clock;
+pub mod data_request;
 pub mod decision;
 pub mod delivery;
 pub mod email_address;
 pub mod engine;
 pub mod fiscal_code;
+pub mod groups;
 pub mod ids;
 pub mod installation;
 pub mod journal;
 pub mod message;
+pub mod message_flags;
 pub mod notification_text;
 pub mod organization_fiscal_code;
 pub mod outcome;
@@ -42,12 +51,16 @@ pub mod rate_limit;
 pub mod service;
 pub mod status;
 pub mod store;
+pub mod subscription_feed;
 pub mod timestamp;
 
+pub use access::{ApiKeyOwner, KeyHash, KeySlot, ServiceAccess};
 pub use activation::{Activation, ActivationStatus, DEFAULT_ACTIVATION_GRACE};
 pub use backoff::RetryPolicy;
+pub use callback::{CallbackCursor, CallbackEvent, CallbackPolicy, CallbackSender, CallbackTarget};
 pub use channel::{Channel, ChannelKind, DeliveryJob, UnknownChannel};
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use data_request::{Choice, DataRequest, RequestStatus};
 pub use decision::{DecisionInput, Route, SenderAllowedInput, decide, inbox_allowed};
 pub use delivery::{Delivery, DeliveryState, DeliveryTarget, FailureReason};
 pub use email_address::{EmailAddress, EmailAddressError};
@@ -56,6 +69,7 @@ pub use engine::{
     Submission, SubmitError, VerifyError,
 };
 pub use fiscal_code::{FiscalCode, FiscalCodeError, FiscalCodeHash, SANDBOX_FISCAL_CODE};
+pub use groups::{Group, Groups};
 pub use ids::{DeliveryId, IdError, IdempotencyKey, MessageId, ServiceId};
 pub use installation::{Installation, InstallationId, PushPlatform};
 pub use journal::{JournalEntry, JournalError, JournalEvent, JournalHead};
@@ -64,8 +78,9 @@ pub use message::{
     NewPrescriptionData, PaymentData, PrescriptionData, SenderCapabilities, SenderLimits,
     ValidMessage, ValidationError,
 };
+pub use message_flags::{FlagsChange, FlagsError, MessageFlags};
 pub use organization_fiscal_code::{OrganizationFiscalCode, OrganizationFiscalCodeError};
-pub use outcome::{Outcome, OutcomeRecord, PermanentReason, TransientCause};
+pub use outcome::{Effect, Outcome, OutcomeRecord, PermanentReason, Report, TransientCause};
 pub use preference::{PreferenceVersionMismatch, ServicePreference};
 pub use profile::{
     BlockedChannel, PreferredLanguage, Profile, PushNotificationsContentType, ReminderStatus,
@@ -75,7 +90,9 @@ pub use rate_limit::{InvalidRateLimit, RateLimit, RateLimits};
 pub use service::{Service, ServiceCategory, ServiceMetadata, ServiceScope};
 pub use status::{MessageStatus, RejectionReason};
 pub use store::{
-    AcceptOutcome, AcceptRecord, DeliveryRecord, ErasureReport, Lease, ProcessRecord, RecordEntry,
-    RecordSpace, Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind,
+    AcceptOutcome, AcceptRecord, AttemptStart, CallbackRecord, DeliveryRecord, DueRequest, Erasure,
+    ErasureReport, Lease, ProcessRecord, Store, StoreError, StoredJournal, StoredMessage, Task,
+    TaskKind,
 };
+pub use subscription_feed::{DayFeed, FeedDay, FeedEvent, FeedScope, Subscription};
 pub use timestamp::{Timestamp, TimestampError};

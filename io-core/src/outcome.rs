@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{EmailAddress, InstallationId, Timestamp};
+
 /// The typed result of one `Channel::send`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -125,4 +127,53 @@ impl From<&Outcome> for OutcomeRecord {
             Outcome::InvalidRecipient => Self::InvalidRecipient,
         }
     }
+}
+
+/// What a channel reports for one attempt: the [`Outcome`], and the changes the engine must
+/// record with it. A channel never writes to the store itself: the engine commits the effects
+/// in the same atomic write as the delivery's new state, so a crash can never keep one without
+/// the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// What the attempt came to.
+    pub outcome: Outcome,
+    /// What to change beside the delivery's state.
+    pub effects: Vec<Effect>,
+}
+
+impl From<Outcome> for Report {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            effects: Vec::new(),
+        }
+    }
+}
+
+impl Report {
+    /// An outcome with effects.
+    pub fn with_effects(outcome: Outcome, effects: Vec<Effect>) -> Self {
+        Self { outcome, effects }
+    }
+}
+
+/// A change a channel asks for, recorded by the engine with the delivery's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// The relay said the mailbox does not exist (SMTP 550/551/553): the citizen's profile marks
+    /// this address bounced, if it is still the profile's address, so no further email goes to
+    /// it until the citizen changes it.
+    EmailBounced(EmailAddress),
+    /// The provider no longer knows this device (APNs 410, FCM UNREGISTERED): the installation
+    /// is removed, unless the app registered it again after the registration the channel sent
+    /// to (its `updated_at` is then newer than `registered_at`).
+    PruneDevice {
+        /// The installation.
+        installation_id: InstallationId,
+        /// The `updated_at` of the registration the channel sent to.
+        registered_at: Timestamp,
+    },
+    /// These devices received the notification in this attempt: a retry of the same delivery
+    /// skips them, so no device is notified twice.
+    DevicesNotified(Vec<InstallationId>),
 }

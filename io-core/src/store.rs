@@ -1,14 +1,28 @@
-//! The `Store` trait: everything the engine keeps, in domain terms. Each method that writes is
-//! one atomic group of writes, durable when it returns (that is what lets the server answer 201
-//! only after the write). io-store implements it on sled; a conformance suite written once
-//! against this trait checks every backend.
+//! The `Store` trait: everything the engine and the server keep, in domain terms. Each method
+//! that writes is one atomic group of writes, durable when it returns (that is what lets the
+//! server answer 201 only after the write), so a backend can give each record kind its table,
+//! unique index and transaction. io-store implements it on sled; a conformance suite written
+//! once against this trait checks every backend.
+//!
+//! Sections: reference data (services, their API access and callbacks); citizens (profiles
+//! with the uniqueness of validated emails, preferences, activations, installations, message
+//! flags, the subscriptions feed); the pipeline (accept, the task queue with leases, decisions,
+//! attempts, callbacks); reads; GDPR (requests and erasure); maintenance.
+
+mod records;
 
 use std::future::Future;
 
+pub use records::{
+    AcceptOutcome, AcceptRecord, AttemptStart, CallbackRecord, DeliveryRecord, DueRequest, Erasure,
+    ErasureReport, Lease, ProcessRecord, StoredJournal, StoredMessage, Task, TaskKind,
+};
+
 use crate::{
-    Activation, Delivery, DeliveryId, FiscalCode, IdempotencyKey, Installation, InstallationId,
-    JournalEvent, JournalHead, Message, MessageId, MessageStatus, Profile, Service, ServiceId,
-    ServicePreference, Timestamp,
+    Activation, ApiKeyOwner, CallbackCursor, CallbackTarget, Choice, DataRequest, DayFeed,
+    Delivery, DeliveryId, EmailAddress, FeedDay, FeedEvent, FiscalCode, FlagsChange, FlagsError,
+    Installation, InstallationId, KeyHash, MessageFlags, MessageId, Profile, Service,
+    ServiceAccess, ServiceId, ServicePreference, Timestamp,
 };
 
 /// Why a store operation failed.
@@ -23,6 +37,13 @@ pub enum StoreError {
         stored: u64,
         /// The version the update claimed to follow.
         given: u64,
+    },
+    /// A value that must be unique is held by another record: a validated email address of
+    /// another citizen (HTTP 412).
+    #[error("{what} is already taken")]
+    Taken {
+        /// What kind of value.
+        what: &'static str,
     },
     /// The task's lease expired and another worker took it: this worker's result is dropped.
     #[error("the lease on {task} was lost to another worker")]
@@ -50,153 +71,23 @@ impl StoreError {
     }
 }
 
-/// The name of a space of auxiliary records (see [`Store::put_record`]): lower-case ASCII
-/// letters, digits and `_`, chosen by the embedder at compile time.
-pub type RecordSpace = &'static str;
-
-/// An auxiliary record: its key and value.
-pub type RecordEntry = (Vec<u8>, Vec<u8>);
-
-/// What `commit_accept` writes atomically: message, status ACCEPTED, idempotency record, the
-/// process task and the first journal entry.
-#[derive(Debug, Clone)]
-pub struct AcceptRecord {
-    /// The message.
-    pub message: Message,
-    /// SHA-256 of the validated message, bound to the idempotency key.
-    pub content_hash: String,
-    /// The sender's idempotency key and when the record may be forgotten.
-    pub idempotency: Option<(IdempotencyKey, Timestamp)>,
-    /// The journal's first event.
-    pub event: JournalEvent,
-}
-
-/// What `commit_accept` found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AcceptOutcome {
-    /// The message was stored.
-    Created,
-    /// The idempotency key was already used (and has not expired): nothing was written.
-    Existing {
-        /// The message the key was first used for.
-        message_id: MessageId,
-        /// The content hash it was used with.
-        content_hash: String,
-    },
-}
-
-/// A message with its current status.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StoredMessage {
-    /// The immutable message.
-    pub message: Message,
-    /// Its status.
-    pub status: MessageStatus,
-    /// When the status last changed.
-    pub updated_at: Timestamp,
-}
-
-/// A unit of work in the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TaskKind {
-    /// Decide the channels of an accepted message.
-    Process(MessageId),
-    /// Attempt a delivery.
-    Deliver(DeliveryId),
-}
-
-/// Exclusive, time-limited ownership of a task by one worker. When it runs out, the task is due
-/// again and another worker may take it; the `token` fences the first worker's late writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-    /// When the lease runs out.
-    pub until: Timestamp,
-    /// Increases with every claim of the same task.
-    pub token: u64,
-}
-
-/// A claimed task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Task {
-    /// The service it belongs to (the fairness key).
-    pub service_id: ServiceId,
-    /// What to do.
-    pub kind: TaskKind,
-    /// The claim.
-    pub lease: Lease,
-}
-
-/// What `commit_process` writes atomically.
-#[derive(Debug, Clone)]
-pub struct ProcessRecord {
-    /// The claimed process task.
-    pub task: Task,
-    /// The message, as the engine read it (it never changes; only its status does).
-    pub message: Message,
-    /// PROCESSED, REJECTED or FAILED.
-    pub status: MessageStatus,
-    /// The deliveries to create (each becomes a task due at its `next_attempt_at`).
-    pub deliveries: Vec<Delivery>,
-    /// Whether to index the message in the recipient's inbox.
-    pub into_inbox: bool,
-    /// Journal events, in order.
-    pub events: Vec<JournalEvent>,
-    /// When.
-    pub at: Timestamp,
-}
-
-/// What `commit_delivery` writes atomically: the delivery's new state, its next task if not
-/// final, and the journal event, releasing the claimed task.
-#[derive(Debug, Clone)]
-pub struct DeliveryRecord {
-    /// The claimed delivery task.
-    pub task: Task,
-    /// The delivery after the attempt (or the deferral).
-    pub delivery: Delivery,
-    /// The journal event (`None` for a local rate-limit deferral, which is not an attempt).
-    pub event: Option<JournalEvent>,
-    /// When.
-    pub at: Timestamp,
-}
-
-/// A message's journal as stored: the raw entries (so verification sees every byte) and the
-/// head kept apart.
-#[derive(Debug, Clone, Default)]
-pub struct StoredJournal {
-    /// Canonical entry encodings, in sequence order.
-    pub entries: Vec<Vec<u8>>,
-    /// The head.
-    pub head: Option<JournalHead>,
-}
-
-/// What [`Store::erase_citizen`] removed: counts of records, for the GDPR request's log.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ErasureReport {
-    /// Whether the citizen had a profile.
-    pub profile: bool,
-    /// Per-service preferences, under every settings version.
-    pub preferences: u64,
-    /// Activations of SPECIAL services.
-    pub activations: u64,
-    /// Device installations.
-    pub installations: u64,
-    /// Messages to the citizen, whatever their status, with their inbox entries.
-    pub messages: u64,
-    /// Those messages' deliveries.
-    pub deliveries: u64,
-    /// Those messages' queued tasks (to process or to deliver), leased or not: the backlog
-    /// shrinks by as much.
-    pub tasks: u64,
-}
-
-/// The engine's persistence. Reads return `Ok(None)` for absent records. Implementations must
-/// make each write method atomic, and durable before it returns, except where a method says
-/// otherwise: claims, discards and deferrals change no evidence, and losing one in a crash only
-/// makes a task due again sooner.
+/// The engine's and the server's persistence. Reads return `Ok(None)` for absent records.
+/// Implementations make each write method atomic, and durable before it returns, except where a
+/// method says otherwise: claims, discards and deferrals change no evidence, and losing one in
+/// a crash only makes a task due again sooner.
 pub trait Store: Send + Sync + 'static {
+    // -- Reference data -------------------------------------------------------------------
+
     /// Creates (version 1) or updates (stored version + 1) a service.
     fn put_service(&self, service: &Service)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// [`Store::put_service`] and [`Store::put_service_access`] in one atomic write: a service
+    /// is never visible without its keys, nor its groups out of step with it.
+    fn put_service_with_access(
+        &self,
+        service: &Service,
+        access: &ServiceAccess,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A service by id.
     fn service(
         &self,
@@ -204,21 +95,73 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Service>, StoreError>> + Send;
     /// Every service, ordered by id.
     fn services(&self) -> impl Future<Output = Result<Vec<Service>, StoreError>> + Send;
+    /// Replaces a service's API access and, in the same write, the index from key hash to
+    /// service: the hashes of replaced keys stop authenticating, the new ones start.
+    fn put_service_access(
+        &self,
+        service: &ServiceId,
+        access: &ServiceAccess,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A service's API access.
+    fn service_access(
+        &self,
+        service: &ServiceId,
+    ) -> impl Future<Output = Result<Option<ServiceAccess>, StoreError>> + Send;
+    /// Whose key has this hash (a key in force).
+    fn api_key_owner(
+        &self,
+        hash: &KeyHash,
+    ) -> impl Future<Output = Result<Option<ApiKeyOwner>, StoreError>> + Send;
+    /// Registers (`Some`) or removes (`None`) a service's callback target. Outboxes already
+    /// open keep going to the registration in force when each event is sent.
+    fn put_callback(
+        &self,
+        service: &ServiceId,
+        target: Option<&CallbackTarget>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A service's callback target.
+    fn callback(
+        &self,
+        service: &ServiceId,
+    ) -> impl Future<Output = Result<Option<CallbackTarget>, StoreError>> + Send;
 
-    /// Creates (version 0) or updates (stored version + 1) a profile.
+    // -- Citizens ---------------------------------------------------------------------------
+
+    /// Creates (version 0) or updates (stored version + 1) a profile. A validated email is
+    /// unique across citizens: `Taken` when another citizen's profile holds the same address
+    /// validated; an address the citizen gives up (changed or no longer validated) is free at
+    /// once.
     fn put_profile(&self, profile: &Profile)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// [`Store::put_profile`] and a feed event in one atomic write.
+    fn put_profile_with_feed(
+        &self,
+        profile: &Profile,
+        event: &FeedEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A profile by fiscal code.
     fn profile(
         &self,
         fiscal_code: &FiscalCode,
     ) -> impl Future<Output = Result<Option<Profile>, StoreError>> + Send;
+    /// The citizen whose profile holds `email` validated, if any.
+    fn email_owner(
+        &self,
+        email: &EmailAddress,
+    ) -> impl Future<Output = Result<Option<FiscalCode>, StoreError>> + Send;
 
     /// Stores a preference under its settings version.
     fn put_preference(
         &self,
         fiscal_code: &FiscalCode,
         preference: &ServicePreference,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// [`Store::put_preference`] and a feed event in one atomic write.
+    fn put_preference_with_feed(
+        &self,
+        fiscal_code: &FiscalCode,
+        preference: &ServicePreference,
+        event: &FeedEvent,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The preference for a service under a settings version.
     fn preference(
@@ -245,9 +188,7 @@ pub trait Store: Send + Sync + 'static {
         service: &ServiceId,
         fiscal_code: &FiscalCode,
     ) -> impl Future<Output = Result<Option<Activation>, StoreError>> + Send;
-    /// Every activation of a citizen, ordered by service: part of a GDPR download. A backend
-    /// may have to scan every activation for it (sled does): it serves rare requests, never
-    /// the pipeline.
+    /// Every activation of a citizen, ordered by service: part of a GDPR download.
     fn activations_of(
         &self,
         fiscal_code: &FiscalCode,
@@ -259,17 +200,47 @@ pub trait Store: Send + Sync + 'static {
         fiscal_code: &FiscalCode,
         installation: &Installation,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Removes a device installation (pruned token); absent is fine.
+    /// Removes a device installation; absent is fine.
     fn remove_installation(
         &self,
         fiscal_code: &FiscalCode,
         installation: &InstallationId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// A citizen's installations.
+    /// A citizen's installations, ordered by id.
     fn installations(
         &self,
         fiscal_code: &FiscalCode,
     ) -> impl Future<Output = Result<Vec<Installation>, StoreError>> + Send;
+
+    /// The citizen's flags on a message (all false when never set).
+    fn message_flags(
+        &self,
+        fiscal_code: &FiscalCode,
+        message: &MessageId,
+    ) -> impl Future<Output = Result<MessageFlags, StoreError>> + Send;
+    /// Applies `change` to the flags atomically (a concurrent change of the other flag is
+    /// kept); returns the flags stored, or the domain's refusal (`MessageFlags::changed`).
+    fn change_message_flags(
+        &self,
+        fiscal_code: &FiscalCode,
+        message: &MessageId,
+        change: FlagsChange,
+    ) -> impl Future<Output = Result<Result<MessageFlags, FlagsError>, StoreError>> + Send;
+
+    /// Records a feed event on its own (the `_with_feed` writes record theirs atomically).
+    fn record_feed_event(
+        &self,
+        event: &FeedEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// `service`'s feed for `day`: events for every service and for this one, the last of the
+    /// day per citizen winning, a service-level event over a profile-level one.
+    fn subscriptions_feed(
+        &self,
+        day: FeedDay,
+        service: &ServiceId,
+    ) -> impl Future<Output = Result<DayFeed, StoreError>> + Send;
+
+    // -- The pipeline -----------------------------------------------------------------------
 
     /// Accepts a message atomically, or reports the earlier use of its idempotency key.
     fn commit_accept(
@@ -286,8 +257,10 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<ServiceId>, StoreError>> + Send;
     /// Claims, for each of `services`, up to `per_service` of its tasks due at `now`, oldest
-    /// first, leased until `lease_until`. A claim needs not be durable: a claim lost in a crash
-    /// only makes the task due again sooner.
+    /// first (a message's tasks next to each other), leased until `lease_until`. A claim needs
+    /// not be durable: a claim lost in a crash only makes the task due again sooner. A backend
+    /// that a single process owns (sled) keeps leases in memory, so a restart releases them
+    /// all at once.
     fn claim_tasks(
         &self,
         services: &[ServiceId],
@@ -322,12 +295,44 @@ pub trait Store: Send + Sync + 'static {
                 .unwrap_or_else(|| Err(StoreError::Backend("no result for the record".into())))
         }
     }
-    /// Records a delivery attempt or deferral atomically; `LeaseLost` as above. A deferral
-    /// (`event: None`) need not be durable.
+    /// Records that attempts start, each atomically (one result per start, in order;
+    /// `LeaseLost` as above), durably before any of them calls its provider: after a crash the
+    /// delivery says an attempt's outcome is pending, and the next claim records it unknown.
+    fn start_attempts(
+        &self,
+        starts: Vec<AttemptStart>,
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send;
+    /// Records delivery outcomes or deferrals, each atomically with its journal events and
+    /// effects (one result per record, in order; `LeaseLost` as above). Records without events
+    /// (deferrals) need not be durable.
+    fn commit_deliveries(
+        &self,
+        records: Vec<DeliveryRecord>,
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send;
+    /// Records one delivery outcome (see [`Store::commit_deliveries`]).
     fn commit_delivery(
         &self,
         record: DeliveryRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            self.commit_deliveries(vec![record])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(StoreError::Backend("no result for the record".into())))
+        }
+    }
+    /// A message's callback outbox, if open.
+    fn callback_cursor(
+        &self,
+        message: &MessageId,
+    ) -> impl Future<Output = Result<Option<CallbackCursor>, StoreError>> + Send;
+    /// Records a callback task's progress atomically; `LeaseLost` as above.
+    fn commit_callback(
+        &self,
+        record: CallbackRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    // -- Reads ------------------------------------------------------------------------------
 
     /// A message with its status.
     fn message(
@@ -366,60 +371,55 @@ pub trait Store: Send + Sync + 'static {
         after: Option<MessageId>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<MessageId>, StoreError>> + Send;
-    /// Erases a citizen's data (GDPR deletion), atomically and durably: the profile, every
-    /// preference, activation and installation, and every message ever accepted for them
-    /// (those [`Store::messages_to`] lists) with its inbox entry, its deliveries and its queued
-    /// tasks. A task of those messages held by a worker loses its lease, so that worker's
-    /// commit fails with `LeaseLost` and writes nothing back. The messages' journals and
-    /// journal heads are kept: they name the citizen only by hash. A citizen without data is
-    /// fine (all counts zero). Writes for the citizen not ordered before the erasure (a new
-    /// message, a profile written meanwhile) may outlive it: a caller that must keep the
-    /// citizen erased refuses them first.
-    fn erase_citizen(
-        &self,
-        fiscal_code: &FiscalCode,
-    ) -> impl Future<Output = Result<ErasureReport, StoreError>> + Send;
-
     /// A message's journal as stored.
     fn journal(
         &self,
         message: &MessageId,
     ) -> impl Future<Output = Result<StoredJournal, StoreError>> + Send;
 
-    /// Writes (or, with `None`, deletes) an auxiliary record, durably. Auxiliary records are
-    /// what an embedder keeps beside the engine's data (the server keeps API-key hashes,
-    /// read flags and subscription events there), grouped in named spaces so that a backend
-    /// can store each space apart; keys sort bytewise within a space.
-    fn put_record(
+    // -- GDPR -------------------------------------------------------------------------------
+
+    /// A citizen's request of `choice`.
+    fn data_request(
         &self,
-        space: RecordSpace,
-        key: &[u8],
-        value: Option<&[u8]>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Replaces a record only if it still holds `expected` (`None`: absent), durably: the
-    /// building block of uniqueness checks. Returns the value found when it did not.
-    fn swap_record(
+        fiscal_code: &FiscalCode,
+        choice: Choice,
+    ) -> impl Future<Output = Result<Option<DataRequest>, StoreError>> + Send;
+    /// Replaces the citizen's request of `choice` only if it still is `expected` (`None`:
+    /// absent) with `new` (`None`: removes it); false when it changed meanwhile. An open
+    /// request is listed by [`Store::due_data_requests`] from its due time on, in step.
+    fn swap_data_request(
         &self,
-        space: RecordSpace,
-        key: &[u8],
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-    ) -> impl Future<Output = Result<Result<(), Option<Vec<u8>>>, StoreError>> + Send;
-    /// An auxiliary record.
-    fn record(
+        fiscal_code: &FiscalCode,
+        choice: Choice,
+        expected: Option<&DataRequest>,
+        new: Option<&DataRequest>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Up to `limit` open requests due at `now`, earliest first, strictly after `after` when
+    /// given: the worker reads only what is due, however many requests wait.
+    fn due_data_requests(
         &self,
-        space: RecordSpace,
-        key: &[u8],
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
-    /// Up to `limit` records of a space whose key starts with `prefix`, in key order,
-    /// strictly after `after` when given.
-    fn records(
-        &self,
-        space: RecordSpace,
-        prefix: &[u8],
-        after: Option<&[u8]>,
+        now: Timestamp,
+        after: Option<&DueRequest>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<RecordEntry>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<DueRequest>, StoreError>> + Send;
+    /// Erases a citizen's data (GDPR deletion) in one atomic, durable write: the profile (and
+    /// with it the claim on a validated email), every preference, activation, installation and
+    /// message flag, their DOWNLOAD request, and every message ever accepted for them (those
+    /// [`Store::messages_to`] lists) with its inbox entry, deliveries and queued tasks; the
+    /// feed records them unsubscribed from every service at `erasure.at` if they had a profile;
+    /// the DELETE request is written as `erasure.closes`. A task of those messages held by a
+    /// worker loses its lease, so that worker's commit fails with `LeaseLost` and writes
+    /// nothing back (an attempt already started may still reach its provider). The messages'
+    /// journals and journal heads are kept: they name the citizen only by hash. A citizen without data is fine (all counts zero). Writes for the citizen
+    /// not ordered before the erasure (a new message, a profile written meanwhile) may outlive
+    /// it: a caller that must keep the citizen erased refuses them first.
+    fn erase_citizen(
+        &self,
+        erasure: &Erasure,
+    ) -> impl Future<Output = Result<ErasureReport, StoreError>> + Send;
+
+    // -- Maintenance ------------------------------------------------------------------------
 
     /// Forgets idempotency records whose expiry is at or before `now`; returns how many.
     fn purge_idempotency(

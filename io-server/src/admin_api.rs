@@ -1,7 +1,10 @@
 //! The admin API under `/adm`, shaped like IO's: services with their keys and permission
 //! groups, activations, citizen tokens for development, the validation of a citizen's email
-//! (until io has its own confirmation flow), and a message lookup for support.
-//! Guarded by the admin bearer token (compared by hash, in constant time).
+//! (until io has its own confirmation flow), a message lookup for support, and the services'
+//! callback registrations (`admin_api/callback.rs`). Guarded by the admin bearer token
+//! (compared by hash, in constant time).
+
+mod callback;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,52 +16,58 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use io_core::{
-    Activation, EmailAddress, FiscalCode, OrganizationFiscalCode, Profile, SANDBOX_FISCAL_CODE,
-    Service, ServiceId, ServiceMetadata, Store, StoreError,
+    Activation, EmailAddress, FiscalCode, Group, Groups, KeySlot, OrganizationFiscalCode, Profile,
+    SANDBOX_FISCAL_CODE, Service, ServiceAccess, ServiceId, ServiceMetadata, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::api_keys::{KeySlot, constant_time_eq, key_hash};
+use crate::api_keys::{constant_time_eq, key_hash};
 use crate::app::App;
 use crate::body::JsonBody;
-use crate::groups::{Group, Groups};
 use crate::problem::{ApiResult, Problem};
-use crate::records::Credentials;
 use crate::services_api::activations::{ActivationPayload, activation_view};
 use crate::services_api::parse_fiscal_code;
 use crate::views::MessageResponse;
 
 /// The `/adm` routes.
-pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
     Router::new()
-        .route("/services", post(create_service).get(list_services))
+        .route(
+            "/services",
+            post(create_service::<S>).get(list_services::<S>),
+        )
         .route(
             "/services/{service_id}",
-            get(get_service).put(update_service),
+            get(get_service::<S>).put(update_service::<S>),
         )
         .route(
             "/services/{service_id}/keys",
-            get(get_keys).put(regenerate_key),
+            get(get_keys::<S>).put(regenerate_key::<S>),
         )
         .route(
             "/services/{service_id}/activations/{fiscal_code}",
-            get(get_activation),
+            get(get_activation::<S>),
         )
         .route(
             "/services/{service_id}/callback",
-            get(get_callback).put(put_callback).delete(delete_callback),
+            get(callback::get_callback::<S>)
+                .put(callback::put_callback::<S>)
+                .delete(callback::delete_callback::<S>),
         )
-        .route("/activations", put(put_activation))
-        .route("/citizen-tokens", post(mint_citizen_token))
+        .route("/activations", put(put_activation::<S>))
+        .route("/citizen-tokens", post(mint_citizen_token::<S>))
         .route(
             "/profiles/{fiscal_code}/email-validation",
-            put(validate_email),
+            put(validate_email::<S>),
         )
-        .route("/messages/{id}", get(lookup_message))
-        .route_layer(middleware::from_fn_with_state(app.clone(), require_admin))
+        .route("/messages/{id}", get(lookup_message::<S>))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
-            crate::app::measure,
+            require_admin::<S>,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::app::measure::<S>,
         ))
         .merge(crate::openapi::route(
             app,
@@ -66,7 +75,11 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         ))
 }
 
-async fn require_admin(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+async fn require_admin<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    request: Request,
+    next: Next,
+) -> Response {
     match crate::app::bearer_token(request.headers()) {
         Some(token) if constant_time_eq(&key_hash(token), &app.admin_token_hash) => {
             next.run(request).await
@@ -194,12 +207,12 @@ fn build_service(payload: ServicePayload, id: ServiceId, version: u64) -> ApiRes
     })
 }
 
-async fn view(app: &App, service: Service) -> ApiResult<ServiceView> {
+async fn view<S: Store>(app: &App<S>, service: Service) -> ApiResult<ServiceView> {
     let groups = app
-        .records
-        .credentials(&service.service_id)
+        .store
+        .service_access(&service.service_id)
         .await?
-        .map(|c| c.groups.0)
+        .map(|access| access.groups.0)
         .unwrap_or_default();
     Ok(ServiceView { service, groups })
 }
@@ -209,8 +222,8 @@ fn parse_service_id(raw: &str) -> Result<ServiceId, Problem> {
 }
 
 /// `POST /adm/services`.
-async fn create_service(
-    State(app): State<Arc<App>>,
+async fn create_service<S: Store>(
+    State(app): State<Arc<App<S>>>,
     JsonBody(payload): JsonBody<ServicePayload>,
 ) -> ApiResult<Response> {
     let id = match &payload.service_id {
@@ -222,16 +235,9 @@ async fn create_service(
     }
     let groups = payload.groups.clone().unwrap_or_else(Group::sandbox);
     let service = build_service(payload, id.clone(), 1)?;
-    // Credentials first: a service is never visible without its keys.
-    let credentials = Credentials {
-        groups: Groups(groups),
-        primary: 1,
-        secondary: 1,
-    };
-    app.records
-        .put_credentials(&id, &credentials, &app.keys)
-        .await?;
-    app.store.put_service(&service).await?;
+    // One write: a service is never visible without its keys.
+    let access = app.keys.access(&id, Groups(groups), 1, 1);
+    app.store.put_service_with_access(&service, &access).await?;
     let location = format!("/adm/services/{id}");
     let mut response = (StatusCode::CREATED, Json(view(&app, service).await?)).into_response();
     if let Ok(value) = location.parse() {
@@ -241,7 +247,9 @@ async fn create_service(
 }
 
 /// `GET /adm/services`.
-async fn list_services(State(app): State<Arc<App>>) -> ApiResult<Json<serde_json::Value>> {
+async fn list_services<S: Store>(
+    State(app): State<Arc<App<S>>>,
+) -> ApiResult<Json<serde_json::Value>> {
     let mut items = Vec::new();
     for service in app.store.services().await? {
         items.push(view(&app, service).await?);
@@ -249,7 +257,7 @@ async fn list_services(State(app): State<Arc<App>>) -> ApiResult<Json<serde_json
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
-async fn stored_service(app: &App, raw: &str) -> ApiResult<Service> {
+async fn stored_service<S: Store>(app: &App<S>, raw: &str) -> ApiResult<Service> {
     let id = parse_service_id(raw)?;
     app.store
         .service(&id)
@@ -258,8 +266,8 @@ async fn stored_service(app: &App, raw: &str) -> ApiResult<Service> {
 }
 
 /// `GET /adm/services/{service_id}`.
-async fn get_service(
-    State(app): State<Arc<App>>,
+async fn get_service<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Path(service_id): Path<String>,
 ) -> ApiResult<Json<ServiceView>> {
     let service = stored_service(&app, &service_id).await?;
@@ -267,8 +275,8 @@ async fn get_service(
 }
 
 /// `PUT /adm/services/{service_id}`: replaces the service's fields (and groups, if given).
-async fn update_service(
-    State(app): State<Arc<App>>,
+async fn update_service<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Path(service_id): Path<String>,
     JsonBody(payload): JsonBody<ServicePayload>,
 ) -> ApiResult<Json<ServiceView>> {
@@ -280,37 +288,38 @@ async fn update_service(
     }
     let groups = payload.groups.clone();
     let service = build_service(payload, stored.service_id.clone(), stored.version + 1)?;
-    app.store.put_service(&service).await?;
-    if let Some(groups) = groups {
-        let mut credentials = app
-            .records
-            .credentials(&service.service_id)
-            .await?
-            .ok_or_else(|| Problem::internal("service without credentials"))?;
-        credentials.groups = Groups(groups);
-        app.records
-            .put_credentials(&service.service_id, &credentials, &app.keys)
-            .await?;
+    match groups {
+        // The service and its new groups in one write: keys never act on stale groups.
+        Some(groups) => {
+            let mut access = app
+                .store
+                .service_access(&service.service_id)
+                .await?
+                .ok_or_else(|| Problem::internal("service without access"))?;
+            access.groups = Groups(groups);
+            app.store.put_service_with_access(&service, &access).await?;
+        }
+        None => app.store.put_service(&service).await?,
     }
     Ok(Json(view(&app, service).await?))
 }
 
-async fn keys_of(app: &App, id: &ServiceId) -> ApiResult<(Credentials, KeysView)> {
-    let credentials = app
-        .records
-        .credentials(id)
+async fn keys_of<S: Store>(app: &App<S>, id: &ServiceId) -> ApiResult<(ServiceAccess, KeysView)> {
+    let access = app
+        .store
+        .service_access(id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no keys for service {id}")))?;
     let keys = KeysView {
-        primary_key: app.keys.key(id, KeySlot::Primary, credentials.primary),
-        secondary_key: app.keys.key(id, KeySlot::Secondary, credentials.secondary),
+        primary_key: app.keys.key(id, KeySlot::Primary, access.primary),
+        secondary_key: app.keys.key(id, KeySlot::Secondary, access.secondary),
     };
-    Ok((credentials, keys))
+    Ok((access, keys))
 }
 
 /// `GET /adm/services/{service_id}/keys`.
-async fn get_keys(
-    State(app): State<Arc<App>>,
+async fn get_keys<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Path(service_id): Path<String>,
 ) -> ApiResult<Json<KeysView>> {
     let service = stored_service(&app, &service_id).await?;
@@ -325,96 +334,26 @@ struct RegenerateKey {
 }
 
 /// `PUT /adm/services/{service_id}/keys`: a new key in one slot; the other keeps working.
-async fn regenerate_key(
-    State(app): State<Arc<App>>,
+async fn regenerate_key<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Path(service_id): Path<String>,
     JsonBody(body): JsonBody<RegenerateKey>,
 ) -> ApiResult<Json<KeysView>> {
     let service = stored_service(&app, &service_id).await?;
-    let (mut credentials, _) = keys_of(&app, &service.service_id).await?;
-    match body.key_type {
-        KeySlot::Primary => credentials.primary += 1,
-        KeySlot::Secondary => credentials.secondary += 1,
-    }
-    app.records
-        .put_credentials(&service.service_id, &credentials, &app.keys)
+    let (access, _) = keys_of(&app, &service.service_id).await?;
+    let access = app
+        .keys
+        .regenerated(&service.service_id, &access, body.key_type);
+    // The access and the key index change in one write: the old key stops as the new starts.
+    app.store
+        .put_service_access(&service.service_id, &access)
         .await?;
     Ok(Json(keys_of(&app, &service.service_id).await?.1))
 }
 
-/// `{url, rotate_secret}` of a callback registration.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CallbackPayload {
-    url: String,
-    #[serde(default)]
-    rotate_secret: bool,
-}
-
-/// A callback registration as shown after `GET` and `DELETE` (the secret is shown only by
-/// `PUT`, which sets it).
-#[derive(Debug, Serialize)]
-struct CallbackView {
-    url: String,
-}
-
-/// `PUT /adm/services/{service_id}/callback`: where the service's status changes go; answers
-/// the signing secret (kept across URL changes unless `rotate_secret`).
-async fn put_callback(
-    State(app): State<Arc<App>>,
-    Path(service_id): Path<String>,
-    JsonBody(body): JsonBody<CallbackPayload>,
-) -> ApiResult<Json<crate::callbacks::CallbackSettings>> {
-    let service = stored_service(&app, &service_id).await?;
-    let settings = app
-        .callbacks
-        .register(&service.service_id, &body.url, body.rotate_secret)
-        .await
-        .map_err(|error| match error {
-            crate::callbacks::RegisterError::Url(refused) => {
-                Problem::bad_request(format!("url: {refused}"))
-            }
-            crate::callbacks::RegisterError::Store(e) => Problem::from(e),
-        })?;
-    Ok(Json(settings))
-}
-
-/// A stored service and its callback registration (404 when either is missing).
-async fn registered_callback(
-    app: &App,
-    service_id: &str,
-) -> ApiResult<(Service, crate::callbacks::CallbackSettings)> {
-    let service = stored_service(app, service_id).await?;
-    let settings = app
-        .callbacks
-        .settings(&service.service_id)
-        .await?
-        .ok_or_else(|| Problem::not_found("the service has no callback"))?;
-    Ok((service, settings))
-}
-
-/// `GET /adm/services/{service_id}/callback`.
-async fn get_callback(
-    State(app): State<Arc<App>>,
-    Path(service_id): Path<String>,
-) -> ApiResult<Json<CallbackView>> {
-    let (_, settings) = registered_callback(&app, &service_id).await?;
-    Ok(Json(CallbackView { url: settings.url }))
-}
-
-/// `DELETE /adm/services/{service_id}/callback`: no more callbacks; unsent events are dropped.
-async fn delete_callback(
-    State(app): State<Arc<App>>,
-    Path(service_id): Path<String>,
-) -> ApiResult<Json<CallbackView>> {
-    let (service, settings) = registered_callback(&app, &service_id).await?;
-    app.callbacks.unregister(&service.service_id).await?;
-    Ok(Json(CallbackView { url: settings.url }))
-}
-
 /// `GET /adm/services/{service_id}/activations/{fiscal_code}`.
-async fn get_activation(
-    State(app): State<Arc<App>>,
+async fn get_activation<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Path((service_id, fiscal_code)): Path<(String, String)>,
 ) -> ApiResult<Json<ActivationPayload>> {
     let service = stored_service(&app, &service_id).await?;
@@ -428,8 +367,8 @@ async fn get_activation(
 }
 
 /// `PUT /adm/activations`: sets any service's activation for a citizen.
-async fn put_activation(
-    State(app): State<Arc<App>>,
+async fn put_activation<S: Store>(
+    State(app): State<Arc<App<S>>>,
     JsonBody(payload): JsonBody<ActivationPayload>,
 ) -> ApiResult<Json<ActivationPayload>> {
     let service = stored_service(&app, &payload.service_id).await?;
@@ -452,8 +391,8 @@ struct TokenRequest {
 
 /// `POST /adm/citizen-tokens`: a citizen token, for development and tests (login is out of
 /// scope).
-async fn mint_citizen_token(
-    State(app): State<Arc<App>>,
+async fn mint_citizen_token<S: Store>(
+    State(app): State<Arc<App<S>>>,
     JsonBody(body): JsonBody<TokenRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let fiscal_code = parse_fiscal_code(&body.fiscal_code, "fiscal_code")?;
@@ -472,11 +411,12 @@ async fn mint_citizen_token(
 const VALIDATION_ATTEMPTS: usize = 3;
 
 /// `PUT /adm/profiles/{fiscal_code}/email-validation`: marks the profile's current email
-/// validated, claiming the address for this citizen (io-reference §3: an address validated by
-/// another citizen is 412). Stands in for the confirmation link IO mails; the email channel
-/// notifies validated addresses only. 404 without a profile, 409 without an email.
-async fn validate_email(
-    State(app): State<Arc<App>>,
+/// validated (io-reference §3: an address validated by another citizen is 412; the store keeps
+/// validated addresses unique in the profile's own write). Stands in for the confirmation link
+/// IO mails; the email channel notifies validated addresses only. 404 without a profile, 409
+/// without an email.
+async fn validate_email<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Path(fiscal_code): Path<String>,
 ) -> ApiResult<Json<Profile>> {
     let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
@@ -486,40 +426,22 @@ async fn validate_email(
             .profile(&fiscal_code)
             .await?
             .ok_or_else(|| Problem::not_found("no profile for this fiscal code"))?;
-        let Some(email) = profile.email.clone() else {
+        if profile.email.is_none() {
             return Err(Problem::conflict(
                 "email: the profile has no email address to validate",
             ));
-        };
+        }
         if profile.is_email_validated {
             return Ok(Json(profile));
-        }
-        if app
-            .records
-            .claim_email(email.as_str(), &fiscal_code)
-            .await?
-            .is_err()
-        {
-            return Err(Problem::new(
-                StatusCode::PRECONDITION_FAILED,
-                "email: the address is already validated by another citizen",
-            ));
         }
         let mut validated = profile.clone();
         validated.is_email_validated = true;
         validated.version = profile.version + 1;
         match app.store.put_profile(&validated).await {
             Ok(()) => return Ok(Json(validated)),
-            // The citizen changed the profile meanwhile: free the address unless it is still
-            // theirs, and start over from the new version.
-            Err(StoreError::Conflict { .. }) => {
-                let now = app.store.profile(&fiscal_code).await?;
-                if now.and_then(|p| p.email) != Some(email.clone()) {
-                    app.records
-                        .release_email(email.as_str(), &fiscal_code)
-                        .await?;
-                }
-            }
+            Err(StoreError::Taken { .. }) => return Err(crate::citizen_api::profile::email_taken()),
+            // The citizen changed the profile meanwhile: start over from the new version.
+            Err(StoreError::Conflict { .. }) => {}
             Err(other) => return Err(other.into()),
         }
     }
@@ -547,8 +469,8 @@ struct JournalCheck {
 }
 
 /// `GET /adm/messages/{id}`.
-async fn lookup_message(
-    State(app): State<Arc<App>>,
+async fn lookup_message<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let id = crate::services_api::parse_message_id(&id, "id (path)")?;

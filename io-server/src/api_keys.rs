@@ -2,32 +2,19 @@
 //! key, equivalent, so one can be regenerated while clients move to the other. A key is
 //! HMAC-SHA256(server secret, service id, slot, generation): regenerating bumps the slot's
 //! generation. The store keeps only SHA-256 hashes of keys (to find the service) and the
-//! generations; the keys can be shown again to the admin because they are re-derived.
+//! generations (a [`ServiceAccess`]); the keys can be shown again to the admin because they
+//! are re-derived. [`authenticate`] goes from a presented key to its service.
 
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use io_core::ServiceId;
+use io_core::{Groups, KeyHash, KeySlot, ServiceAccess, ServiceId, Store, StoreError};
 
-/// Which of the two keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum KeySlot {
-    /// `PRIMARY_KEY`.
-    #[serde(rename = "PRIMARY_KEY")]
-    Primary,
-    /// `SECONDARY_KEY`.
-    #[serde(rename = "SECONDARY_KEY")]
-    Secondary,
-}
-
-impl KeySlot {
-    fn code(self) -> &'static str {
-        match self {
-            Self::Primary => "primary",
-            Self::Secondary => "secondary",
-        }
+/// The slot's name inside the derivation (never changes: it would change every key).
+fn slot_code(slot: KeySlot) -> &'static str {
+    match slot {
+        KeySlot::Primary => "primary",
+        KeySlot::Secondary => "secondary",
     }
 }
 
@@ -58,16 +45,77 @@ impl KeyDeriver {
         mac.update(b"io-api-key\0");
         mac.update(service.as_str().as_bytes());
         mac.update(b"\0");
-        mac.update(slot.code().as_bytes());
+        mac.update(slot_code(slot).as_bytes());
         mac.update(b"\0");
         mac.update(&generation.to_be_bytes());
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
+
+    /// The access of `service` with `groups` and these key generations: what the store keeps,
+    /// the hashes of the two keys in force included.
+    pub fn access(
+        &self,
+        service: &ServiceId,
+        groups: Groups,
+        primary: u64,
+        secondary: u64,
+    ) -> ServiceAccess {
+        ServiceAccess {
+            groups,
+            primary,
+            secondary,
+            primary_hash: key_hash(&self.key(service, KeySlot::Primary, primary)),
+            secondary_hash: key_hash(&self.key(service, KeySlot::Secondary, secondary)),
+        }
+    }
+
+    /// `access` with a new key in `slot` (its generation bumped); the other slot's key keeps
+    /// working, so clients can move to it first.
+    pub fn regenerated(
+        &self,
+        service: &ServiceId,
+        access: &ServiceAccess,
+        slot: KeySlot,
+    ) -> ServiceAccess {
+        let (mut primary, mut secondary) = (access.primary, access.secondary);
+        match slot {
+            KeySlot::Primary => primary += 1,
+            KeySlot::Secondary => secondary += 1,
+        }
+        self.access(service, access.groups.clone(), primary, secondary)
+    }
 }
 
-/// The SHA-256 of a presented key: the lookup key of the key index.
-pub fn key_hash(key: &str) -> [u8; 32] {
+/// The SHA-256 of a key: what the store indexes.
+pub fn key_hash(key: &str) -> KeyHash {
     Sha256::digest(key.as_bytes()).into()
+}
+
+/// The service a presented key belongs to, with its groups, if the key is in force: the
+/// store's index finds the service by the key's hash, the service's access must still name
+/// that hash in that slot, and the key re-derived from the slot's generation must equal the
+/// presented one (compared in constant time: the hash lookup alone would leak nothing, but
+/// the comparison is the authentication).
+pub async fn authenticate<S: Store>(
+    store: &S,
+    deriver: &KeyDeriver,
+    presented: &str,
+) -> Result<Option<(ServiceId, Groups)>, StoreError> {
+    let hash = key_hash(presented);
+    let Some(owner) = store.api_key_owner(&hash).await? else {
+        return Ok(None);
+    };
+    let Some(access) = store.service_access(&owner.service_id).await? else {
+        return Ok(None);
+    };
+    if !constant_time_eq(access.key_hash(owner.slot), &hash) {
+        return Ok(None);
+    }
+    let expected = deriver.key(&owner.service_id, owner.slot, access.generation(owner.slot));
+    if !constant_time_eq(expected.as_bytes(), presented.as_bytes()) {
+        return Ok(None);
+    }
+    Ok(Some((owner.service_id, access.groups)))
 }
 
 /// Compares two byte strings in time independent of where they differ.
@@ -96,6 +144,21 @@ mod tests {
             deriver.key(&ServiceId::parse("svd").unwrap(), KeySlot::Primary, 1)
         );
         assert_ne!(k, KeyDeriver::new(b"other").key(&s, KeySlot::Primary, 1));
+    }
+
+    #[test]
+    fn regenerating_a_slot_changes_only_its_key() {
+        let deriver = KeyDeriver::new(b"secret");
+        let s = ServiceId::parse("svc").unwrap();
+        let access = deriver.access(&s, Groups::default(), 1, 1);
+        assert_eq!(
+            access.primary_hash,
+            key_hash(&deriver.key(&s, KeySlot::Primary, 1))
+        );
+        let next = deriver.regenerated(&s, &access, KeySlot::Secondary);
+        assert_eq!((next.primary, next.secondary), (1, 2));
+        assert_eq!(next.primary_hash, access.primary_hash);
+        assert_ne!(next.secondary_hash, access.secondary_hash);
     }
 
     #[test]

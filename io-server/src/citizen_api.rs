@@ -19,11 +19,10 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use io_core::{FiscalCode, Profile, Store};
+use io_core::{FeedEvent, FeedScope, FiscalCode, Profile, Store, Subscription};
 
 use crate::app::App;
 use crate::problem::{ApiResult, Problem};
-use crate::records::{FeedScope, Subscription};
 
 pub use data_processing::process_due_requests;
 
@@ -32,39 +31,45 @@ pub use data_processing::process_due_requests;
 pub struct Citizen(pub FiscalCode);
 
 /// The `/app/v1` routes.
-pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
     Router::new()
         .route(
             "/profile",
-            get(profile::get_profile).post(profile::post_profile),
+            get(profile::get_profile::<S>).post(profile::post_profile::<S>),
         )
         .route(
             "/services/{service_id}/preferences",
-            get(preferences::get_preference).post(preferences::post_preference),
+            get(preferences::get_preference::<S>).post(preferences::post_preference::<S>),
         )
-        .route("/messages", get(messages::list_messages))
-        .route("/messages/{id}", get(messages::get_message))
+        .route("/messages", get(messages::list_messages::<S>))
+        .route("/messages/{id}", get(messages::get_message::<S>))
         .route(
             "/messages/{id}/message-status",
-            put(messages::put_message_status),
+            put(messages::put_message_status::<S>),
         )
         .route(
             "/installations/{installation_id}",
-            put(installations::put_installation),
+            put(installations::put_installation::<S>),
         )
-        .route("/user-data-processing", post(data_processing::post_request))
+        .route(
+            "/user-data-processing",
+            post(data_processing::post_request::<S>),
+        )
         .route(
             "/user-data-processing/{choice}",
-            get(data_processing::get_request).delete(data_processing::abort_request),
+            get(data_processing::get_request::<S>).delete(data_processing::abort_request::<S>),
         )
         .route(
             "/user-data-processing/DOWNLOAD/archive",
-            get(data_processing::get_archive),
+            get(data_processing::get_archive::<S>),
         )
-        .route_layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
-            crate::app::measure,
+            authenticate::<S>,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::app::measure::<S>,
         ))
         .merge(crate::openapi::route(
             app,
@@ -74,7 +79,11 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
 
 /// Resolves `Authorization: Bearer <token>` to a [`Citizen`]; 401 when missing, expired or
 /// not ours.
-async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+async fn authenticate<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let token = crate::app::bearer_token(request.headers()).map(str::to_string);
     let Some(token) = token else {
         return Problem::unauthorized("missing Authorization: Bearer <token>").into_response();
@@ -89,22 +98,25 @@ async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: N
 }
 
 /// The citizen's profile, or 404.
-async fn profile_of(app: &App, fiscal_code: &FiscalCode) -> ApiResult<Profile> {
+async fn profile_of<S: Store>(app: &App<S>, fiscal_code: &FiscalCode) -> ApiResult<Profile> {
     app.store
         .profile(fiscal_code)
         .await?
         .ok_or_else(|| Problem::not_found("no profile yet: create it with POST /profile"))
 }
 
-/// Records a subscription change of the citizen in the services' feed (io-reference §6).
-async fn record_feed(
-    app: &App,
+/// The feed event of a subscription change of the citizen (io-reference §6), to be written
+/// with the change that causes it.
+fn feed_event<S: Store>(
+    app: &App<S>,
     fiscal_code: &FiscalCode,
     scope: FeedScope,
     change: Subscription,
-) -> Result<(), Problem> {
-    app.records
-        .record_subscription(app.clock.now(), &scope, &fiscal_code.hash(), change)
-        .await
-        .map_err(Problem::from)
+) -> FeedEvent {
+    FeedEvent {
+        at: app.clock.now(),
+        scope,
+        citizen: fiscal_code.hash(),
+        change,
+    }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub struct ServerConfig {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
-    /// The embedded store's directory (also holds the generated secrets).
+    /// The data directory: the embedded store (`<data>/store`) and the generated secrets.
     pub data: PathBuf,
     /// The admin API's bearer token. When unset, one is generated on first start, kept in
     /// `<data>/admin-token` and printed once.
@@ -46,6 +46,50 @@ pub struct ServerConfig {
     pub channels: ChannelsConfig,
     /// Sender callbacks (signed POSTs of every status change).
     pub callbacks: crate::callbacks::CallbacksConfig,
+    /// Which store backend, and its settings.
+    pub store: StoreConfig,
+}
+
+/// The store backend. `kind = "sled"` (the embedded store in `<data>/store`) is the only one
+/// for now; PostgreSQL will be a second kind, chosen by a `match` in [`crate::app`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Which backend.
+    pub kind: StoreKind,
+    /// sled's page cache, in MiB: the bound on the store's share of the process's memory.
+    /// sled's own default (1 GiB) let a small server's resident set reach 1.1 GB; 64 MiB
+    /// (io-store's `DEFAULT_CACHE_BYTES`) keeps a small server small and still holds the hot
+    /// part of the queue and the inboxes. Raise it on a machine with memory to spare for big
+    /// inboxes or deep backlogs.
+    pub cache_mb: u64,
+}
+
+/// The store backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded sled store in `<data>/store`.
+    Sled,
+}
+
+/// Bytes in a MiB.
+const MIB: u64 = 1024 * 1024;
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::Sled,
+            cache_mb: io_store::DEFAULT_CACHE_BYTES / MIB,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The page cache in bytes.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_mb.saturating_mul(MIB)
+    }
 }
 
 /// The notification channels. The inbox is always on; email and push are on when their
@@ -78,6 +122,7 @@ impl Default for ServerConfig {
             engine: EngineConfig::default(),
             channels: ChannelsConfig::default(),
             callbacks: crate::callbacks::CallbacksConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -198,6 +243,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "engine",
     "channels",
     "callbacks",
+    "store",
 ];
 
 /// Why the configuration cannot be used.
@@ -298,6 +344,22 @@ mod tests {
         assert!(config.channels.fcm.is_some());
         let cap = config.engine.rate_limits.per_citizen.unwrap();
         assert_eq!((cap.count.get(), cap.per.as_secs()), (10, 3600));
+    }
+
+    #[test]
+    fn the_store_defaults_to_sled_with_a_small_cache_and_reads_its_section() {
+        let defaults = StoreConfig::default();
+        assert_eq!(defaults.kind, StoreKind::Sled);
+        assert_eq!(defaults.cache_mb, 64);
+        assert_eq!(defaults.cache_bytes(), io_store::DEFAULT_CACHE_BYTES);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("io.toml");
+        std::fs::write(&path, "[store]\nkind = \"sled\"\ncache_mb = 256\n").unwrap();
+        let config = ServerConfig::load(Some(&path)).unwrap();
+        assert_eq!(config.store.cache_bytes(), 256 * 1024 * 1024);
+        std::fs::write(&path, "[store]\nkind = \"postgres\"\n").unwrap();
+        let error = ServerConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(error.contains("postgres"), "{error}");
     }
 
     #[test]

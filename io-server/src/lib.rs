@@ -3,15 +3,18 @@
 //! The HTTP face of io: IO's Services API (`/api/v1`, so an institution integrated with IO
 //! switches by changing its base URL), the citizen API (`/app/v1`), the admin API (`/adm`),
 //! operations endpoints and the `io-server` command line. The engine, store and channels are
-//! the workspace's other crates; this crate only translates HTTP to them.
+//! the workspace's other crates; this crate only translates HTTP to them. It is generic over
+//! the [`io_core::Store`] (`App<S>`): everything it keeps — service access, message flags,
+//! the subscriptions feed, GDPR requests, callback registrations — is a typed record of the
+//! store, and every change that touches several records is one atomic store operation.
 //!
-//! Modules: [`config`] (defaults, TOML, `IO_…`), [`app`] (shared state, router), [`serve`]
-//! (listener, workers, graceful shutdown), one module per API ([`services_api`],
+//! Modules: [`config`] (defaults, TOML, `IO_…`), [`app`] (shared state, store choice, router),
+//! [`serve`] (listener, workers, graceful shutdown), one module per API ([`services_api`],
 //! [`citizen_api`], [`admin_api`], [`ops`]), and the pieces they share: [`problem`]
-//! (problem+json), [`body`] (JSON bodies), [`api_keys`], [`groups`], [`cidr`],
-//! [`institution_limit`], [`citizen_token`], [`records`] (the server's records in the store),
-//! [`secrets`], [`views`] (IO's JSON shapes), [`metrics`], [`callbacks`] (signed sender
-//! callbacks from the journal).
+//! (problem+json), [`body`] (JSON bodies), [`api_keys`] (derivation and authentication),
+//! [`cidr`], [`institution_limit`], [`citizen_token`], [`secrets`], [`views`] (IO's JSON
+//! shapes), [`metrics`], [`callbacks`] (the `[callbacks]` configuration and registrations; the
+//! engine sends them), [`openapi`].
 
 pub mod admin_api;
 pub mod api_keys;
@@ -22,13 +25,11 @@ pub mod cidr;
 pub mod citizen_api;
 pub mod citizen_token;
 pub mod config;
-pub mod groups;
 pub mod institution_limit;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
-pub mod records;
 pub mod secrets;
 pub mod serve;
 pub mod services_api;

@@ -55,6 +55,7 @@ struct Tables {
     rejected: BTreeMap<&'static str, u64>,
     deliveries: BTreeMap<(&'static str, &'static str), u64>,
     retries: BTreeMap<&'static str, u64>,
+    outcome_unknown: BTreeMap<&'static str, u64>,
     requests: BTreeMap<(String, String, u16), Histogram>,
     delivered_latency: BTreeMap<&'static str, Histogram>,
 }
@@ -142,6 +143,17 @@ impl Metrics {
                 "io_delivery_retries_total{{channel=\"{channel}\"}} {n}"
             );
         }
+        counter(
+            &mut out,
+            "io_delivery_outcome_unknown_total",
+            "Attempts whose outcome was lost (the process stopped while the provider was called), by channel: the provider may have been contacted.",
+        );
+        for (channel, n) in &tables.outcome_unknown {
+            let _ = writeln!(
+                out,
+                "io_delivery_outcome_unknown_total{{channel=\"{channel}\"}} {n}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP io_backlog_tasks Queued engine tasks.\n# TYPE io_backlog_tasks gauge\nio_backlog_tasks {backlog}"
@@ -181,6 +193,13 @@ impl Observer for Metrics {
             JournalEvent::Rejected { reason } => {
                 *self.tables().rejected.entry(reason.as_str()).or_default() += 1;
             }
+            JournalEvent::OutcomeUnknown { channel, .. } => {
+                *self
+                    .tables()
+                    .outcome_unknown
+                    .entry(channel.as_str())
+                    .or_default() += 1;
+            }
             JournalEvent::Expired { channel } => {
                 *self
                     .tables()
@@ -213,5 +232,33 @@ impl Observer for Metrics {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use io_core::{ChannelKind, MessageId, ServiceId, Timestamp};
+
+    #[test]
+    fn lost_outcomes_are_counted_by_channel() {
+        let metrics = Metrics::default();
+        let service = ServiceId::parse("svc").unwrap();
+        let message: MessageId = "01J0000000000000000000000A".parse().unwrap();
+        for channel in [ChannelKind::Email, ChannelKind::Email, ChannelKind::Push] {
+            metrics.committed(Committed {
+                message,
+                service_id: &service,
+                at: Timestamp::from_millis(0),
+                event: &JournalEvent::OutcomeUnknown {
+                    channel,
+                    attempt: 1,
+                },
+            });
+        }
+        let text = metrics.render(0);
+        assert!(text.contains("# TYPE io_delivery_outcome_unknown_total counter"));
+        assert!(text.contains("io_delivery_outcome_unknown_total{channel=\"email\"} 2"));
+        assert!(text.contains("io_delivery_outcome_unknown_total{channel=\"push\"} 1"));
     }
 }

@@ -21,6 +21,7 @@ use axum::body::Bytes;
 use axum::http::header;
 use axum::middleware;
 use axum::routing::get;
+use io_core::Store;
 use serde_json::{Map, Value, json};
 
 pub use admin::admin_api_document;
@@ -39,7 +40,7 @@ pub const DOCUMENT_PATH: &str = "/openapi.json";
 
 /// The route serving `document` at [`DOCUMENT_PATH`], without authentication: merge it into an
 /// API's router after the authentication layer.
-pub fn route(app: Arc<App>, document: Value) -> Router<Arc<App>> {
+pub fn route<S: Store>(app: Arc<App<S>>, document: Value) -> Router<Arc<App<S>>> {
     let body = Bytes::from(serde_json::to_vec(&document).expect("a JSON value serializes"));
     Router::new()
         .route(
@@ -49,7 +50,10 @@ pub fn route(app: Arc<App>, document: Value) -> Router<Arc<App>> {
                 async move { ([(header::CONTENT_TYPE, "application/json")], body) }
             }),
         )
-        .route_layer(middleware::from_fn_with_state(app, crate::app::measure))
+        .route_layer(middleware::from_fn_with_state(
+            app,
+            crate::app::measure::<S>,
+        ))
 }
 
 /// The `paths` object of a document, filled one operation at a time.

@@ -14,18 +14,18 @@ use crate::app::App;
 use crate::problem::{ApiResult, Problem};
 
 /// The operations routes.
-pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz::<S>))
+        .route("/metrics", get(metrics::<S>))
         .route_layer(axum::middleware::from_fn_with_state(
             app,
-            crate::app::measure,
+            crate::app::measure::<S>,
         ))
 }
 
-async fn readyz(State(app): State<Arc<App>>) -> ApiResult<&'static str> {
+async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> ApiResult<&'static str> {
     if !app.is_ready() {
         return Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -36,7 +36,7 @@ async fn readyz(State(app): State<Arc<App>>) -> ApiResult<&'static str> {
     Ok("ready")
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> ApiResult<impl IntoResponse> {
+async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> ApiResult<impl IntoResponse> {
     let backlog = app.store.backlog().await?;
     Ok((
         [(

@@ -108,6 +108,9 @@ impl From<io_core::StoreError> for Problem {
     fn from(error: io_core::StoreError) -> Self {
         match error {
             io_core::StoreError::Conflict { .. } => Self::conflict(error.to_string()),
+            io_core::StoreError::Taken { .. } => {
+                Self::new(StatusCode::PRECONDITION_FAILED, error.to_string())
+            }
             error if error.is_retriable() => Self::unavailable(error),
             error => Self::internal(error),
         }

@@ -1,12 +1,14 @@
-//! Running the server: the HTTP listener, the engine's worker loops and the GDPR requests'
-//! sweep, with a graceful shutdown that stops accepting, lets requests, rounds and a sweep in
-//! flight finish (so leases are released by their commits, not left to expire), and flushes
-//! the store.
+//! Running the server: the HTTP listener, the engine's worker loops (which also send the
+//! sender callbacks) and the GDPR requests' sweep, with a graceful shutdown that stops
+//! accepting and lets requests, rounds and a sweep in flight finish, so leases are released by
+//! their commits, not left to expire. Every store write the server waits for is durable when
+//! it returns, so there is nothing to flush at the end.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use io_core::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -42,7 +44,7 @@ impl Running {
 /// process with workers also carries out due GDPR requests
 /// ([`crate::citizen_api::data_processing::run`]); an accept-only process (`workers = 0`)
 /// leaves that, like deliveries, to the processes that work.
-pub fn start(app: Arc<App>, listener: TcpListener) -> std::io::Result<Running> {
+pub fn start<S: Store>(app: Arc<App<S>>, listener: TcpListener) -> std::io::Result<Running> {
     let local_addr = listener.local_addr()?;
     let (shutdown, mut stop) = watch::channel(false);
     let mut workers = Vec::new();
@@ -54,14 +56,6 @@ pub fn start(app: Arc<App>, listener: TcpListener) -> std::io::Result<Running> {
     if app.config.workers > 0 {
         let sweep = crate::citizen_api::data_processing::run(app.clone(), shutdown.subscribe());
         workers.push(tokio::spawn(sweep));
-        let callbacks = app.callbacks.clone();
-        let stop = shutdown.subscribe();
-        workers.push(tokio::spawn(async move {
-            if let Err(error) = callbacks.load().await {
-                tracing::error!(%error, "callbacks: could not read the registrations");
-            }
-            callbacks.run(stop).await;
-        }));
     }
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let app_for_task = app.clone();
@@ -81,10 +75,6 @@ pub fn start(app: Arc<App>, listener: TcpListener) -> std::io::Result<Running> {
         for worker in workers {
             let _ = worker.await;
         }
-        app.store
-            .sync()
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
         tracing::info!("stopped");
         served
     });

@@ -1,7 +1,7 @@
 //! The Services API under `/api/v1`: what institutions call, with IO's paths, field names,
 //! status codes and headers (io-reference §6), so that a client written for IO works by
 //! changing only its base URL. Authentication, source-IP check and the per-institution rate
-//! limit run in [`authenticate`] before any handler.
+//! limit run in `authenticate` before any handler.
 
 pub mod activations;
 pub mod messages;
@@ -16,10 +16,9 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use io_core::{FiscalCode, MessageId, Service, ServiceId, Store};
+use io_core::{FiscalCode, Group, Groups, MessageId, Service, ServiceId, Store};
 
 use crate::app::{App, source_ip};
-use crate::groups::{Group, Groups};
 use crate::institution_limit::Verdict;
 use crate::problem::Problem;
 
@@ -66,25 +65,34 @@ impl ServiceCaller {
 }
 
 /// The `/api/v1` routes.
-pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
     Router::new()
-        .route("/messages", post(messages::submit_with_body_recipient))
-        .route("/messages/{fiscal_code}", post(messages::submit_to))
-        .route("/messages/{fiscal_code}/{id}", get(messages::get_message))
-        .route("/profiles", post(profiles::profile_by_body))
-        .route("/profiles/{fiscal_code}", get(profiles::profile_by_path))
+        .route("/messages", post(messages::submit_with_body_recipient::<S>))
+        .route("/messages/{fiscal_code}", post(messages::submit_to::<S>))
+        .route(
+            "/messages/{fiscal_code}/{id}",
+            get(messages::get_message::<S>),
+        )
+        .route("/profiles", post(profiles::profile_by_body::<S>))
+        .route(
+            "/profiles/{fiscal_code}",
+            get(profiles::profile_by_path::<S>),
+        )
         .route(
             "/subscriptions-feed/{date}",
-            get(profiles::subscriptions_feed),
+            get(profiles::subscriptions_feed::<S>),
         )
         .route(
             "/activations",
-            post(activations::get_activation).put(activations::put_activation),
+            post(activations::get_activation::<S>).put(activations::put_activation::<S>),
         )
-        .route_layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
-            crate::app::measure,
+            authenticate::<S>,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::app::measure::<S>,
         ))
         .merge(crate::openapi::route(
             app,
@@ -94,8 +102,8 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
 
 /// Authenticates the key, checks the source address against `authorized_cidrs` and counts the
 /// call against the institution's rate limit; adds the rate-limit headers to the answer.
-async fn authenticate(
-    State(app): State<Arc<App>>,
+async fn authenticate<S: Store>(
+    State(app): State<Arc<App<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request,
     next: Next,
@@ -141,8 +149,8 @@ async fn authenticate(
     response
 }
 
-async fn identify(
-    app: &App,
+async fn identify<S: Store>(
+    app: &App<S>,
     peer: SocketAddr,
     key: Option<&str>,
     forwarded: Option<&str>,
@@ -151,9 +159,7 @@ async fn identify(
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| Problem::unauthorized("missing Ocp-Apim-Subscription-Key header"))?;
-    let (service_id, groups) = app
-        .records
-        .authenticate(key, &app.keys)
+    let (service_id, groups) = crate::api_keys::authenticate(&*app.store, &app.keys, key)
         .await?
         .ok_or_else(|| Problem::unauthorized("the subscription key is not valid"))?;
     let service =

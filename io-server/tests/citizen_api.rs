@@ -5,38 +5,13 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use io_core::{Clock, FiscalCode, Store, Timestamp};
-use io_server::citizen_api::data_processing::{Choice, DataRequest, RequestStatus, SWEEP_INTERVAL};
+use io_core::{Choice, DataRequest, EmailAddress, FiscalCode, RequestStatus, Store, Timestamp};
+use io_server::citizen_api::data_processing::SWEEP_INTERVAL;
 use io_server::citizen_api::process_due_requests;
 use io_server::citizen_token::Hs256Tokens;
-use io_server::records::ScheduledRequest;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use support::*;
-
-/// A clock that moves only when the test sets it: tests that read the subscriptions feed of
-/// "today" need a day that cannot change under them, and GDPR deadlines are reached by
-/// setting the time, not by waiting.
-struct TestClock(AtomicI64);
-
-impl TestClock {
-    fn at(start: Timestamp) -> Arc<Self> {
-        Arc::new(Self(AtomicI64::new(start.as_millis())))
-    }
-
-    fn set(&self, now: Timestamp) {
-        self.0.store(now.as_millis(), Ordering::SeqCst);
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
-    }
-}
 
 const DAY_MILLIS: i64 = 24 * 3600 * 1000;
 
@@ -158,15 +133,25 @@ async fn the_recommended_sender_protocol_end_to_end() {
         .await;
     assert_eq!(profile["sender_allowed"], true);
     let id = send(&server, &key, CITIZEN).await;
-    // Invisible to the citizen until PROCESSED.
-    let page = citizen_get(&server, "/messages", &token).await;
-    assert_eq!(page["items"], json!([]));
-    let response = server
-        .citizen(Method::GET, &format!("/messages/{id}"), &token)
-        .send()
+    // Decided at accept, in the same write: PROCESSED and in the inbox once the 201 is sent,
+    // with no worker involved.
+    let status: Value = server
+        .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
+        .fetch_json()
+        .await;
+    assert_eq!(status["status"], "PROCESSED");
+    let deliveries = server
+        .app
+        .store
+        .deliveries(&id.parse().unwrap())
         .await
         .unwrap();
-    expect_problem(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].state, io_core::DeliveryState::Sent);
+    assert_eq!(
+        ids_of(&citizen_get(&server, "/messages", &token).await),
+        [id.as_str()]
+    );
     server.drain().await;
     let status: Value = server
         .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
@@ -736,8 +721,8 @@ async fn inbox_pages_newest_first_with_cursors_and_the_archived_filter() {
         ids.push(send(&server, &key, CITIZEN).await);
     }
     server.drain().await;
-    // Accepted but not yet processed: not in the inbox.
-    let pending = send(&server, &key, CITIZEN).await;
+    // A message to someone else is not in this inbox.
+    let theirs = send(&server, &key, OTHER_CITIZEN).await;
     ids.reverse(); // newest first
     let page = |query: Vec<(&'static str, String)>| {
         let server = &server;
@@ -777,7 +762,7 @@ async fn inbox_pages_newest_first_with_cursors_and_the_archived_filter() {
     assert_eq!(ids_of(&between), ids[2..5]);
     let all = page(vec![]).await;
     assert_eq!(ids_of(&all), ids);
-    assert!(!ids.contains(&pending));
+    assert!(!ids.contains(&theirs));
     // Archive one message of the first page and one of the second.
     for id in [&ids[1], &ids[4]] {
         let response = set_status(
@@ -1510,23 +1495,19 @@ async fn a_delete_request_waits_its_grace_period_can_be_aborted_and_then_erases_
         ask(&server, &token, "DELETE").await.status(),
         StatusCode::CREATED
     );
-    // A stray hint for the aborted request's deadline (as a crash between the abort and its
-    // clean-up would leave) must not carry the new request out early.
-    server
-        .app
-        .records
-        .schedule_data_request(&ScheduledRequest {
-            due: at(FIXED_NOW.as_millis() + grace),
-            fiscal_code: citizen.clone(),
-            choice: "DELETE".into(),
-        })
-        .await
-        .unwrap();
+    // The aborted request's deadline does not carry the new request out early.
+    assert_eq!(
+        process_due_requests(&server.app, at(FIXED_NOW.as_millis() + grace))
+            .await
+            .unwrap(),
+        1,
+        "only the DOWNLOAD"
+    );
     let before = at(asked.as_millis() + grace - 1);
     assert_eq!(
         process_due_requests(&server.app, before).await.unwrap(),
-        1,
-        "only the DOWNLOAD"
+        0,
+        "not a millisecond early"
     );
     assert_eq!(
         citizen_get(&server, "/user-data-processing/DELETE", &token).await["status"],
@@ -1577,12 +1558,7 @@ async fn a_delete_request_waits_its_grace_period_can_be_aborted_and_then_erases_
     assert!(store.preferences_of(&citizen).await.unwrap().is_empty());
     assert!(store.activations_of(&citizen).await.unwrap().is_empty());
     assert_eq!(
-        server
-            .app
-            .records
-            .message_flags(&citizen, &mine_id)
-            .await
-            .unwrap(),
+        store.message_flags(&citizen, &mine_id).await.unwrap(),
         Default::default()
     );
     // The DOWNLOAD request went with the rest; the journal stays, naming no one.
@@ -1611,10 +1587,8 @@ async fn a_delete_request_waits_its_grace_period_can_be_aborted_and_then_erases_
         .unwrap();
     expect_problem(unknown, StatusCode::NOT_FOUND).await;
     assert_eq!(
-        server
-            .app
-            .records
-            .email_owner("mario@example.org")
+        store
+            .email_owner(&EmailAddress::parse("mario@example.org").unwrap())
             .await
             .unwrap(),
         None
@@ -1641,52 +1615,67 @@ async fn a_delete_request_waits_its_grace_period_can_be_aborted_and_then_erases_
 }
 
 #[tokio::test]
-async fn a_schedule_entry_is_kept_while_its_request_is_being_written_and_dropped_an_hour_late() {
-    let server = TestServer::start().await;
-    let records = &server.app.records;
+async fn a_request_is_due_from_its_due_time_until_it_is_carried_out() {
+    let clock = TestClock::at(FIXED_NOW);
+    let server = TestServer::start_with_clock(test_config(), clock.clone()).await;
+    let store = &server.app.store;
     let citizen = FiscalCode::parse(CITIZEN).unwrap();
-    let entry = |fiscal_code: &FiscalCode, choice: &str| ScheduledRequest {
-        due: FIXED_NOW,
-        fiscal_code: fiscal_code.clone(),
-        choice: choice.into(),
-    };
-    // POST writes the schedule entry, then the request: a sweep in between keeps the entry.
-    records
-        .schedule_data_request(&entry(&citizen, "DOWNLOAD"))
-        .await
-        .unwrap();
+    let token = server.citizen_token(CITIZEN).await;
     assert_eq!(
-        process_due_requests(&server.app, FIXED_NOW).await.unwrap(),
-        0
+        ask(&server, &token, "DOWNLOAD").await.status(),
+        StatusCode::CREATED
     );
-    let request = DataRequest {
-        choice: Choice::Download,
-        status: RequestStatus::Pending,
-        created_at: FIXED_NOW,
-        updated_at: FIXED_NOW,
-        due_at: FIXED_NOW,
-    };
-    records
-        .put_data_request(&citizen, "DOWNLOAD", Some(&request))
-        .await
-        .unwrap();
+    assert_eq!(
+        ask(&server, &token, "DELETE").await.status(),
+        StatusCode::CREATED
+    );
+    // Both are open, only the DOWNLOAD is due: the DELETE waits its grace period.
+    let due = store.due_data_requests(FIXED_NOW, None, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].fiscal_code.clone(), due[0].request.choice),
+        (citizen.clone(), Choice::Download)
+    );
+    assert_eq!(due[0].request.status, RequestStatus::Pending);
     let later = at(FIXED_NOW.as_millis() + 60_000);
     assert_eq!(process_due_requests(&server.app, later).await.unwrap(), 1);
-    let done: DataRequest = records
-        .data_request(&citizen, "DOWNLOAD")
+    let done: DataRequest = store
+        .data_request(&citizen, Choice::Download)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(done.status, RequestStatus::Closed);
-    // An entry no request asks for goes an hour after its due time.
-    let orphan = entry(&FiscalCode::parse(OTHER_CITIZEN).unwrap(), "DELETE");
-    records.schedule_data_request(&orphan).await.unwrap();
-    for (millis, kept) in [(3_600_000 - 1, true), (3_600_000, false)] {
-        let now = at(FIXED_NOW.as_millis() + millis);
-        assert_eq!(process_due_requests(&server.app, now).await.unwrap(), 0);
-        let scheduled = records.due_data_requests(now, None, 10).await.unwrap();
-        assert_eq!(scheduled == [orphan.clone()], kept, "{millis}");
-    }
+    assert_eq!(
+        (done.status, done.updated_at),
+        (RequestStatus::Closed, later)
+    );
+    // Carried out, it leaves the index in the same write: nothing more is due.
+    assert!(
+        store
+            .due_data_requests(later, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(process_due_requests(&server.app, later).await.unwrap(), 0);
+    // An aborted DELETE leaves it too: its deadline passes without effect.
+    assert_eq!(
+        abort(&server, &token, "DELETE").await.status(),
+        StatusCode::OK
+    );
+    let grace = i64::try_from(server.app.config.gdpr.delete_grace_secs * 1000).unwrap();
+    let deadline = at(FIXED_NOW.as_millis() + grace);
+    assert!(
+        store
+            .due_data_requests(deadline, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        process_due_requests(&server.app, deadline).await.unwrap(),
+        0
+    );
+    assert!(store.profile(&citizen).await.unwrap().is_none());
 }
 
 #[tokio::test(start_paused = true)]
@@ -1705,8 +1694,8 @@ async fn a_server_with_workers_sweeps_due_requests_in_the_background_and_finishe
     tokio::time::advance(SWEEP_INTERVAL).await;
     server.stop().await;
     let request: DataRequest = app
-        .records
-        .data_request(&FiscalCode::parse(CITIZEN).unwrap(), "DOWNLOAD")
+        .store
+        .data_request(&FiscalCode::parse(CITIZEN).unwrap(), Choice::Download)
         .await
         .unwrap()
         .unwrap();

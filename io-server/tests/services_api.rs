@@ -37,12 +37,14 @@ async fn submit_then_poll_until_processed_with_the_location_header() {
         .to_string();
     assert_eq!(location, format!("/api/v1/messages/{CITIZEN}/{id}"));
 
+    // Decided at accept (`engine.decide_at_accept`), in the write the 201 waited for: already
+    // PROCESSED, the inbox delivery SENT, and nothing left for a worker.
     let before: Value = server
         .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
         .fetch_json()
         .await;
-    assert_eq!(before["status"], "ACCEPTED");
-    server.drain().await;
+    assert_eq!(before["status"], "PROCESSED");
+    assert_eq!(server.drain_count().await, 0);
     let after: Value = server
         .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
         .fetch_json()
@@ -655,11 +657,13 @@ async fn an_institution_over_its_rate_limit_gets_429_with_retry_after_across_its
 async fn submits_beyond_the_backlog_bound_get_429_and_nothing_acknowledged_is_lost() {
     let mut config = test_config();
     config.max_backlog = 3;
+    // Decisions in process tasks, so that each accepted message is one queued task.
+    config.engine.decide_at_accept = false;
     let server = TestServer::start_with(config).await;
     server.put_profile(CITIZEN).await;
     let (_, key) = server.create_service(ALL_GROUPS).await;
     let mut accepted = Vec::new();
-    // No worker runs: the backlog only grows. Each accepted message is one process task.
+    // No worker runs: the backlog only grows.
     let refused = loop {
         let response = server
             .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)

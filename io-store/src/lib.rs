@@ -2,12 +2,13 @@
 //!
 //! Durable [`io_core::Store`] implementations.
 //!
-//! - [`sled_store`]: [`SledStore`], the embedded default: one process, one directory, atomic
-//!   multi-tree transactions and group commit (many concurrent writers share one flush).
+//! - [`sled_store`]: [`SledStore`], the embedded default: one process, one directory, one sled
+//!   tree written by one committer thread in atomic batches with group commit (many concurrent
+//!   writers share one batch and one flush), and the task queue in memory.
 //!
 //! Every backend passes the conformance suite in `tests/conformance.rs`, written once against
 //! the `Store` trait.
 
 pub mod sled_store;
 
-pub use sled_store::{Durability, SledStore, SledStoreError};
+pub use sled_store::{DEFAULT_CACHE_BYTES, Durability, SledStore, SledStoreError};

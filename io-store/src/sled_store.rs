@@ -1,46 +1,58 @@
 //! [`SledStore`]: the `Store` on sled 0.34, embedded in the process.
 //!
-//! Layout (one sled tree each; key layouts in `sled_store/keys.rs`): `services`, `profiles`,
-//! `preferences` (fiscal code + service + settings version), `activations` (service + fiscal
-//! code, the decision's lookup: a citizen's activations are found by scanning them all, which
-//! only GDPR requests do, rather than through a second index that every write would have to
-//! keep and that existing stores would lack), `installations` (fiscal code + installation),
-//! `messages` (by ULID), `inbox` (fiscal code + ULID), `recipients` (fiscal code + ULID: every
-//! accepted message, whatever became of it), `idempotency` (service + key), `queue` (service +
-//! due time + task: process and delivery tasks in one per-service time order, which is what the
-//! fair scheduler walks), `leases` (task → token and end), `deliveries`, `journal` (message +
-//! seq), `journal_heads`.
+//! **One tree, one writer.** Every record lives in one sled tree, its kind named by the key's
+//! first byte (layouts in `sled_store/keys.rs`), so that any group of writes is one atomic
+//! `apply_batch`, cheaper than a transaction over several trees. Every write goes through the
+//! committer thread (`sled_store/committer.rs`), which combines the writes waiting at the time
+//! into one batch and one flush (group commit); reads go straight to the tree.
 //!
-//! `recipients` is written with each accept; a store created before it existed opens with it
-//! empty, so the messages accepted earlier are neither listed by `messages_to` nor found by
-//! `erase_citizen`.
+//! **A message is three records**: its body (`m`, written once), its state (`s`: status,
+//! deliveries, journal, callback outbox — `sled_store/message_state.rs`), and its index
+//! entries (inbox `i`, recipients `r`). A delivery's outcome with its journal entry is one
+//! write of one key.
 //!
-//! Every write method is one sled transaction over the trees it touches; those that must be
-//! durable then wait for the group-commit flusher (`sled_store/committer.rs`). Erasing a
-//! citizen (`sled_store/erase.rs`) is one transaction too, which the committer runs alone.
+//! **The queue is in memory** (`sled_store/scheduler.rs`): the process owns the store, so
+//! claims and leases need no write, and opening the store rebuilds the queue from the states
+//! of the messages still open — with every lease released at once. To find those without
+//! reading every message ever stored, the committer keeps a *watermark*: open messages older
+//! than it are listed (`o`), newer ones are found by scanning the states from it.
+//!
+//! The pipeline's jobs are in `sled_store/pipeline.rs`, the citizen's records in
+//! `sled_store/citizens.rs`, services in `sled_store/reference.rs`, GDPR requests and erasure
+//! in `sled_store/gdpr.rs`.
 
+mod citizens;
 mod committer;
-mod erase;
+mod fast_hash;
+mod gdpr;
+mod journal;
 mod keys;
+mod message_state;
+mod pipeline;
+mod reference;
+mod scheduler;
 
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use io_core::{
-    AcceptOutcome, AcceptRecord, Activation, Delivery, DeliveryId, DeliveryRecord, ErasureReport,
-    FiscalCode, Installation, InstallationId, JournalEntry, JournalEvent, JournalHead, Lease,
-    MessageId, MessageStatus, ProcessRecord, Profile, RecordEntry, RecordSpace, Service, ServiceId,
-    ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
+    AcceptOutcome, AcceptRecord, Activation, ApiKeyOwner, AttemptStart, CallbackCursor,
+    CallbackRecord, CallbackTarget, Choice, DataRequest, DayFeed, Delivery, DeliveryId,
+    DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, FeedDay, FeedEvent,
+    FeedScope, FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation, InstallationId,
+    KeyHash, Message, MessageFlags, MessageId, ProcessRecord, Profile, Service, ServiceAccess,
+    ServiceId, ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 
-use committer::{Committer, Job, Output, PipelineTrees, Tx, TxResult, from_tx};
+use committer::{Committer, Output, Shared};
+use keys::kind;
+use message_state::MessageState;
+use scheduler::Scheduler;
 
 /// When a write counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,15 +64,35 @@ pub enum Durability {
     Buffered,
 }
 
+/// sled's page cache when nothing else is asked: enough for a small server's working set
+/// (sled's own default, 1 GiB, is never given back and dominated the process's memory).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The store format this version writes: version 2 is one tree with an in-memory queue.
+const FORMAT: &[u8] = b"2";
+
 /// Opening the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SledStoreError {
     /// sled could not open the directory (a lock error means another process uses it).
     #[error("cannot open sled store: {0}")]
     Open(#[from] sled::Error),
-    /// The flusher thread could not start.
-    #[error("cannot start the flusher thread: {0}")]
+    /// The committer thread could not start.
+    #[error("cannot start the committer thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// The directory holds a store of another format.
+    #[error(
+        "the store was written by another version of io (format {found:?}, this version reads {expected:?}); open it with the version that wrote it"
+    )]
+    Format {
+        /// The format found.
+        found: String,
+        /// The format this version reads.
+        expected: String,
+    },
+    /// A record needed to rebuild the queue does not decode.
+    #[error("cannot rebuild the task queue: {0}")]
+    Rebuild(StoreError),
 }
 
 /// The embedded store. Cheap to clone (shared handles).
@@ -70,52 +102,16 @@ pub struct SledStore {
 }
 
 struct Inner {
-    services: sled::Tree,
-    profiles: sled::Tree,
-    preferences: sled::Tree,
-    activations: sled::Tree,
-    installations: sled::Tree,
-    pipeline: PipelineTrees,
+    shared: Arc<Shared>,
     durability: Durability,
-    /// Declared after the trees and before `db`: dropped (and joined) before the database.
+    /// The next `start_attempts` round's id (unique across openings).
+    rounds: AtomicU64,
+    /// Declared before `shared`'s last handle: dropped (and joined) before the database.
     committer: Committer,
-    backlog: AtomicI64,
-    /// Auxiliary record spaces, opened on first use.
-    record_spaces: Mutex<HashMap<RecordSpace, sled::Tree>>,
-    db: sled::Db,
 }
 
-/// A write of a versioned record (service, profile).
-struct VersionedWrite<'a> {
-    tree: &'a sled::Tree,
-    what: &'static str,
-    key: &'a [u8],
-    version: u64,
-    first: u64,
-    value: Vec<u8>,
-}
-
-/// The stored form of an idempotency record.
-#[derive(Serialize, Deserialize)]
-struct IdempotencyEntry {
-    message_id: MessageId,
-    content_hash: String,
-    expires_at: Timestamp,
-}
-
-/// The stored form of a lease.
-#[derive(Serialize, Deserialize)]
-struct LeaseEntry {
-    token: u64,
-    until: Timestamp,
-}
-
-fn backend(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(error.to_string())
-}
-
+/// Plain data serializes; an empty value would fail to decode, never pass silently.
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Our records are plain data: serializing them cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
 }
 
@@ -126,61 +122,8 @@ fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> Res
     })
 }
 
-fn tx_decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> TxResult<T> {
-    decode(what, bytes).map_err(ConflictableTransactionError::Abort)
-}
-
-/// The message id of an `inbox` or `recipients` key.
-fn citizen_message_id(what: &'static str, key: &[u8]) -> Result<MessageId, StoreError> {
-    keys::citizen_message_id(key).ok_or_else(|| StoreError::Corrupt {
-        what,
-        detail: "malformed key".into(),
-    })
-}
-
-/// Appends `events` to a message's journal inside a transaction.
-fn append_journal(
-    tx: &Tx<'_>,
-    message: &MessageId,
-    at: Timestamp,
-    events: &[JournalEvent],
-) -> TxResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut head: Option<JournalHead> = match tx.journal_heads.get(message.to_bytes())? {
-        Some(bytes) => Some(tx_decode("journal_heads", &bytes)?),
-        None => None,
-    };
-    for event in events {
-        let entry = JournalEntry::append_after(head.as_ref(), at, event.clone());
-        tx.journal
-            .insert(&keys::journal(message, entry.seq), entry.to_bytes())?;
-        head = Some(entry.head());
-    }
-    if let Some(head) = head {
-        tx.journal_heads
-            .insert(&message.to_bytes(), encode(&head))?;
-    }
-    Ok(())
-}
-
-/// Checks that `task` still holds its lease, then releases it and its queue entry.
-fn release_lease(tx: &Tx<'_>, task: &Task) -> TxResult<()> {
-    let id = keys::task_id(&task.kind);
-    let held = match tx.leases.get(id)? {
-        Some(bytes) => tx_decode::<LeaseEntry>("leases", &bytes)?.token == task.lease.token,
-        None => false,
-    };
-    if !held {
-        return Err(ConflictableTransactionError::Abort(StoreError::LeaseLost {
-            task: format!("{:?}", task.kind),
-        }));
-    }
-    tx.leases.remove(&id)?;
-    tx.queue
-        .remove(keys::queue(&task.service_id, task.lease.until, &task.kind))?;
-    Ok(())
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
 }
 
 /// How long `open` waits for the directory's lock. sled releases it from its own background
@@ -203,47 +146,177 @@ fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, SledStoreErr
     }
 }
 
-/// The committer job of one processing decision.
-fn process_job(record: ProcessRecord) -> Job {
-    let id = record.message.id;
-    let deliveries: Vec<([u8; 17], Vec<u8>, Vec<u8>)> = record
-        .deliveries
-        .iter()
-        .map(|d| {
-            let queue_key = keys::queue(&d.service_id, d.next_attempt_at, &TaskKind::Deliver(d.id));
-            (keys::delivery(&d.id), encode(d), queue_key)
-        })
-        .collect();
-    let inbox_key = record
-        .into_inbox
-        .then(|| keys::citizen_message(&record.message.body.fiscal_code, &id));
-    // Encoded here, off the committer thread, which only checks the lease and writes bytes.
-    let stored = encode(&StoredMessage {
-        message: record.message,
-        status: record.status,
-        updated_at: record.at,
-    });
-    let (task, at, events) = (record.task, record.at, record.events);
-    Box::new(move |tx| {
-        release_lease(tx, &task)?;
-        tx.messages.insert(&id.to_bytes(), stored.as_slice())?;
-        if let Some(inbox_key) = &inbox_key {
-            tx.inbox.insert(inbox_key.as_slice(), &[])?;
+/// Checks (or, for a new store, writes) the format marker.
+fn check_format(db: &sled::Db, tree: &sled::Tree) -> Result<(), SledStoreError> {
+    match tree.get([kind::FORMAT])? {
+        Some(found) if found.as_ref() == FORMAT => Ok(()),
+        Some(found) => Err(SledStoreError::Format {
+            found: String::from_utf8_lossy(&found).into_owned(),
+            expected: String::from_utf8_lossy(FORMAT).into_owned(),
+        }),
+        None => {
+            // The first format kept one tree per record kind, `messages` among them.
+            if db
+                .tree_names()
+                .iter()
+                .any(|name| name.as_ref() == b"messages")
+            {
+                return Err(SledStoreError::Format {
+                    found: "1".into(),
+                    expected: String::from_utf8_lossy(FORMAT).into_owned(),
+                });
+            }
+            tree.insert([kind::FORMAT], FORMAT)?;
+            Ok(())
         }
-        for (key, value, queue_key) in &deliveries {
-            tx.deliveries.insert(key, value.as_slice())?;
-            tx.queue.insert(queue_key.as_slice(), &[])?;
+    }
+}
+
+/// Queues the tasks a message's state implies.
+fn queue_tasks_of(
+    scheduler: &mut Scheduler,
+    message: MessageId,
+    state: &MessageState,
+) -> Result<(), StoreError> {
+    let header = &state.header;
+    if header.status == io_core::MessageStatus::Accepted {
+        scheduler.put(
+            TaskKind::Process(message),
+            &header.service_id,
+            header.created_at,
+        );
+    }
+    for delivery in state.decoded_deliveries(message)? {
+        if !delivery.state.is_final() {
+            scheduler.put(
+                TaskKind::Deliver(delivery.id),
+                &header.service_id,
+                delivery.next_attempt_at,
+            );
         }
-        append_journal(tx, &id, at, &events)?;
-        Ok(Output::QueueDelta(deliveries.len() as i64 - 1))
-    })
+    }
+    if let Some(outbox) = header.outbox {
+        let due = match outbox.due {
+            Some(due) => Some(due),
+            // Behind its journal: due since forever.
+            None if state.outbox_is_behind() => Some(Timestamp::EPOCH),
+            None => None,
+        };
+        if let Some(due) = due {
+            scheduler.put(TaskKind::Callback(message), &header.service_id, due);
+        }
+    }
+    Ok(())
+}
+
+/// Records the attempts that a dead process started and never finished: each delivery listed
+/// by an `ATTEMPTS` record with a greater attempt number than its state counts gets that
+/// attempt counted and its outcome pending, so the next claim journals it as unknown. One
+/// atomic batch, which also removes every round record.
+fn recover_attempts(db: &sled::Db, tree: &sled::Tree) -> Result<(), StoreError> {
+    let mut states: std::collections::BTreeMap<MessageId, MessageState> = Default::default();
+    let mut batch = sled::Batch::default();
+    let mut found = false;
+    for item in tree.scan_prefix([kind::ATTEMPTS]) {
+        let (key, value) = item.map_err(backend)?;
+        found = true;
+        batch.remove(key);
+        let entries = pipeline::round_entries(&value).ok_or_else(|| StoreError::Corrupt {
+            what: "attempts",
+            detail: "malformed record".into(),
+        })?;
+        for (delivery, attempt) in entries {
+            let state = match states.entry(delivery.message) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    match tree
+                        .get(keys::message(kind::STATE, &delivery.message))
+                        .map_err(backend)?
+                    {
+                        Some(bytes) => entry.insert(MessageState::decode(&bytes)?),
+                        None => continue, // erased
+                    }
+                }
+            };
+            let Some(mut stored) = state.delivery(delivery.message, delivery.channel)? else {
+                continue;
+            };
+            if stored.state.is_final() || stored.attempts >= attempt {
+                continue; // its outcome was recorded
+            }
+            tracing::warn!(delivery = %delivery, attempt, "an attempt was cut short by a crash; its outcome is unknown");
+            stored.attempts = attempt;
+            stored.outcome_pending = true;
+            state.put_delivery(delivery.channel, message_state::encode_delivery(&stored));
+        }
+    }
+    if !found {
+        return Ok(());
+    }
+    for (message, state) in states {
+        batch.insert(keys::message(kind::STATE, &message), state.encode());
+    }
+    tree.apply_batch(batch).map_err(backend)?;
+    db.flush().map_err(backend)?;
+    Ok(())
+}
+
+/// Rebuilds the queue from the open messages: those listed below the watermark, and every
+/// message from the watermark on. Drops the listings of messages no longer open.
+fn rebuild(tree: &sled::Tree) -> Result<(Scheduler, MessageId), StoreError> {
+    let watermark = match tree.get([kind::WATERMARK]).map_err(backend)? {
+        Some(bytes) => {
+            MessageId::from_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                what: "watermark",
+                detail: "not 16 bytes".into(),
+            })?)
+        }
+        None => MessageId::from_bytes([0; 16]),
+    };
+    let mut scheduler = Scheduler::default();
+    let mut stale = Vec::new();
+    for item in tree.scan_prefix([kind::OPEN]).keys() {
+        let key = item.map_err(backend)?;
+        let message = keys::trailing_message_id(&key).ok_or_else(|| StoreError::Corrupt {
+            what: "open messages",
+            detail: "malformed key".into(),
+        })?;
+        match tree
+            .get(keys::message(kind::STATE, &message))
+            .map_err(backend)?
+        {
+            Some(bytes) => queue_tasks_of(&mut scheduler, message, &MessageState::decode(&bytes)?)?,
+            None => stale.push(key),
+        }
+    }
+    let from = keys::message(kind::STATE, &watermark);
+    for item in tree.range(from..keys::prefix_end(&[kind::STATE])) {
+        let (key, bytes) = item.map_err(backend)?;
+        let message = keys::trailing_message_id(&key).ok_or_else(|| StoreError::Corrupt {
+            what: "message state",
+            detail: "malformed key".into(),
+        })?;
+        queue_tasks_of(&mut scheduler, message, &MessageState::decode(&bytes)?)?;
+    }
+    for key in stale {
+        tree.remove(key).map_err(backend)?;
+    }
+    Ok((scheduler, watermark))
 }
 
 impl SledStore {
-    /// Opens (or creates) a durable store in `path`.
+    /// Opens (or creates) a durable store in `path`, with [`DEFAULT_CACHE_BYTES`] of cache.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SledStoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) a durable store in `path` with `cache_bytes` of page cache.
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        cache_bytes: u64,
+    ) -> Result<Self, SledStoreError> {
         Self::open_with(
-            sled::Config::new().path(path),
+            sled::Config::new().path(path).cache_capacity(cache_bytes),
             Durability::Flushed,
             Duration::ZERO,
         )
@@ -252,7 +325,9 @@ impl SledStore {
     /// A store in a temporary directory removed on drop: for tests and examples.
     pub fn temporary() -> Result<Self, SledStoreError> {
         Self::open_with(
-            sled::Config::new().temporary(true),
+            sled::Config::new()
+                .temporary(true)
+                .cache_capacity(DEFAULT_CACHE_BYTES),
             Durability::Flushed,
             Duration::ZERO,
         )
@@ -265,35 +340,29 @@ impl SledStore {
         linger: Duration,
     ) -> Result<Self, SledStoreError> {
         let db = open_waiting_for_lock(&config)?;
-        let tree = |name: &str| db.open_tree(name);
-        let pipeline = PipelineTrees {
-            messages: tree("messages")?,
-            idempotency: tree("idempotency")?,
-            queue: tree("queue")?,
-            leases: tree("leases")?,
-            inbox: tree("inbox")?,
-            deliveries: tree("deliveries")?,
-            journal: tree("journal")?,
-            journal_heads: tree("journal_heads")?,
-            recipients: tree("recipients")?,
-        };
-        let backlog = AtomicI64::new(pipeline.queue.len() as i64);
-        let flush = durability == Durability::Flushed;
-        let inner = Inner {
-            services: tree("services")?,
-            profiles: tree("profiles")?,
-            preferences: tree("preferences")?,
-            activations: tree("activations")?,
-            installations: tree("installations")?,
-            committer: Committer::start(db.clone(), pipeline.clone(), linger, flush)?,
-            pipeline,
-            durability,
-            backlog,
-            record_spaces: Mutex::new(HashMap::new()),
+        let tree = db.open_tree("io")?;
+        check_format(&db, &tree)?;
+        recover_attempts(&db, &tree).map_err(SledStoreError::Rebuild)?;
+        let (mut scheduler, watermark) = rebuild(&tree).map_err(SledStoreError::Rebuild)?;
+        // Lease tokens and round ids never repeat across openings: a task claimed before a
+        // reopen cannot commit over a claim made after it.
+        let floor = db.generate_id()? << 32;
+        scheduler.start_tokens_after(floor);
+        let shared = Arc::new(Shared {
             db,
-        };
+            tree,
+            scheduler: Mutex::new(scheduler),
+            in_flight: Mutex::new(committer::InFlight::default()),
+        });
+        let flush = durability == Durability::Flushed;
+        let committer = Committer::start(shared.clone(), linger, flush, watermark)?;
         Ok(Self {
-            inner: Arc::new(inner),
+            inner: Arc::new(Inner {
+                shared,
+                durability,
+                rounds: AtomicU64::new(floor),
+                committer,
+            }),
         })
     }
 
@@ -305,163 +374,209 @@ impl SledStore {
         }
     }
 
-    /// Applies a pipeline job through the committer.
-    async fn apply(&self, job: Job, durable: bool) -> Result<Output, StoreError> {
-        self.inner.committer.apply(job, durable).await
+    fn tree(&self) -> &sled::Tree {
+        &self.inner.shared.tree
     }
 
-    async fn put(&self, tree: &sled::Tree, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
-        tree.insert(key, value).map_err(backend)?;
-        self.sync().await
+    fn scheduler(&self) -> std::sync::MutexGuard<'_, Scheduler> {
+        self.inner
+            .shared
+            .scheduler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn write(&self, job: committer::Job) -> Result<Output, StoreError> {
+        self.inner.committer.apply(job, true).await
+    }
+
+    async fn write_done(&self, job: committer::Job) -> Result<(), StoreError> {
+        self.write(job).await.map(drop)
+    }
+
+    /// Applies jobs together, durably or not; one result per job.
+    async fn write_all(
+        &self,
+        jobs: Vec<committer::Job>,
+        durable: bool,
+    ) -> Vec<Result<(), StoreError>> {
+        self.inner
+            .committer
+            .apply_all(jobs, durable)
+            .await
+            .into_iter()
+            .map(|result| result.map(drop))
+            .collect()
     }
 
     fn get<T: for<'de> Deserialize<'de>>(
         &self,
-        tree: &sled::Tree,
         what: &'static str,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        match tree.get(key).map_err(backend)? {
+        match self.tree().get(key).map_err(backend)? {
             Some(bytes) => decode(what, &bytes).map(Some),
             None => Ok(None),
         }
     }
 
-    /// Writes a versioned record if its version follows the stored one (or is the first
-    /// version for a new record); `stored_version` reads the version of the stored bytes.
-    async fn put_versioned(
+    /// Every value under `prefix`, decoded, in key order.
+    fn scan<T: for<'de> Deserialize<'de>>(
         &self,
-        write: VersionedWrite<'_>,
-        stored_version: impl Fn(&[u8]) -> Result<u64, StoreError>,
-    ) -> Result<(), StoreError> {
-        let VersionedWrite {
-            tree,
-            what,
-            key,
-            version,
-            first,
-            value,
-        } = write;
-        tree.transaction(|tx| {
-            let expected = match tx.get(key)? {
-                Some(bytes) => {
-                    stored_version(&bytes).map_err(ConflictableTransactionError::Abort)? + 1
-                }
-                None => first,
-            };
-            if version != expected {
-                return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
-                    what,
-                    stored: expected.saturating_sub(1),
-                    given: version.saturating_sub(1),
-                }));
-            }
-            tx.insert(key, value.as_slice())?;
-            Ok(())
-        })
-        .map_err(from_tx)?;
-        self.sync().await
+        what: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<T>, StoreError> {
+        self.tree()
+            .scan_prefix(prefix)
+            .values()
+            .map(|bytes| decode(what, &bytes.map_err(backend)?))
+            .collect()
     }
 
-    /// The tree of an auxiliary record space (`rec:` + its name).
-    fn record_space(&self, space: RecordSpace) -> Result<sled::Tree, StoreError> {
-        let valid = !space.is_empty()
-            && space
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !valid {
-            return Err(StoreError::Backend(format!(
-                "invalid record space name {space:?}"
-            )));
+    /// The message ids under `prefix` (inbox, recipients) in `range` order.
+    fn message_ids(
+        &self,
+        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let id = |item: Result<(sled::IVec, sled::IVec), sled::Error>| {
+            let (key, _) = item.map_err(backend)?;
+            keys::trailing_message_id(&key).ok_or_else(|| StoreError::Corrupt {
+                what: "message index",
+                detail: "malformed key".into(),
+            })
+        };
+        let entries = self.tree().range(range);
+        if newest_first {
+            entries.rev().take(limit).map(id).collect()
+        } else {
+            entries.take(limit).map(id).collect()
         }
-        let mut spaces = self
+    }
+
+    /// `delivery` as reads show it: an attempt in flight is counted, its outcome pending.
+    fn with_attempt_in_flight(&self, mut delivery: Delivery) -> Delivery {
+        let in_flight = self
             .inner
-            .record_spaces
+            .shared
+            .in_flight
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(tree) = spaces.get(space) {
-            return Ok(tree.clone());
+            .unwrap_or_else(PoisonError::into_inner)
+            .attempt(&delivery.id);
+        if let Some(attempt) = in_flight {
+            delivery.attempts = attempt;
+            delivery.outcome_pending = true;
         }
-        let tree = self
-            .inner
-            .db
-            .open_tree(format!("rec:{space}"))
-            .map_err(backend)?;
-        spaces.insert(space, tree.clone());
-        Ok(tree)
+        delivery
     }
 
-    /// A citizen's activations as stored (key and value), in service order: a scan of every
-    /// activation, which are keyed service first.
-    fn activation_entries(
-        &self,
-        fiscal_code: &FiscalCode,
-    ) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
-        let mut entries = Vec::new();
-        for item in self.inner.activations.iter() {
-            let (key, value) = item.map_err(backend)?;
-            if keys::pair_second(&key) == Some(fiscal_code.as_str().as_bytes()) {
-                entries.push((key, value));
-            }
+    fn state(&self, message: &MessageId) -> Result<Option<MessageState>, StoreError> {
+        match self
+            .tree()
+            .get(keys::message(kind::STATE, message))
+            .map_err(backend)?
+        {
+            Some(bytes) => MessageState::decode(&bytes).map(Some),
+            None => Ok(None),
         }
-        Ok(entries)
-    }
-
-    fn add_backlog(&self, delta: i64) {
-        self.inner.backlog.fetch_add(delta, Ordering::Relaxed);
     }
 }
 
 impl Store for SledStore {
     async fn put_service(&self, service: &Service) -> Result<(), StoreError> {
-        let write = VersionedWrite {
-            tree: &self.inner.services,
-            what: "service",
-            key: service.service_id.as_str().as_bytes(),
-            version: service.version,
-            first: 1,
-            value: encode(service),
-        };
-        self.put_versioned(write, |bytes| {
-            decode::<Service>("services", bytes).map(|s| s.version)
-        })
+        self.write_done(reference::put_service(service.clone()))
+            .await
+    }
+
+    async fn put_service_with_access(
+        &self,
+        service: &Service,
+        access: &ServiceAccess,
+    ) -> Result<(), StoreError> {
+        self.write_done(reference::put_service_with_access(
+            service.clone(),
+            access.clone(),
+        ))
         .await
     }
 
     async fn service(&self, id: &ServiceId) -> Result<Option<Service>, StoreError> {
-        self.get(&self.inner.services, "services", id.as_str().as_bytes())
+        self.get("service", &keys::text(kind::SERVICE, id.as_str()))
     }
 
     async fn services(&self) -> Result<Vec<Service>, StoreError> {
-        self.inner
-            .services
-            .iter()
-            .values()
-            .map(|bytes| decode("services", &bytes.map_err(backend)?))
-            .collect()
+        self.scan("service", &[kind::SERVICE])
+    }
+
+    async fn put_service_access(
+        &self,
+        service: &ServiceId,
+        access: &ServiceAccess,
+    ) -> Result<(), StoreError> {
+        self.write_done(reference::put_access(service.clone(), access.clone()))
+            .await
+    }
+
+    async fn service_access(
+        &self,
+        service: &ServiceId,
+    ) -> Result<Option<ServiceAccess>, StoreError> {
+        self.get(
+            "service access",
+            &keys::text(kind::ACCESS, service.as_str()),
+        )
+    }
+
+    async fn api_key_owner(&self, hash: &KeyHash) -> Result<Option<ApiKeyOwner>, StoreError> {
+        self.get("api key", &keys::raw(kind::API_KEY, hash))
+    }
+
+    async fn put_callback(
+        &self,
+        service: &ServiceId,
+        target: Option<&CallbackTarget>,
+    ) -> Result<(), StoreError> {
+        self.write_done(reference::put_callback(service.clone(), target.cloned()))
+            .await
+    }
+
+    async fn callback(&self, service: &ServiceId) -> Result<Option<CallbackTarget>, StoreError> {
+        self.get("callback", &keys::text(kind::CALLBACK, service.as_str()))
     }
 
     async fn put_profile(&self, profile: &Profile) -> Result<(), StoreError> {
-        let write = VersionedWrite {
-            tree: &self.inner.profiles,
-            what: "profile",
-            key: profile.fiscal_code.as_str().as_bytes(),
-            version: profile.version,
-            first: 0,
-            value: encode(profile),
-        };
-        self.put_versioned(write, |bytes| {
-            decode::<Profile>("profiles", bytes).map(|p| p.version)
-        })
-        .await
+        self.write_done(citizens::put_profile(profile.clone(), None))
+            .await
+    }
+
+    async fn put_profile_with_feed(
+        &self,
+        profile: &Profile,
+        event: &FeedEvent,
+    ) -> Result<(), StoreError> {
+        self.write_done(citizens::put_profile(profile.clone(), Some(event.clone())))
+            .await
     }
 
     async fn profile(&self, fiscal_code: &FiscalCode) -> Result<Option<Profile>, StoreError> {
-        self.get(
-            &self.inner.profiles,
-            "profiles",
-            fiscal_code.as_str().as_bytes(),
-        )
+        self.get("profile", &keys::citizen(kind::PROFILE, fiscal_code))
+    }
+
+    async fn email_owner(&self, email: &EmailAddress) -> Result<Option<FiscalCode>, StoreError> {
+        match self
+            .tree()
+            .get(citizens::email_key(email))
+            .map_err(backend)?
+        {
+            Some(bytes) => FiscalCode::parse(&String::from_utf8_lossy(&bytes))
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    what: "email owner",
+                    detail: e.to_string(),
+                }),
+            None => Ok(None),
+        }
     }
 
     async fn put_preference(
@@ -469,13 +584,26 @@ impl Store for SledStore {
         fiscal_code: &FiscalCode,
         preference: &ServicePreference,
     ) -> Result<(), StoreError> {
-        let key = keys::preference(
-            fiscal_code,
-            &preference.service_id,
-            preference.settings_version,
-        );
-        self.put(&self.inner.preferences, &key, encode(preference))
-            .await
+        self.write_done(citizens::put_preference(
+            fiscal_code.clone(),
+            preference.clone(),
+            None,
+        ))
+        .await
+    }
+
+    async fn put_preference_with_feed(
+        &self,
+        fiscal_code: &FiscalCode,
+        preference: &ServicePreference,
+        event: &FeedEvent,
+    ) -> Result<(), StoreError> {
+        self.write_done(citizens::put_preference(
+            fiscal_code.clone(),
+            preference.clone(),
+            Some(event.clone()),
+        ))
+        .await
     }
 
     async fn preference(
@@ -484,29 +612,24 @@ impl Store for SledStore {
         service: &ServiceId,
         settings_version: u64,
     ) -> Result<Option<ServicePreference>, StoreError> {
-        let key = keys::preference(fiscal_code, service, settings_version);
-        self.get(&self.inner.preferences, "preferences", &key)
+        self.get(
+            "preference",
+            &keys::preference(fiscal_code, service, settings_version),
+        )
     }
 
     async fn preferences_of(
         &self,
         fiscal_code: &FiscalCode,
     ) -> Result<Vec<ServicePreference>, StoreError> {
-        let prefix = keys::pair(fiscal_code.as_str(), "");
-        self.inner
-            .preferences
-            .scan_prefix(prefix)
-            .values()
-            .map(|bytes| decode("preferences", &bytes.map_err(backend)?))
-            .collect()
+        self.scan(
+            "preference",
+            &keys::pair_prefix(kind::PREFERENCE, fiscal_code.as_str()),
+        )
     }
 
     async fn put_activation(&self, activation: &Activation) -> Result<(), StoreError> {
-        let key = keys::pair(
-            activation.service_id.as_str(),
-            activation.fiscal_code.as_str(),
-        );
-        self.put(&self.inner.activations, &key, encode(activation))
+        self.write_done(citizens::put_activation(activation.clone()))
             .await
     }
 
@@ -515,18 +638,24 @@ impl Store for SledStore {
         service: &ServiceId,
         fiscal_code: &FiscalCode,
     ) -> Result<Option<Activation>, StoreError> {
-        let key = keys::pair(service.as_str(), fiscal_code.as_str());
-        self.get(&self.inner.activations, "activations", &key)
+        self.get(
+            "activation",
+            &keys::pair(kind::ACTIVATION, service.as_str(), fiscal_code.as_str()),
+        )
     }
 
     async fn activations_of(
         &self,
         fiscal_code: &FiscalCode,
     ) -> Result<Vec<Activation>, StoreError> {
-        self.activation_entries(fiscal_code)?
-            .iter()
-            .map(|(_, bytes)| decode("activations", bytes))
-            .collect()
+        let mut found = Vec::new();
+        for item in self.tree().scan_prefix([kind::ACTIVATION]) {
+            let (key, value) = item.map_err(backend)?;
+            if keys::pair_second(&key[1..]) == Some(fiscal_code.as_str().as_bytes()) {
+                found.push(decode("activation", &value)?);
+            }
+        }
+        Ok(found)
     }
 
     async fn put_installation(
@@ -534,9 +663,11 @@ impl Store for SledStore {
         fiscal_code: &FiscalCode,
         installation: &Installation,
     ) -> Result<(), StoreError> {
-        let key = keys::pair(fiscal_code.as_str(), installation.installation_id.as_str());
-        self.put(&self.inner.installations, &key, encode(installation))
-            .await
+        self.write_done(citizens::put_installation(
+            fiscal_code.clone(),
+            installation.clone(),
+        ))
+        .await
     }
 
     async fn remove_installation(
@@ -544,80 +675,94 @@ impl Store for SledStore {
         fiscal_code: &FiscalCode,
         installation: &InstallationId,
     ) -> Result<(), StoreError> {
-        let key = keys::pair(fiscal_code.as_str(), installation.as_str());
-        self.inner.installations.remove(key).map_err(backend)?;
-        self.sync().await
+        self.write_done(citizens::remove_installation(
+            fiscal_code.clone(),
+            installation.clone(),
+        ))
+        .await
     }
 
     async fn installations(
         &self,
         fiscal_code: &FiscalCode,
     ) -> Result<Vec<Installation>, StoreError> {
-        let prefix = keys::pair(fiscal_code.as_str(), "");
-        self.inner
-            .installations
-            .scan_prefix(prefix)
-            .values()
-            .map(|bytes| decode("installations", &bytes.map_err(backend)?))
-            .collect()
+        self.scan(
+            "installation",
+            &keys::pair_prefix(kind::INSTALLATION, fiscal_code.as_str()),
+        )
+    }
+
+    async fn message_flags(
+        &self,
+        fiscal_code: &FiscalCode,
+        message: &MessageId,
+    ) -> Result<MessageFlags, StoreError> {
+        Ok(self
+            .get(
+                "message flags",
+                &keys::citizen_message(kind::FLAGS, fiscal_code, message),
+            )?
+            .unwrap_or_default())
+    }
+
+    async fn change_message_flags(
+        &self,
+        fiscal_code: &FiscalCode,
+        message: &MessageId,
+        change: FlagsChange,
+    ) -> Result<Result<MessageFlags, FlagsError>, StoreError> {
+        match self
+            .write(citizens::change_flags(
+                fiscal_code.clone(),
+                *message,
+                change,
+            ))
+            .await?
+        {
+            Output::Flags(flags) => Ok(flags),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn record_feed_event(&self, event: &FeedEvent) -> Result<(), StoreError> {
+        self.write_done(citizens::record_feed(event.clone())).await
+    }
+
+    async fn subscriptions_feed(
+        &self,
+        day: FeedDay,
+        service: &ServiceId,
+    ) -> Result<DayFeed, StoreError> {
+        // Profile-level first, so that a service-level event of the same citizen overrides it.
+        let mut latest = std::collections::BTreeMap::new();
+        for scope in [FeedScope::AllServices, FeedScope::Service(service.clone())] {
+            let prefix = keys::feed_prefix(day, &scope);
+            for item in self.tree().scan_prefix(&prefix) {
+                let (key, value) = item.map_err(backend)?;
+                let hash = FiscalCodeHash::parse(&String::from_utf8_lossy(&key[prefix.len()..]))
+                    .map_err(|e| StoreError::Corrupt {
+                        what: "feed",
+                        detail: e.to_string(),
+                    })?;
+                latest.insert(hash, value.as_ref() == b"S");
+            }
+        }
+        let mut feed = DayFeed::default();
+        for (hash, subscribed) in latest {
+            if subscribed {
+                feed.subscribed.push(hash);
+            } else {
+                feed.unsubscribed.push(hash);
+            }
+        }
+        Ok(feed)
     }
 
     async fn commit_accept(&self, record: AcceptRecord) -> Result<AcceptOutcome, StoreError> {
-        let message = record.message;
-        let stored = encode(&StoredMessage {
-            message: message.clone(),
-            status: MessageStatus::Accepted,
-            updated_at: message.created_at,
-        });
-        let idempotency = record.idempotency.as_ref().map(|(key, expires_at)| {
-            let entry = encode(&IdempotencyEntry {
-                message_id: message.id,
-                content_hash: record.content_hash.clone(),
-                expires_at: *expires_at,
-            });
-            (
-                keys::pair(message.sender_service_id.as_str(), key.as_str()),
-                entry,
-            )
-        });
-        let task = TaskKind::Process(message.id);
-        let queue_key = keys::queue(&message.sender_service_id, message.created_at, &task);
-        let recipient_key = keys::citizen_message(&message.body.fiscal_code, &message.id);
-        let event = record.event;
-        let job: Job = Box::new(move |tx| {
-            if let Some((key, entry)) = &idempotency {
-                if let Some(bytes) = tx.idempotency.get(key)? {
-                    let earlier: IdempotencyEntry = tx_decode("idempotency", &bytes)?;
-                    if earlier.expires_at > message.created_at {
-                        return Ok(Output::Accept(AcceptOutcome::Existing {
-                            message_id: earlier.message_id,
-                            content_hash: earlier.content_hash,
-                        }));
-                    }
-                }
-                tx.idempotency.insert(key.as_slice(), entry.as_slice())?;
-            }
-            tx.messages
-                .insert(&message.id.to_bytes(), stored.as_slice())?;
-            tx.queue.insert(queue_key.as_slice(), &[])?;
-            tx.recipients.insert(recipient_key.as_slice(), &[])?;
-            append_journal(
-                tx,
-                &message.id,
-                message.created_at,
-                std::slice::from_ref(&event),
-            )?;
-            Ok(Output::Accept(AcceptOutcome::Created))
-        });
         // Durable also for `Existing`: the first write may still be waiting for its flush.
-        match self.apply(job, true).await? {
-            Output::Accept(outcome) => {
-                if outcome == AcceptOutcome::Created {
-                    self.add_backlog(1);
-                }
-                Ok(outcome)
-            }
-            _ => Err(StoreError::Backend("unexpected committer output".into())),
+        match self.write(pipeline::accept(record)).await? {
+            Output::Accept(outcome) => Ok(outcome),
+            _ => Err(unexpected()),
         }
     }
 
@@ -627,34 +772,7 @@ impl Store for SledStore {
         after: Option<&ServiceId>,
         limit: usize,
     ) -> Result<Vec<ServiceId>, StoreError> {
-        let mut start = match after {
-            Some(service) => {
-                let mut key = service.as_str().as_bytes().to_vec();
-                key.push(keys::SEP + 1);
-                key
-            }
-            None => Vec::new(),
-        };
-        let mut due = Vec::new();
-        while due.len() < limit {
-            let Some(item) = self.inner.pipeline.queue.range(start.as_slice()..).next() else {
-                break;
-            };
-            let (key, _) = item.map_err(backend)?;
-            let Some((service, at, _)) = keys::queue_parts(&key) else {
-                return Err(StoreError::Corrupt {
-                    what: "queue",
-                    detail: "malformed key".into(),
-                });
-            };
-            // The first entry of a service is its earliest.
-            start = service.as_str().as_bytes().to_vec();
-            start.push(keys::SEP + 1);
-            if at <= now {
-                due.push(service);
-            }
-        }
-        Ok(due)
+        Ok(self.scheduler().due_services(now, after, limit))
     }
 
     async fn claim_tasks(
@@ -664,160 +782,120 @@ impl Store for SledStore {
         per_service: usize,
         lease_until: Timestamp,
     ) -> Result<Vec<Task>, StoreError> {
-        let inner = &*self.inner;
-        let mut claimed = Vec::new();
-        for service in services {
-            let lower = keys::service_prefix(service);
-            let upper = keys::queue_upper(service, now);
-            let candidates: Vec<sled::IVec> = inner
-                .pipeline
-                .queue
-                .range(lower..=upper)
-                .keys()
-                .take(per_service)
-                .collect::<Result<_, _>>()
-                .map_err(backend)?;
-            if candidates.is_empty() {
-                continue;
-            }
-            let token = inner.db.generate_id().map_err(backend)?;
-            let lease = Lease {
-                until: lease_until,
-                token,
-            };
-            let lease_bytes = encode(&LeaseEntry {
-                token,
-                until: lease_until,
-            });
-            let batch = (&inner.pipeline.queue, &inner.pipeline.leases)
-                .transaction(|(queue, leases)| {
-                    let mut batch = Vec::with_capacity(candidates.len());
-                    for key in &candidates {
-                        if queue.remove(key)?.is_none() {
-                            continue; // another worker took it
-                        }
-                        let Some((service, _, kind)) = keys::queue_parts(key) else {
-                            return Err(ConflictableTransactionError::Abort(StoreError::Corrupt {
-                                what: "queue",
-                                detail: "malformed key".into(),
-                            }));
-                        };
-                        queue.insert(keys::queue(&service, lease_until, &kind), &[])?;
-                        leases.insert(&keys::task_id(&kind), lease_bytes.as_slice())?;
-                        batch.push(Task {
-                            service_id: service,
-                            kind,
-                            lease,
-                        });
-                    }
-                    Ok(batch)
-                })
-                .map_err(from_tx)?;
-            claimed.extend(batch);
-        }
-        Ok(claimed)
+        Ok(self
+            .scheduler()
+            .claim(services, now, per_service, lease_until))
     }
 
     async fn discard_task(&self, task: &Task) -> Result<(), StoreError> {
-        let task = task.clone();
-        let job: Job = Box::new(move |tx| {
-            release_lease(tx, &task)?;
-            Ok(Output::QueueDelta(-1))
-        });
-        self.apply(job, false).await?;
-        self.add_backlog(-1);
-        Ok(())
+        self.inner
+            .committer
+            .apply(pipeline::discard(task.clone()), false)
+            .await
+            .map(drop)
     }
 
     async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError> {
-        let mut start = Vec::new();
-        let mut earliest: Option<Timestamp> = None;
-        while let Some(item) = self.inner.pipeline.queue.range(start.as_slice()..).next() {
-            let (key, _) = item.map_err(backend)?;
-            let Some((service, at, _)) = keys::queue_parts(&key) else {
-                return Err(StoreError::Corrupt {
-                    what: "queue",
-                    detail: "malformed key".into(),
-                });
-            };
-            earliest = Some(earliest.map_or(at, |e| e.min(at)));
-            start = service.as_str().as_bytes().to_vec();
-            start.push(keys::SEP + 1);
-        }
-        Ok(earliest)
+        Ok(self.scheduler().next_due_at())
     }
 
     async fn backlog(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.backlog.load(Ordering::Relaxed).max(0) as u64)
+        Ok(self.scheduler().backlog())
     }
 
     async fn commit_processes(&self, records: Vec<ProcessRecord>) -> Vec<Result<(), StoreError>> {
-        let jobs = records.into_iter().map(process_job).collect();
-        let results = self.inner.committer.apply_all(jobs, true).await;
-        results
-            .into_iter()
-            .map(|result| match result? {
-                Output::QueueDelta(delta) => {
-                    self.add_backlog(delta);
-                    Ok(())
-                }
-                _ => Err(StoreError::Backend("unexpected committer output".into())),
-            })
-            .collect()
+        let jobs = records.into_iter().map(pipeline::process).collect();
+        self.write_all(jobs, true).await
     }
 
-    async fn commit_delivery(&self, record: DeliveryRecord) -> Result<(), StoreError> {
-        let delivery = &record.delivery;
-        let key = keys::delivery(&delivery.id);
-        let value = encode(delivery);
-        let requeue = (!delivery.state.is_final()).then(|| {
-            keys::queue(
-                &delivery.service_id,
-                delivery.next_attempt_at,
-                &TaskKind::Deliver(delivery.id),
-            )
-        });
-        let message = delivery.id.message;
-        // A deferral (no event) changes no evidence: losing it in a crash only makes the
-        // delivery due again sooner, so it need not wait for a flush.
-        let durable = record.event.is_some();
-        let events: Vec<JournalEvent> = record.event.into_iter().collect();
-        let (task, at) = (record.task, record.at);
-        let job: Job = Box::new(move |tx| {
-            release_lease(tx, &task)?;
-            tx.deliveries.insert(&key, value.as_slice())?;
-            if let Some(queue_key) = &requeue {
-                tx.queue.insert(queue_key.as_slice(), &[])?;
-            }
-            append_journal(tx, &message, at, &events)?;
-            Ok(Output::QueueDelta(if requeue.is_some() { 0 } else { -1 }))
-        });
-        if let Output::QueueDelta(delta) = self.apply(job, durable).await? {
-            self.add_backlog(delta);
+    async fn start_attempts(&self, starts: Vec<AttemptStart>) -> Vec<Result<(), StoreError>> {
+        if starts.is_empty() {
+            return Vec::new();
         }
-        Ok(())
+        let round = self.inner.rounds.fetch_add(1, Ordering::Relaxed);
+        let mut jobs = Vec::with_capacity(starts.len() + 1);
+        jobs.push(pipeline::round(round, &starts));
+        jobs.extend(
+            starts
+                .into_iter()
+                .map(|start| pipeline::start(start, round)),
+        );
+        let mut results = self.write_all(jobs, true).await;
+        let listed = results.remove(0);
+        match listed {
+            Ok(()) => results,
+            Err(error) => results.into_iter().map(|_| Err(error.clone())).collect(),
+        }
+    }
+
+    async fn commit_deliveries(&self, records: Vec<DeliveryRecord>) -> Vec<Result<(), StoreError>> {
+        // Deferrals (no event) change no evidence: they need not wait for a flush.
+        let durable = records.iter().any(|r| !r.events.is_empty());
+        let jobs = records.into_iter().map(pipeline::delivery).collect();
+        self.write_all(jobs, durable).await
+    }
+
+    async fn callback_cursor(
+        &self,
+        message: &MessageId,
+    ) -> Result<Option<CallbackCursor>, StoreError> {
+        match self
+            .tree()
+            .get(keys::message(kind::STATE, message))
+            .map_err(backend)?
+        {
+            Some(bytes) => Ok(MessageState::decode_header(&bytes)?
+                .outbox
+                .map(|outbox| outbox.cursor)),
+            None => Ok(None),
+        }
+    }
+
+    async fn commit_callback(&self, record: CallbackRecord) -> Result<(), StoreError> {
+        self.write_done(pipeline::callback(record)).await
     }
 
     async fn message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
-        self.get(&self.inner.pipeline.messages, "messages", &id.to_bytes())
+        let Some(message) = self.get::<Message>("message", &keys::message(kind::MESSAGE, id))?
+        else {
+            return Ok(None);
+        };
+        let Some(bytes) = self
+            .tree()
+            .get(keys::message(kind::STATE, id))
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let header = MessageState::decode_header(&bytes)?;
+        Ok(Some(StoredMessage {
+            message,
+            status: header.status,
+            updated_at: header.updated_at,
+        }))
     }
 
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>, StoreError> {
-        self.get(
-            &self.inner.pipeline.deliveries,
-            "deliveries",
-            &keys::delivery(id),
-        )
+        let delivery = match self
+            .tree()
+            .get(keys::message(kind::STATE, &id.message))
+            .map_err(backend)?
+        {
+            Some(bytes) => MessageState::decode_one_delivery(&bytes, id.message, id.channel)?,
+            None => None,
+        };
+        Ok(delivery.map(|d| self.with_attempt_in_flight(d)))
     }
 
     async fn deliveries(&self, message: &MessageId) -> Result<Vec<Delivery>, StoreError> {
-        self.inner
-            .pipeline
-            .deliveries
-            .scan_prefix(message.to_bytes())
-            .values()
-            .map(|bytes| decode("deliveries", &bytes.map_err(backend)?))
-            .collect()
+        match self.state(message)? {
+            Some(state) => Ok(state
+                .decoded_deliveries(*message)?
+                .into_iter()
+                .map(|d| self.with_attempt_in_flight(d))
+                .collect()),
+            None => Ok(Vec::new()),
+        }
     }
 
     async fn inbox(
@@ -826,19 +904,12 @@ impl Store for SledStore {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<MessageId>, StoreError> {
-        let lower = fiscal_code.as_str().as_bytes().to_vec();
+        let lower = keys::citizen(kind::INBOX, fiscal_code);
         let upper = match before {
-            Some(id) => keys::citizen_message(fiscal_code, &id),
-            None => keys::citizen_message(fiscal_code, &MessageId::from_bytes([0xff; 16])),
+            Some(id) => Bound::Excluded(keys::citizen_message(kind::INBOX, fiscal_code, &id)),
+            None => Bound::Excluded(keys::prefix_end(&lower)),
         };
-        self.inner
-            .pipeline
-            .inbox
-            .range(lower..upper)
-            .rev()
-            .take(limit)
-            .map(|item| citizen_message_id("inbox", &item.map_err(backend)?.0))
-            .collect()
+        self.message_ids((Bound::Included(lower), upper), true, limit)
     }
 
     async fn inbox_contains(
@@ -846,10 +917,8 @@ impl Store for SledStore {
         fiscal_code: &FiscalCode,
         message: &MessageId,
     ) -> Result<bool, StoreError> {
-        self.inner
-            .pipeline
-            .inbox
-            .contains_key(keys::citizen_message(fiscal_code, message))
+        self.tree()
+            .contains_key(keys::citizen_message(kind::INBOX, fiscal_code, message))
             .map_err(backend)
     }
 
@@ -859,121 +928,146 @@ impl Store for SledStore {
         after: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<MessageId>, StoreError> {
+        let prefix = keys::citizen(kind::RECIPIENT, fiscal_code);
         let lower = match after {
-            Some(id) => Bound::Excluded(keys::citizen_message(fiscal_code, &id)),
-            None => Bound::Included(fiscal_code.as_str().as_bytes().to_vec()),
+            Some(id) => Bound::Excluded(keys::citizen_message(kind::RECIPIENT, fiscal_code, &id)),
+            None => Bound::Included(prefix.clone()),
         };
-        let upper = keys::citizen_message(fiscal_code, &MessageId::from_bytes([0xff; 16]));
-        self.inner
-            .pipeline
-            .recipients
-            .range((lower, Bound::Included(upper)))
-            .take(limit)
-            .map(|item| citizen_message_id("recipients", &item.map_err(backend)?.0))
-            .collect()
-    }
-
-    async fn erase_citizen(&self, fiscal_code: &FiscalCode) -> Result<ErasureReport, StoreError> {
-        erase::erase_citizen(self, fiscal_code).await
+        self.message_ids(
+            (lower, Bound::Excluded(keys::prefix_end(&prefix))),
+            false,
+            limit,
+        )
     }
 
     async fn journal(&self, message: &MessageId) -> Result<StoredJournal, StoreError> {
-        let entries = self
-            .inner
-            .pipeline
-            .journal
-            .scan_prefix(message.to_bytes())
-            .values()
-            .map(|v| v.map(|bytes| bytes.to_vec()).map_err(backend))
-            .collect::<Result<_, _>>()?;
-        let head = self.get(
-            &self.inner.pipeline.journal_heads,
-            "journal_heads",
-            &message.to_bytes(),
-        )?;
-        Ok(StoredJournal { entries, head })
-    }
-
-    async fn put_record(
-        &self,
-        space: RecordSpace,
-        key: &[u8],
-        value: Option<&[u8]>,
-    ) -> Result<(), StoreError> {
-        let tree = self.record_space(space)?;
-        match value {
-            Some(value) => tree.insert(key, value).map(drop),
-            None => tree.remove(key).map(drop),
-        }
-        .map_err(backend)?;
-        self.sync().await
-    }
-
-    async fn swap_record(
-        &self,
-        space: RecordSpace,
-        key: &[u8],
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-    ) -> Result<Result<(), Option<Vec<u8>>>, StoreError> {
-        let tree = self.record_space(space)?;
-        let swapped = tree.compare_and_swap(key, expected, new).map_err(backend)?;
-        match swapped {
-            Ok(()) => {
-                self.sync().await?;
-                Ok(Ok(()))
-            }
-            Err(found) => Ok(Err(found.current.map(|v| v.to_vec()))),
-        }
-    }
-
-    async fn record(&self, space: RecordSpace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let tree = self.record_space(space)?;
-        Ok(tree.get(key).map_err(backend)?.map(|v| v.to_vec()))
-    }
-
-    async fn records(
-        &self,
-        space: RecordSpace,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<RecordEntry>, StoreError> {
-        let tree = self.record_space(space)?;
-        let start = match after {
-            Some(after) if after >= prefix => Bound::Excluded(after.to_vec()),
-            _ => Bound::Included(prefix.to_vec()),
+        let head = match self.state(message)? {
+            Some(state) => state.header.head,
+            None => match self
+                .tree()
+                .get(keys::message(kind::ERASED, message))
+                .map_err(backend)?
+            {
+                Some(bytes) => MessageState::decode_header(&bytes)?.head,
+                None => None,
+            },
         };
-        let mut out = Vec::new();
-        for item in tree.range((start, Bound::Unbounded)) {
-            let (key, value) = item.map_err(backend)?;
-            if !key.starts_with(prefix) || out.len() >= limit {
+        Ok(StoredJournal {
+            entries: journal::read(self.tree(), message)?,
+            head,
+        })
+    }
+
+    async fn data_request(
+        &self,
+        fiscal_code: &FiscalCode,
+        choice: Choice,
+    ) -> Result<Option<DataRequest>, StoreError> {
+        self.get("data request", &keys::data_request(fiscal_code, choice))
+    }
+
+    async fn swap_data_request(
+        &self,
+        fiscal_code: &FiscalCode,
+        choice: Choice,
+        expected: Option<&DataRequest>,
+        new: Option<&DataRequest>,
+    ) -> Result<bool, StoreError> {
+        match self
+            .write(gdpr::swap_request(
+                fiscal_code.clone(),
+                choice,
+                expected.copied(),
+                new.copied(),
+            ))
+            .await?
+        {
+            Output::Swapped(swapped) => Ok(swapped),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn due_data_requests(
+        &self,
+        now: Timestamp,
+        after: Option<&DueRequest>,
+        limit: usize,
+    ) -> Result<Vec<DueRequest>, StoreError> {
+        let lower = match after {
+            Some(after) => Bound::Excluded(keys::data_request_due(
+                after.request.due_at,
+                &after.fiscal_code,
+                after.request.choice,
+            )),
+            None => Bound::Included(vec![kind::DATA_REQUEST_DUE]),
+        };
+        let upper = Bound::Excluded(keys::prefix_end(&[kind::DATA_REQUEST_DUE]));
+        let mut due = Vec::new();
+        for item in self.tree().range((lower, upper)) {
+            if due.len() >= limit {
                 break;
             }
-            out.push((key.to_vec(), value.to_vec()));
+            let (key, _) = item.map_err(backend)?;
+            let (at, fiscal_code, choice) =
+                keys::data_request_due_parts(&key).ok_or_else(|| StoreError::Corrupt {
+                    what: "due data requests",
+                    detail: "malformed key".into(),
+                })?;
+            if at > now {
+                break;
+            }
+            if let Some(request) =
+                self.get::<DataRequest>("data request", &keys::data_request(&fiscal_code, choice))?
+                && request.is_open()
+                && request.due_at == at
+            {
+                due.push(DueRequest {
+                    fiscal_code,
+                    request,
+                });
+            }
         }
-        Ok(out)
+        Ok(due)
+    }
+
+    async fn erase_citizen(&self, erasure: &Erasure) -> Result<ErasureReport, StoreError> {
+        match self
+            .inner
+            .committer
+            .apply_exclusive(gdpr::erase(erasure.clone()), true)
+            .await?
+        {
+            Output::Erased(report) => Ok(report),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn purge_idempotency(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let mut purged = 0;
-        for item in self.inner.pipeline.idempotency.iter() {
-            let (key, bytes) = item.map_err(backend)?;
-            let entry: IdempotencyEntry = decode("idempotency", &bytes)?;
-            if entry.expires_at <= now {
-                // Compare-and-swap: a concurrent reuse of the key is kept (and not counted).
-                let swapped = self
-                    .inner
-                    .pipeline
-                    .idempotency
-                    .compare_and_swap(&key, Some(bytes), None::<Vec<u8>>)
-                    .map_err(backend)?;
-                if swapped.is_ok() {
-                    purged += 1;
-                }
+        let job: committer::Job = Box::new(move |tx| {
+            let mut purged = 0;
+            let expired: Vec<sled::IVec> = tx
+                .tree()
+                .scan_prefix([kind::IDEMPOTENCY])
+                .map(|item| {
+                    let (key, bytes) = item.map_err(backend)?;
+                    let entry: pipeline::IdempotencyEntry = decode("idempotency", &bytes)?;
+                    Ok((entry.expires_at <= now).then_some(key))
+                })
+                .filter_map(Result::transpose)
+                .collect::<Result<_, StoreError>>()?;
+            for key in expired {
+                tx.remove(key.to_vec());
+                purged += 1;
             }
+            Ok(Output::Count(purged))
+        });
+        match self.inner.committer.apply_exclusive(job, true).await? {
+            Output::Count(purged) => Ok(purged),
+            _ => Err(unexpected()),
         }
-        self.sync().await?;
-        Ok(purged)
     }
+}
+
+fn unexpected() -> StoreError {
+    StoreError::Backend("unexpected committer output".into())
 }

@@ -1,31 +1,102 @@
-//! Crash test: a child process submits messages to a sled store in a loop and prints each id
-//! once `submit` has returned; the parent kills it with SIGKILL at random moments, again and
-//! again on the same data, then runs the engine to completion and checks that every
-//! acknowledged message exists and reached a final status, that no delivery was sent twice,
-//! and that every journal verifies.
+//! Crash test: a child process submits messages to a sled store in a loop, printing each id
+//! once `submit` has returned, while its engine worker delivers them (email to a sink file) and
+//! posts every journal entry to the service's callback (another sink file); the parent kills
+//! it with SIGKILL at random moments, again and again on the same data, mid-accept and
+//! mid-dispatch. Then it reopens the store, runs the engine to completion at once, and checks:
+//! every acknowledged message exists, is final and its journal verifies; every email was sent,
+//! and every provider contact (each sink line names its attempt) is counted in `attempts` and
+//! has its own journal entry (`Attempted`, or `OutcomeUnknown` for one cut short by a kill);
+//! every journal entry reached the callback sink (none lost); and recovery did not wait for
+//! any lease to run out (the in-memory leases die with the process).
 //!
 //! The child is this same test binary, re-run with `IO_CRASH_CHILD_DIR` set, executing the
 //! ignored test `crash_child`.
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use io_core::{
-    Channel, ChannelKind, Clock, DeliveryState, Engine, EngineConfig, MessageId, MessageStatus,
-    Store, StoreError, SystemClock,
+    CallbackEvent, CallbackSender, CallbackTarget, Channel, ChannelKind, DeliveryJob,
+    DeliveryState, Engine, EngineConfig, JournalEvent, MessageId, MessageStatus, Outcome, Report,
+    Store, StoreError, SystemClock, Timestamp,
 };
 use io_store::SledStore;
 use rand::{Rng, SeedableRng};
-use support::{RecordingChannel, citizen, profile_with_email, service, submission};
+use support::{citizen, profile_with_email, service, submission};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const CHILD_DIR: &str = "IO_CRASH_CHILD_DIR";
 const KILLS: usize = 24;
 const CITIZENS: u32 = 20;
+
+/// Appends one line to a sink file: what a provider (or a callback receiver) received. A
+/// single `write` on an append-only file: a kill never leaves half a line.
+fn append(path: &Path, line: String) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open sink");
+    file.write_all(line.as_bytes()).expect("write sink");
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An email provider that writes `<delivery id> <attempt>` per contact to a file.
+struct EmailSink(PathBuf);
+
+#[async_trait::async_trait]
+impl Channel for EmailSink {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Email
+    }
+    async fn send(&self, job: DeliveryJob<'_>) -> Report {
+        append(
+            &self.0,
+            format!("{} {}\n", job.delivery.id, job.delivery.attempts),
+        );
+        Outcome::Delivered { provider_ref: None }.into()
+    }
+}
+
+/// A callback receiver that writes each event id to a file.
+struct CallbackSink(PathBuf);
+
+#[async_trait::async_trait]
+impl CallbackSender for CallbackSink {
+    async fn post(&self, _: &CallbackTarget, event: &CallbackEvent, _: Timestamp) -> Outcome {
+        append(&self.0, format!("{}\n", event.id));
+        Outcome::Delivered { provider_ref: None }
+    }
+}
+
+fn sinks(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("email-sink"), dir.join("callback-sink"))
+}
+
+fn engine(store: Arc<SledStore>, dir: &Path) -> Engine<SledStore> {
+    let (emails, callbacks) = sinks(dir);
+    Engine::new(
+        store,
+        vec![Arc::new(EmailSink(emails)) as Arc<dyn Channel>],
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    )
+    .expect("engine")
+    .with_callbacks(Arc::new(CallbackSink(callbacks)))
+}
 
 /// Seeds the reference data if a previous (killed) child has not already.
 async fn seed_once(store: &SledStore) {
@@ -33,6 +104,14 @@ async fn seed_once(store: &SledStore) {
         Ok(()) | Err(StoreError::Conflict { .. }) => {}
         Err(error) => panic!("seeding the service: {error}"),
     }
+    let target = CallbackTarget {
+        url: "https://sender.example/callback".into(),
+        secret: "00".repeat(32),
+    };
+    store
+        .put_callback(&service("crash-svc").service_id, Some(&target))
+        .await
+        .expect("seeding the callback");
     // Citizens 0..CITIZENS have profiles; the odd ones out are rejected (no profile).
     for n in 0..CITIZENS {
         match store.put_profile(&profile_with_email(&citizen(n))).await {
@@ -42,32 +121,21 @@ async fn seed_once(store: &SledStore) {
     }
 }
 
-fn channels(clock: Arc<dyn Clock>) -> (Arc<RecordingChannel>, Arc<RecordingChannel>) {
-    (
-        RecordingChannel::new(ChannelKind::Inbox, clock.clone(), vec![]),
-        RecordingChannel::new(ChannelKind::Email, clock, vec![]),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by crash::acknowledged_messages_survive_repeated_sigkill as its child process"]
 async fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
-    let store = Arc::new(SledStore::open(&dir).expect("open store"));
+    let dir = PathBuf::from(dir);
+    let store = Arc::new(SledStore::open(dir.join("store")).expect("open store"));
     seed_once(&store).await;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (inbox, email) = channels(clock.clone());
-    let engine = Arc::new(
-        Engine::new(
-            store,
-            vec![inbox as Arc<dyn Channel>, email],
-            clock,
-            EngineConfig::default(),
-        )
-        .expect("engine"),
-    );
+    let engine = Arc::new(engine(store, &dir));
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let worker = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(shutdown).await })
+    };
     println!("READY");
     // Bounded even if the parent dies without killing us.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -95,6 +163,7 @@ async fn crash_child() {
         });
     }
     writers.join_all().await;
+    worker.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,23 +236,30 @@ async fn acknowledged_messages_survive_repeated_sigkill() {
         acknowledged.len()
     );
 
-    // Recovery: open the same data, run the engine to completion.
-    let store = Arc::new(SledStore::open(dir.path()).unwrap());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (inbox, email) = channels(clock.clone());
-    let engine = Engine::new(
-        store.clone(),
-        vec![inbox.clone() as Arc<dyn Channel>, email.clone()],
-        clock,
-        EngineConfig::default(),
-    )
-    .unwrap();
+    // Recovery: open the same data and run the engine to completion at once. Every lease of
+    // the dead child died with it, so nothing waits for a lease to run out (120 s by default):
+    // one pass leaves no task behind.
+    let store = Arc::new(SledStore::open(dir.path().join("store")).unwrap());
+    let engine = engine(store.clone(), dir.path());
+    let recovering = store.backlog().await.unwrap();
     engine.run_until_idle().await.unwrap();
     assert_eq!(
         store.backlog().await.unwrap(),
         0,
-        "every task ran, acknowledged or not"
+        "every task ran at once, acknowledged or not ({recovering} waited at reopening)"
     );
+    let (email_sink, callback_sink) = sinks(dir.path());
+    let mut contacts: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for line in lines(&email_sink) {
+        let (delivery, attempt) = line.split_once(' ').expect("sink line");
+        contacts
+            .entry(delivery.to_owned())
+            .or_default()
+            .push(attempt.parse().expect("attempt number"));
+    }
+    let posted: BTreeSet<String> = lines(&callback_sink).into_iter().collect();
+    let mut repeated = 0;
+    let mut unknown = 0;
 
     for id in &acknowledged {
         let stored = store
@@ -192,31 +268,97 @@ async fn acknowledged_messages_survive_repeated_sigkill() {
             .unwrap()
             .unwrap_or_else(|| panic!("acknowledged {id} was lost"));
         assert!(stored.status.is_final(), "{id} is {:?}", stored.status);
-        if stored.status == MessageStatus::Processed {
-            for delivery in store.deliveries(id).await.unwrap() {
-                assert_eq!(delivery.state, DeliveryState::Sent, "{id}");
-                assert_eq!(delivery.attempts, 1, "{id}");
-            }
-        }
-        engine
+        let journal = engine
             .verify_journal(id)
             .await
             .unwrap_or_else(|e| panic!("journal of {id}: {e}"));
-    }
-    for (channel, recorder) in [("inbox", &inbox), ("email", &email)] {
-        let counts = recorder.counts();
-        assert!(!counts.is_empty(), "{channel} delivered nothing");
-        let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(
-            twice.is_empty(),
-            "{channel} deliveries sent twice: {twice:?}"
+        // No callback event lost: every journal entry reached the receiver (perhaps twice, with
+        // the same id, when a kill fell between its 2xx and the cursor's commit).
+        for entry in &journal {
+            let event = format!("{id}-{}", entry.seq);
+            assert!(posted.contains(&event), "callback {event} was never posted");
+        }
+        assert_eq!(
+            store.callback_cursor(id).await.unwrap(),
+            None,
+            "{id}: outbox closed"
         );
+        if stored.status != MessageStatus::Processed {
+            continue;
+        }
+        for delivery in store.deliveries(id).await.unwrap() {
+            assert_eq!(delivery.state, DeliveryState::Sent, "{}", delivery.id);
+            assert!(!delivery.outcome_pending, "{}", delivery.id);
+            if delivery.channel() != ChannelKind::Email {
+                continue;
+            }
+            // Every provider contact has its own attempt number, counted and journaled.
+            let made = contacts
+                .get(&delivery.id.to_string())
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                !made.is_empty(),
+                "{} never reached the provider",
+                delivery.id
+            );
+            let distinct: BTreeSet<u32> = made.iter().copied().collect();
+            assert_eq!(
+                distinct.len(),
+                made.len(),
+                "{}: an attempt number twice: {made:?}",
+                delivery.id
+            );
+            assert!(
+                made.iter().all(|n| *n >= 1 && *n <= delivery.attempts),
+                "{}: {made:?} beyond attempts {}",
+                delivery.id,
+                delivery.attempts
+            );
+            let journaled: BTreeSet<u32> = journal
+                .iter()
+                .filter_map(|entry| match &entry.event {
+                    JournalEvent::Attempted {
+                        channel: ChannelKind::Email,
+                        attempt,
+                        ..
+                    }
+                    | JournalEvent::OutcomeUnknown {
+                        channel: ChannelKind::Email,
+                        attempt,
+                    } => Some(*attempt),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                journaled,
+                (1..=delivery.attempts).collect::<BTreeSet<u32>>(),
+                "{}: every attempt is in the journal",
+                delivery.id
+            );
+            if made.len() > 1 {
+                repeated += 1;
+            }
+            unknown += journal
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e.event,
+                        JournalEvent::OutcomeUnknown {
+                            channel: ChannelKind::Email,
+                            ..
+                        }
+                    )
+                })
+                .count();
+        }
     }
+    assert!(!contacts.is_empty(), "no email reached the provider");
     println!(
-        "{} acknowledged across {KILLS} kills ({kills_during_writes} mid-load); {} inbox and {} email deliveries",
+        "{} acknowledged across {KILLS} kills ({kills_during_writes} mid-load); {} email contacts, {repeated} deliveries contacted more than once, {unknown} outcomes recorded unknown; {} callback posts",
         acknowledged.len(),
-        inbox.calls().len(),
-        email.calls().len()
+        contacts.values().map(Vec::len).sum::<usize>(),
+        lines(&callback_sink).len()
     );
 }
 

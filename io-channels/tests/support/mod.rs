@@ -1,6 +1,7 @@
 //! What the channel tests share: a test certificate authority, a loopback HTTP server (TLS with
 //! ALPN h2 and http/1.1, or plain) that counts its TCP connections, the SMTP peer (aiosmtpd), and
-//! an engine over a real sled store that drives deliveries attempt by attempt.
+//! an engine over a real sled store that drives deliveries attempt by attempt on a clock the
+//! test moves forward.
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different subset
 
@@ -10,16 +11,17 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use io_core::{
-    Channel, ChannelKind, Delivery, DeliveryId, Engine, EngineConfig, FiscalCode, MessageId,
-    NewMessage, NewMessageContent, OrganizationFiscalCode, Profile, RetryPolicy,
-    SenderCapabilities, Service, ServiceId, ServiceMetadata, Store, Submission, SystemClock,
+    CallbackSender, Channel, ChannelKind, Clock, Delivery, DeliveryId, Engine, EngineConfig,
+    FiscalCode, MessageId, NewMessage, NewMessageContent, OrganizationFiscalCode, Profile,
+    RetryPolicy, SenderCapabilities, Service, ServiceId, ServiceMetadata, Store, Submission,
+    SystemClock, Timestamp,
 };
 use io_store::SledStore;
 use tokio::io::AsyncBufReadExt;
@@ -391,10 +393,34 @@ pub fn retry_policy() -> RetryPolicy {
     }
 }
 
-/// An engine over a fresh sled store, on the system clock (the peers are real sockets, and
-/// paused time would fire every timeout while a socket waits).
+/// The engine's clock in these tests: the system clock plus an offset the test moves forward,
+/// so a retry comes due without sleeping. Not tokio's paused time: the peers are real sockets,
+/// and paused time would fire every timeout while a socket waits.
+#[derive(Debug, Default)]
+pub struct TestClock {
+    ahead_ms: AtomicU64,
+}
+
+impl TestClock {
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let millis = u64::try_from(by.as_millis()).unwrap();
+        self.ahead_ms.fetch_add(millis, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        SystemClock
+            .now()
+            .plus(Duration::from_millis(self.ahead_ms.load(Ordering::SeqCst)))
+    }
+}
+
+/// An engine over a sled store (the inbox is built in), on a [`TestClock`].
 pub struct Harness {
     pub store: Arc<SledStore>,
+    pub clock: Arc<TestClock>,
     pub engine: Engine<SledStore>,
 }
 
@@ -415,8 +441,21 @@ impl Harness {
             rng_seed: Some(5),
             ..EngineConfig::default()
         };
-        let engine = Engine::new(store.clone(), channels, Arc::new(SystemClock), config).unwrap();
-        Self { store, engine }
+        let clock = Arc::new(TestClock::default());
+        let engine = Engine::new(store.clone(), channels, clock.clone(), config).unwrap();
+        Self {
+            store,
+            clock,
+            engine,
+        }
+    }
+
+    /// The same engine, posting sender callbacks through `sender`.
+    pub fn with_callbacks(self, sender: Arc<dyn CallbackSender>) -> Self {
+        Self {
+            engine: self.engine.with_callbacks(sender),
+            ..self
+        }
     }
 
     pub async fn submit(&self, to: &FiscalCode, subject: &str, markdown: &str) -> MessageId {
@@ -451,12 +490,37 @@ impl Harness {
 
     /// Runs rounds until every given delivery has had one attempt (or ended), at most 6 rounds.
     pub async fn attempt_once(&self, deliveries: &[DeliveryId]) -> Vec<Delivery> {
+        self.attempt_until(deliveries, |d| d.attempts > 0).await
+    }
+
+    /// Moves the clock to the latest due time of the given (retrying) deliveries, then runs
+    /// rounds until each has had one more attempt (or ended), at most 6 rounds.
+    pub async fn attempt_again(&self, deliveries: &[DeliveryId]) -> Vec<Delivery> {
+        let mut before = Vec::new();
+        for id in deliveries {
+            before.push(self.store.delivery(id).await.unwrap().unwrap());
+        }
+        if let Some(due) = before.iter().map(|d| d.next_attempt_at).max() {
+            self.clock.advance(due.since(self.clock.now()));
+        }
+        self.attempt_until(deliveries, |d| {
+            let earlier = before.iter().find(|b| b.id == d.id).unwrap();
+            d.attempts > earlier.attempts
+        })
+        .await
+    }
+
+    async fn attempt_until(
+        &self,
+        deliveries: &[DeliveryId],
+        attempted: impl Fn(&Delivery) -> bool,
+    ) -> Vec<Delivery> {
         for _ in 0..6 {
             self.engine.run_round().await.unwrap();
             let mut all = Vec::new();
             for id in deliveries {
                 match self.store.delivery(id).await.unwrap() {
-                    Some(d) if d.attempts > 0 || d.state.is_final() => all.push(d),
+                    Some(d) if attempted(&d) || d.state.is_final() => all.push(d),
                     _ => break,
                 }
             }

@@ -12,5 +12,6 @@ pub(crate) fn sample_notification() -> io_channels::push::PushNotification {
         message_id: "01JBQ1N9ZK3Q8R0M5W6X7Y8Z9A".into(),
         expires_at: 4_102_444_800,
         time_to_live: Duration::from_secs(3600),
+        now: io_core::Timestamp::from_millis(1_767_225_600_000),
     }
 }

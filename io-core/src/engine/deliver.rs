@@ -1,34 +1,152 @@
-//! One delivery attempt: expire what outlived its time-to-live, pass the rate limiters, call the
-//! channel with a timeout, and record the outcome with the next attempt's time.
+//! A round's delivery attempts, in four steps so that the store sees few, large writes:
+//!
+//! 1. **Prepare** each claimed delivery: expire what outlived its time-to-live (never sent),
+//!    defer what a rate limiter holds back (not an attempt), or count the attempt.
+//! 2. **Start**: one `Store::start_attempts` for the whole round, durable before any provider
+//!    is called, so `attempts` counts provider contacts even across a crash; a delivery found
+//!    with an attempt still pending had its previous outcome lost, and the start records it
+//!    (`OutcomeUnknown`) in the journal.
+//! 3. **Send** concurrently (up to `max_in_flight`), each under `send_timeout`, with what the
+//!    channel needs read once per round (message, sender, profile, devices).
+//! 4. **Commit** outcomes with their journal entries and the channels' effects through
+//!    `Store::commit_deliveries`, in batches of whatever has finished, while the other sends
+//!    go on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
 
 use crate::{
-    DeliveryId, DeliveryJob, DeliveryRecord, DeliveryState, Engine, FailureReason, JournalEvent,
-    Outcome, OutcomeRecord, PermanentReason, Store, StoreError, Task, TransientCause,
+    ChannelKind, Delivery, DeliveryId, DeliveryJob, DeliveryRecord, DeliveryState, Effect, Engine,
+    FailureReason, FiscalCode, Installation, JournalEvent, MessageId, Outcome, OutcomeRecord,
+    PermanentReason, Profile, Report, Service, ServiceId, Store, StoreError, StoredMessage, Task,
+    TaskKind, Timestamp, TransientCause,
 };
 
+/// The most outcomes committed in one `commit_deliveries` call.
+const COMMIT_BATCH: usize = 512;
+
+/// What preparing a claimed delivery came to.
+enum Prepared {
+    /// Nothing to do: the delivery is gone (erased) or already final; the task was dropped.
+    Nothing,
+    /// A state change to commit without calling a channel: expired, or deferred by a limiter.
+    Record(DeliveryRecord),
+    /// An attempt to start, then send.
+    Attempt(Task, Delivery, Option<JournalEvent>),
+}
+
+/// What the channels of a round need, read once.
+#[derive(Default)]
+struct Context {
+    messages: HashMap<MessageId, Arc<StoredMessage>>,
+    services: HashMap<ServiceId, Option<Arc<Service>>>,
+    profiles: HashMap<FiscalCode, Option<Arc<Profile>>>,
+    installations: HashMap<FiscalCode, Arc<[Installation]>>,
+}
+
 impl<S: Store> Engine<S> {
-    pub(super) async fn deliver(&self, task: Task, id: DeliveryId) -> Result<(), StoreError> {
-        let Some(mut delivery) = self.store.delivery(&id).await? else {
+    /// Runs a round's deliver tasks; returns how many could not be recorded (they return when
+    /// their lease ends).
+    pub(super) async fn run_deliver_tasks(&self, tasks: Vec<Task>) -> usize {
+        if tasks.is_empty() {
+            return 0;
+        }
+        let mut failed = 0;
+        let mut records = Vec::new();
+        let mut starts = Vec::new();
+        // A message's deliveries are claimed next to each other: read them with one call.
+        let mut read: Option<(MessageId, Vec<Delivery>)> = None;
+        for task in tasks {
+            let TaskKind::Deliver(id) = task.kind else {
+                continue;
+            };
+            if read
+                .as_ref()
+                .is_none_or(|(message, _)| *message != id.message)
+            {
+                read = match self.store.deliveries(&id.message).await {
+                    Ok(deliveries) => Some((id.message, deliveries)),
+                    Err(error) => {
+                        failed += 1;
+                        tracing::warn!(%error, "delivery not read; it returns when its lease ends");
+                        None
+                    }
+                };
+            }
+            let Some((_, deliveries)) = &read else {
+                continue;
+            };
+            let delivery = deliveries.iter().find(|d| d.id == id).cloned();
+            match self.prepare(task, id, delivery).await {
+                Ok(Prepared::Nothing) => {}
+                Ok(Prepared::Record(record)) => records.push(record),
+                Ok(Prepared::Attempt(task, delivery, event)) => {
+                    starts.push((task, delivery, event));
+                }
+                Err(error) => {
+                    failed += 1;
+                    tracing::warn!(%error, "delivery not prepared; it returns when its lease ends");
+                }
+            }
+        }
+        if !records.is_empty() {
+            failed += self.commit_outcomes(records).await;
+        }
+        let (started, start_failed) = self.start(starts).await;
+        failed += start_failed;
+        if started.is_empty() {
+            return failed;
+        }
+        let context = match self.context(&started).await {
+            Ok(context) => context,
+            Err(error) => {
+                tracing::warn!(%error, "delivery context not read; the attempts return when their lease ends");
+                return failed + started.len();
+            }
+        };
+        failed + self.send_and_commit(started, &context).await
+    }
+
+    /// Step 1 for one task, whose delivery was read as `delivery`.
+    async fn prepare(
+        &self,
+        task: Task,
+        id: DeliveryId,
+        delivery: Option<Delivery>,
+    ) -> Result<Prepared, StoreError> {
+        let Some(mut delivery) = delivery else {
             tracing::debug!(delivery = %id, "deliver task for a delivery that is gone (erased); dropping it");
-            return self.drop_task(&task).await;
+            self.drop_task(&task).await?;
+            return Ok(Prepared::Nothing);
         };
         if delivery.state.is_final() {
-            return self.store.discard_task(&task).await;
+            self.store.discard_task(&task).await?;
+            return Ok(Prepared::Nothing);
         }
         let now = self.clock.now();
-        let record = |delivery, event| DeliveryRecord {
-            task: task.clone(),
-            delivery,
-            event,
-            at: now,
-        };
+        let unknown = delivery
+            .outcome_pending
+            .then_some(JournalEvent::OutcomeUnknown {
+                channel: id.channel,
+                attempt: delivery.attempts,
+            });
         if now >= delivery.expires_at {
             delivery.state = DeliveryState::Expired;
+            delivery.outcome_pending = false;
             delivery.updated_at = now;
-            let event = JournalEvent::Expired {
+            let mut events: Vec<JournalEvent> = unknown.into_iter().collect();
+            events.push(JournalEvent::Expired {
                 channel: id.channel,
-            };
-            return self.commit_observed(record(delivery, Some(event))).await;
+            });
+            return Ok(Prepared::Record(DeliveryRecord {
+                task,
+                delivery,
+                events,
+                effects: Vec::new(),
+                at: now,
+            }));
         }
         if let Err(wait) =
             self.limiters
@@ -36,41 +154,226 @@ impl<S: Store> Engine<S> {
         {
             // Not an attempt: the delivery waits for its turn without losing one.
             delivery.next_attempt_at = now.plus(wait);
-            return self.store.commit_delivery(record(delivery, None)).await;
+            return Ok(Prepared::Record(DeliveryRecord {
+                task,
+                delivery,
+                events: Vec::new(),
+                effects: Vec::new(),
+                at: now,
+            }));
         }
-        let Some(stored) = self.store.message(&id.message).await? else {
-            tracing::debug!(delivery = %id, "delivery of a message that is gone (erased); dropping it");
-            return self.drop_task(&task).await;
+        if unknown.is_some() {
+            tracing::warn!(delivery = %id, attempt = delivery.attempts, "the outcome of an interrupted attempt is unknown; attempting again");
+        }
+        delivery.attempts += 1;
+        delivery.outcome_pending = true;
+        Ok(Prepared::Attempt(task, delivery, unknown))
+    }
+
+    /// Step 2: records the round's attempts as started; returns those that may now call their
+    /// channel, and how many could not be started.
+    async fn start(
+        &self,
+        starts: Vec<(Task, Delivery, Option<JournalEvent>)>,
+    ) -> (Vec<(Task, Delivery)>, usize) {
+        if starts.is_empty() {
+            return (Vec::new(), 0);
+        }
+        let now = self.clock.now();
+        let observed: Vec<_> = starts
+            .iter()
+            .map(|(_, delivery, event)| {
+                event
+                    .clone()
+                    .map(|event| (delivery.id.message, delivery.service_id.clone(), event))
+            })
+            .collect();
+        let (records, kept): (Vec<_>, Vec<_>) = starts
+            .into_iter()
+            .map(|(task, delivery, event)| {
+                let start = crate::AttemptStart {
+                    task: task.clone(),
+                    delivery: delivery.clone(),
+                    event,
+                    at: now,
+                };
+                (start, (task, delivery))
+            })
+            .unzip();
+        let results = self.store.start_attempts(records).await;
+        let mut started = Vec::with_capacity(kept.len());
+        let mut failed = 0;
+        for ((attempt, result), observed) in kept.into_iter().zip(results).zip(observed) {
+            match result {
+                Ok(()) => {
+                    if let Some((message, service, event)) = observed {
+                        self.observe(message, &service, now, &[event]);
+                    }
+                    started.push(attempt);
+                }
+                Err(error) => {
+                    failed += 1;
+                    tracing::warn!(%error, delivery = %attempt.1.id, "attempt not started; it returns when its lease ends");
+                }
+            }
+        }
+        (started, failed)
+    }
+
+    /// Reads what the round's channels need, once per message, sender and citizen.
+    async fn context(&self, started: &[(Task, Delivery)]) -> Result<Context, StoreError> {
+        let mut context = Context::default();
+        for (_, delivery) in started {
+            let message = delivery.id.message;
+            if !context.messages.contains_key(&message)
+                && let Some(stored) = self.store.message(&message).await?
+            {
+                context.messages.insert(message, Arc::new(stored));
+            }
+            if !context.services.contains_key(&delivery.service_id) {
+                let service = self.store.service(&delivery.service_id).await?;
+                context
+                    .services
+                    .insert(delivery.service_id.clone(), service.map(Arc::new));
+            }
+            let citizen = &delivery.fiscal_code;
+            if !context.profiles.contains_key(citizen) {
+                let profile = self.store.profile(citizen).await?;
+                context
+                    .profiles
+                    .insert(citizen.clone(), profile.map(Arc::new));
+            }
+            if delivery.channel() == ChannelKind::Push
+                && !context.installations.contains_key(citizen)
+            {
+                let devices = self.store.installations(citizen).await?;
+                context
+                    .installations
+                    .insert(citizen.clone(), devices.into());
+            }
+        }
+        Ok(context)
+    }
+
+    /// Steps 3 and 4: sends concurrently and commits outcomes in batches as they finish.
+    async fn send_and_commit(&self, started: Vec<(Task, Delivery)>, context: &Context) -> usize {
+        let (finished, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+        let sends = futures::stream::iter(started)
+            .map(|(task, delivery)| self.attempt(task, delivery, context))
+            .buffer_unordered(self.config.max_in_flight)
+            .for_each(move |record| {
+                let _ = finished.send(record);
+                std::future::ready(())
+            });
+        let commits = async {
+            let mut failed = 0;
+            let mut batch = Vec::new();
+            while let Some(first) = outcomes.recv().await {
+                batch.push(first);
+                while batch.len() < COMMIT_BATCH {
+                    match outcomes.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let records: Vec<DeliveryRecord> =
+                    std::mem::take(&mut batch).into_iter().flatten().collect();
+                if !records.is_empty() {
+                    failed += self.commit_outcomes(records).await;
+                }
+            }
+            failed
         };
-        let service = self.store.service(&delivery.service_id).await?;
-        let profile = self.store.profile(&delivery.fiscal_code).await?;
-        let outcome = match (self.channels.get(&id.channel), &service) {
+        let ((), failed) = futures::join!(sends, commits);
+        failed
+    }
+
+    /// Step 3 for one delivery: the channel's report turned into the delivery's next state.
+    /// `None` when the message is gone (erased since the claim) and the task was dropped.
+    async fn attempt(
+        &self,
+        task: Task,
+        mut delivery: Delivery,
+        context: &Context,
+    ) -> Option<DeliveryRecord> {
+        let id = delivery.id;
+        let Some(stored) = context.messages.get(&id.message) else {
+            tracing::debug!(delivery = %id, "delivery of a message that is gone (erased); dropping it");
+            if let Err(error) = self.drop_task(&task).await {
+                tracing::warn!(%error, delivery = %id, "could not drop the task of an erased message");
+            }
+            return None;
+        };
+        let service = context
+            .services
+            .get(&delivery.service_id)
+            .and_then(Option::as_ref);
+        let profile = context
+            .profiles
+            .get(&delivery.fiscal_code)
+            .and_then(Option::as_deref);
+        let installations: &[Installation] = context
+            .installations
+            .get(&delivery.fiscal_code)
+            .map_or(&[], |devices| devices);
+        let now = self.clock.now();
+        let report = match (self.channels.get(&id.channel), service) {
             (Some(channel), Some(service)) => {
                 let job = DeliveryJob {
                     delivery: &delivery,
                     message: &stored.message,
                     service,
-                    profile: profile.as_ref(),
+                    profile,
+                    installations,
+                    now,
                 };
                 tokio::time::timeout(self.config.send_timeout, channel.send(job))
                     .await
-                    .unwrap_or(Outcome::Transient {
-                        retry_after: None,
-                        cause: TransientCause::Timeout,
+                    .unwrap_or_else(|_| {
+                        Report::from(Outcome::Transient {
+                            retry_after: None,
+                            cause: TransientCause::Timeout,
+                        })
                     })
             }
-            (None, _) => Outcome::Permanent(PermanentReason::new(
+            (None, _) => Report::from(Outcome::Permanent(PermanentReason::new(
                 "channel_not_configured",
                 format!("no {} channel is configured", id.channel),
-            )),
-            (_, None) => Outcome::Permanent(PermanentReason::new(
+            ))),
+            (_, None) => Report::from(Outcome::Permanent(PermanentReason::new(
                 "service_deleted",
                 format!("service {} no longer exists", delivery.service_id),
-            )),
+            ))),
         };
         let after = self.clock.now();
-        delivery.attempts += 1;
-        delivery.last_outcome = Some(OutcomeRecord::from(&outcome));
+        Some(self.outcome_record(task, &mut delivery, report, after))
+    }
+
+    /// The delivery's next state after `report`, as the record to commit.
+    fn outcome_record(
+        &self,
+        task: Task,
+        delivery: &mut Delivery,
+        report: Report,
+        after: Timestamp,
+    ) -> DeliveryRecord {
+        let Report { outcome, effects } = report;
+        let mut stored_effects = Vec::with_capacity(effects.len());
+        for effect in effects {
+            match effect {
+                Effect::DevicesNotified(devices) => {
+                    for device in devices {
+                        if !delivery.devices_notified.contains(&device) {
+                            delivery.devices_notified.push(device);
+                        }
+                    }
+                }
+                other => stored_effects.push(other),
+            }
+        }
+        let record = OutcomeRecord::from(&outcome);
+        delivery.outcome_pending = false;
+        delivery.last_outcome = Some(record.clone());
         delivery.updated_at = after;
         let mut next_attempt_at = None;
         delivery.state = match &outcome {
@@ -94,29 +397,57 @@ impl<S: Store> Engine<S> {
                 reason: FailureReason::InvalidRecipient,
             },
         };
-        tracing::debug!(delivery = %id, attempt = delivery.attempts, state = delivery.state.as_str(), "attempt recorded");
+        tracing::debug!(delivery = %delivery.id, attempt = delivery.attempts, state = delivery.state.as_str(), "attempt recorded");
         let event = JournalEvent::Attempted {
-            channel: id.channel,
+            channel: delivery.id.channel,
             attempt: delivery.attempts,
-            outcome: OutcomeRecord::from(&outcome),
+            outcome: record,
             state: delivery.state.clone(),
             next_attempt_at,
         };
-        self.commit_observed(record(delivery, Some(event))).await
+        DeliveryRecord {
+            task,
+            delivery: delivery.clone(),
+            events: vec![event],
+            effects: stored_effects,
+            at: after,
+        }
     }
 
-    /// Commits an attempt or expiry and then tells the observer.
-    async fn commit_observed(&self, record: DeliveryRecord) -> Result<(), StoreError> {
-        let observed = self
-            .observers
-            .first()
-            .and(record.event.clone())
-            .map(|event| (record.delivery.service_id.clone(), record.at, event));
-        let message = record.delivery.id.message;
-        self.store.commit_delivery(record).await?;
-        if let Some((service, at, event)) = observed {
-            self.observe(message, &service, at, &[event]);
+    /// Step 4: commits outcomes (or deferrals) together, then tells the observers; returns how
+    /// many were not recorded.
+    async fn commit_outcomes(&self, records: Vec<DeliveryRecord>) -> usize {
+        let observed: Vec<_> = if self.observers.is_empty() {
+            Vec::new()
+        } else {
+            records
+                .iter()
+                .map(|r| {
+                    (
+                        r.delivery.id.message,
+                        r.delivery.service_id.clone(),
+                        r.at,
+                        r.events.clone(),
+                    )
+                })
+                .collect()
+        };
+        let kinds: Vec<_> = records.iter().map(|r| r.task.kind).collect();
+        let results = self.store.commit_deliveries(records).await;
+        let mut failed = 0;
+        for (index, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(()) => {
+                    if let Some((message, service, at, events)) = observed.get(index) {
+                        self.observe(*message, service, *at, events);
+                    }
+                }
+                Err(error) => {
+                    failed += 1;
+                    tracing::warn!(task = ?kinds.get(index), %error, "delivery result not recorded; it returns when its lease ends");
+                }
+            }
         }
-        Ok(())
+        failed
     }
 }

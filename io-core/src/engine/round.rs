@@ -34,14 +34,20 @@ impl<S: Store> Engine<S> {
             .claim_tasks(&services, now, self.config.quantum, lease_until)
             .await?;
         let count = tasks.len();
-        let (process, deliver): (Vec<Task>, Vec<Task>) = tasks
-            .into_iter()
-            .partition(|task| matches!(task.kind, TaskKind::Process(_)));
-        let (process_failed, deliver_failed) = futures::join!(
+        let (mut process, mut deliver, mut callback) = (Vec::new(), Vec::new(), Vec::new());
+        for task in tasks {
+            match task.kind {
+                TaskKind::Process(_) => process.push(task),
+                TaskKind::Deliver(_) => deliver.push(task),
+                TaskKind::Callback(_) => callback.push(task),
+            }
+        }
+        let (process_failed, deliver_failed, callback_failed) = futures::join!(
             self.run_process_tasks(process),
-            self.run_deliver_tasks(deliver)
+            self.run_deliver_tasks(deliver),
+            self.run_callback_tasks(callback)
         );
-        let failed = process_failed + deliver_failed;
+        let failed = process_failed + deliver_failed + callback_failed;
         Ok(RoundReport {
             services: services.len(),
             tasks: count,
@@ -134,23 +140,5 @@ impl<S: Store> Engine<S> {
             }
         }
         failed
-    }
-
-    async fn run_deliver_tasks(&self, tasks: Vec<Task>) -> usize {
-        futures::stream::iter(tasks)
-            .map(|task| async move {
-                let TaskKind::Deliver(id) = task.kind else {
-                    return Ok(());
-                };
-                let result = self.deliver(task.clone(), id).await;
-                if let Err(error) = &result {
-                    tracing::warn!(task = ?task.kind, %error, "delivery result not recorded; it returns when its lease ends");
-                }
-                result
-            })
-            .buffer_unordered(self.config.max_in_flight)
-            .filter(|result| std::future::ready(result.is_err()))
-            .count()
-            .await
     }
 }

@@ -1,12 +1,13 @@
-//! Accepting a message: validate, honour the idempotency key, write everything in one atomic,
+//! Accepting a message: validate, honour the idempotency key, decide its channels when
+//! `decide_at_accept` (the recipient's data is in the store), write everything in one atomic,
 //! durable store write, and only then return.
 
 use std::sync::PoisonError;
 
 use crate::{
     AcceptOutcome, AcceptRecord, Engine, FiscalCode, IdempotencyKey, JournalEvent, Message,
-    MessageId, NewMessage, SenderCapabilities, SenderLimits, ServiceId, Store, StoreError,
-    ValidationError,
+    MessageId, MessageStatus, NewMessage, SenderCapabilities, SenderLimits, ServiceId, Store,
+    StoreError, ValidationError,
 };
 
 /// A message submitted by a service.
@@ -55,8 +56,10 @@ pub enum SubmitError {
 }
 
 impl<S: Store> Engine<S> {
-    /// Accepts a message. Returns only once the message, its ACCEPTED status, the idempotency
-    /// record, its process task and its first journal entry are one durable write.
+    /// Accepts a message. Returns only once the message, its status, the idempotency record,
+    /// its first journal entries, and either its process task or its decision (inbox entry and
+    /// deliveries) are one durable write; with them, the sender-callback outbox when the
+    /// service has a callback and the engine a callback sender.
     pub async fn submit(&self, submission: Submission) -> Result<Accepted, SubmitError> {
         let service = self
             .store
@@ -76,7 +79,7 @@ impl<S: Store> Engine<S> {
         };
         let content_hash = body.content_hash();
         let fiscal_code = body.fiscal_code.clone();
-        let event = JournalEvent::Accepted {
+        let accepted = JournalEvent::Accepted {
             service_id: service.service_id.clone(),
             recipient: fiscal_code.hash(),
             content_sha256: content_hash.clone(),
@@ -85,28 +88,48 @@ impl<S: Store> Engine<S> {
         let idempotency = submission
             .idempotency_key
             .map(|key| (key, now.plus(self.config.idempotency_ttl)));
+        let message = Message {
+            id,
+            sender_service_id: service.service_id.clone(),
+            body,
+            created_at: now,
+        };
+        let open_callbacks = match &self.callbacks {
+            Some(_) => self.store.callback(&service.service_id).await?.is_some(),
+            None => false,
+        };
+        let mut events = vec![accepted];
+        let (status, deliveries, into_inbox) = if self.config.decide_at_accept {
+            let decision = self.decision(&message, &service, now).await?;
+            events.extend(decision.events);
+            (decision.status, decision.deliveries, decision.into_inbox)
+        } else {
+            (MessageStatus::Accepted, Vec::new(), false)
+        };
+        let observed = self
+            .observers
+            .first()
+            .map(|_| (message.sender_service_id.clone(), events.clone()));
+        let has_work = status == MessageStatus::Accepted
+            || open_callbacks
+            || deliveries.iter().any(|d| !d.state.is_final());
         let record = AcceptRecord {
-            message: Message {
-                id,
-                sender_service_id: service.service_id,
-                body,
-                created_at: now,
-            },
+            message,
             content_hash: content_hash.clone(),
             idempotency,
-            event,
+            status,
+            deliveries,
+            into_inbox,
+            events,
+            open_callbacks,
         };
-        let observed = self.observers.first().map(|_| {
-            (
-                record.message.sender_service_id.clone(),
-                record.event.clone(),
-            )
-        });
         match self.store.commit_accept(record).await? {
             AcceptOutcome::Created => {
-                self.new_work.notify_one();
-                if let Some((service, event)) = observed {
-                    self.observe(id, &service, now, &[event]);
+                if has_work {
+                    self.new_work.notify_one();
+                }
+                if let Some((service, events)) = observed {
+                    self.observe(id, &service, now, &events);
                 }
                 Ok(Accepted {
                     id,

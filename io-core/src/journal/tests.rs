@@ -148,3 +148,43 @@ fn a_rewritten_history_with_recomputed_hashes_fails_against_the_head() {
         Err(JournalError::HeadMismatch { .. })
     ));
 }
+
+#[test]
+fn encoded_entries_are_the_canonical_bytes_of_every_event_kind() {
+    let at = Timestamp::from_millis(-1_234);
+    let events = vec![
+        JournalEvent::Rejected {
+            reason: crate::RejectionReason::UserNotFound,
+        },
+        JournalEvent::Failed {
+            detail: "service \"x\" gone\n\u{1F600}".into(),
+        },
+        JournalEvent::OutcomeUnknown {
+            channel: crate::ChannelKind::Push,
+            attempt: 3,
+        },
+        JournalEvent::Attempted {
+            channel: crate::ChannelKind::Email,
+            attempt: 2,
+            outcome: crate::OutcomeRecord::Transient {
+                retry_after_ms: Some(5),
+                cause: crate::TransientCause::ServerError(503),
+            },
+            state: crate::DeliveryState::Retrying,
+            next_attempt_at: Some(Timestamp::from_millis(9)),
+        },
+    ];
+    let mut head: Option<JournalHead> = None;
+    for event in events
+        .into_iter()
+        .chain(chain(3).into_iter().map(|e| e.event))
+    {
+        let expected = JournalEntry::append_after(head.as_ref(), at, event.clone());
+        let json = serde_json::to_vec(&event).unwrap();
+        let (bytes, next) = JournalEntry::encode_after(head.as_ref(), at, &json);
+        assert_eq!(bytes, expected.to_bytes(), "{event:?}");
+        assert_eq!(next, expected.head());
+        assert_eq!(JournalEntry::from_bytes(0, &bytes).unwrap(), expected);
+        head = Some(next);
+    }
+}

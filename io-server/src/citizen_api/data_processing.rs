@@ -2,12 +2,14 @@
 //! `GET /user-data-processing/{choice}`, `DELETE /user-data-processing/{choice}` (aborts a
 //! PENDING DELETE) and `GET /user-data-processing/DOWNLOAD/archive`.
 //!
-//! A request is one record per citizen and choice: PENDING when asked, WIP while carried out,
-//! then CLOSED (or FAILED; ABORTED when the citizen withdrew a DELETE in time). The server
-//! carries requests out in the background ([`sweep`]): a DOWNLOAD at once, a DELETE once its
-//! grace period (`gdpr.delete_grace_secs`, IO's 6 days) has passed, so the citizen can still
-//! abort it. Every status change is a compare-and-swap on the record, so an abort and the
-//! worker, or two workers, never both win.
+//! A request is one record per citizen and choice (`io_core::DataRequest`): PENDING when
+//! asked, WIP while carried out, then CLOSED (or FAILED; ABORTED when the citizen withdrew a
+//! DELETE in time). The server carries requests out in the background ([`sweep`]): a DOWNLOAD
+//! at once, a DELETE once its grace period (`gdpr.delete_grace_secs`, IO's 6 days) has passed,
+//! so the citizen can still abort it. Every status change is one compare-and-swap of the
+//! store (`Store::swap_data_request`), which keeps the index of open requests by due time in
+//! step, so an abort and the worker, or two workers, never both win, and no request is left
+//! out of the index or in it after it closed.
 
 mod archive;
 pub mod sweep;
@@ -19,7 +21,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use io_core::{FiscalCode, Timestamp};
+use io_core::{Choice, DataRequest, FiscalCode, RequestStatus, Store};
 use serde::{Deserialize, Serialize};
 
 pub use archive::Archive;
@@ -29,126 +31,19 @@ use super::Citizen;
 use crate::app::App;
 use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
-use crate::records::ScheduledRequest;
 
 /// How long the archive of a CLOSED DOWNLOAD request can be fetched: IO keeps its archives
 /// 15 days. The citizen asks again afterwards.
 pub const ARCHIVE_AVAILABLE_FOR: Duration = Duration::from_secs(15 * 24 * 3600);
 
-/// What the citizen asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Choice {
-    /// A copy of every piece of data about the citizen.
-    Download,
-    /// The erasure of every piece of data about the citizen.
-    Delete,
-}
-
-impl Choice {
-    /// IO's name, also the record's key.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Download => "DOWNLOAD",
-            Self::Delete => "DELETE",
-        }
-    }
-
-    /// A choice from a path segment (IO's names, upper case).
-    pub fn parse(raw: &str) -> Result<Self, Problem> {
-        match raw {
-            "DOWNLOAD" => Ok(Self::Download),
-            "DELETE" => Ok(Self::Delete),
-            _ => Err(Problem::bad_request(format!(
-                "choice (path): expected DOWNLOAD or DELETE, got {:?}",
-                raw.chars().take(32).collect::<String>()
-            ))),
-        }
-    }
-}
-
-/// Where a request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RequestStatus {
-    /// Asked, not yet carried out (a DELETE can still be aborted).
-    Pending,
-    /// Being carried out.
-    Wip,
-    /// Carried out.
-    Closed,
-    /// Could not be carried out; the citizen may ask again.
-    Failed,
-    /// Withdrawn by the citizen before it was carried out.
-    Aborted,
-}
-
-impl RequestStatus {
-    /// IO's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Wip => "WIP",
-            Self::Closed => "CLOSED",
-            Self::Failed => "FAILED",
-            Self::Aborted => "ABORTED",
-        }
-    }
-}
-
-/// A GDPR request, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DataRequest {
-    /// What was asked.
-    pub choice: Choice,
-    /// Where it stands.
-    pub status: RequestStatus,
-    /// When it was asked.
-    pub created_at: Timestamp,
-    /// When its status last changed.
-    pub updated_at: Timestamp,
-    /// From when it may be carried out: at once for a DOWNLOAD, after the grace period in
-    /// force when it was asked for a DELETE.
-    pub due_at: Timestamp,
-}
-
-impl DataRequest {
-    /// Not finished: another request of the same choice is refused meanwhile.
-    pub fn is_open(&self) -> bool {
-        matches!(self.status, RequestStatus::Pending | RequestStatus::Wip)
-    }
-
-    /// A PENDING request of `choice` asked at `now`; a DELETE waits `grace`.
-    pub fn asked(choice: Choice, now: Timestamp, grace: Duration) -> Self {
-        Self {
-            choice,
-            status: RequestStatus::Pending,
-            created_at: now,
-            updated_at: now,
-            due_at: match choice {
-                Choice::Download => now,
-                Choice::Delete => now.plus(grace),
-            },
-        }
-    }
-
-    /// Its entry in the schedule of due requests.
-    fn scheduled(&self, fiscal_code: &FiscalCode) -> ScheduledRequest {
-        ScheduledRequest {
-            due: self.due_at,
-            fiscal_code: fiscal_code.clone(),
-            choice: self.choice.as_str().to_string(),
-        }
-    }
-
-    /// The same request with `status` from `now` on.
-    fn moved_to(self, status: RequestStatus, now: Timestamp) -> Self {
-        Self {
-            status,
-            updated_at: now,
-            ..self
-        }
-    }
+/// A choice from a path segment (IO's names, upper case), or 400.
+fn parse_choice(raw: &str) -> Result<Choice, Problem> {
+    Choice::parse(raw).ok_or_else(|| {
+        Problem::bad_request(format!(
+            "choice (path): expected DOWNLOAD or DELETE, got {:?}",
+            raw.chars().take(32).collect::<String>()
+        ))
+    })
 }
 
 /// A request as the API answers it: `{choice, status, created_at, updated_at}`.
@@ -178,24 +73,25 @@ pub struct NewDataRequest {
     choice: Choice,
 }
 
-fn grace(app: &App) -> Duration {
+fn grace<S: Store>(app: &App<S>) -> Duration {
     Duration::from_secs(app.config.gdpr.delete_grace_secs)
 }
 
 /// The citizen's request of `choice`, if any.
-async fn stored(
-    app: &App,
+async fn stored<S: Store>(
+    app: &App<S>,
     fiscal_code: &FiscalCode,
     choice: Choice,
 ) -> ApiResult<Option<DataRequest>> {
-    Ok(app
-        .records
-        .data_request(fiscal_code, choice.as_str())
-        .await?)
+    Ok(app.store.data_request(fiscal_code, choice).await?)
 }
 
 /// The citizen's request of `choice`, or 404.
-async fn existing(app: &App, fiscal_code: &FiscalCode, choice: Choice) -> ApiResult<DataRequest> {
+async fn existing<S: Store>(
+    app: &App<S>,
+    fiscal_code: &FiscalCode,
+    choice: Choice,
+) -> ApiResult<DataRequest> {
     stored(app, fiscal_code, choice).await?.ok_or_else(|| {
         Problem::not_found(format!(
             "no {} request: ask with POST /user-data-processing",
@@ -214,8 +110,8 @@ fn changed_meanwhile(choice: Choice) -> Problem {
 
 /// `POST /user-data-processing`: 201 with the PENDING request; 409 while one of that choice
 /// is PENDING or WIP. A finished one (CLOSED, FAILED, ABORTED) is replaced.
-pub(super) async fn post_request(
-    State(app): State<Arc<App>>,
+pub(super) async fn post_request<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     JsonBody(body): JsonBody<NewDataRequest>,
 ) -> ApiResult<Response> {
@@ -229,20 +125,9 @@ pub(super) async fn post_request(
         )));
     }
     let request = DataRequest::asked(choice, app.clock.now(), grace(&app));
-    // The schedule first: a request without its entry would never be carried out, an entry
-    // without its request is dropped by the worker (not before an hour, so that it does not
-    // drop the entry of a request being written right now).
-    app.records
-        .schedule_data_request(&request.scheduled(&fiscal_code))
-        .await?;
     if !app
-        .records
-        .swap_data_request(
-            &fiscal_code,
-            choice.as_str(),
-            current.as_ref(),
-            Some(&request),
-        )
+        .store
+        .swap_data_request(&fiscal_code, choice, current.as_ref(), Some(&request))
         .await?
     {
         return Err(changed_meanwhile(choice));
@@ -256,24 +141,24 @@ pub(super) async fn post_request(
 }
 
 /// `GET /user-data-processing/{choice}`.
-pub(super) async fn get_request(
-    State(app): State<Arc<App>>,
+pub(super) async fn get_request<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(choice): Path<String>,
 ) -> ApiResult<Json<DataRequestView>> {
-    let choice = Choice::parse(&choice)?;
+    let choice = parse_choice(&choice)?;
     let request = existing(&app, &fiscal_code, choice).await?;
     Ok(Json(DataRequestView::from(&request)))
 }
 
 /// `DELETE /user-data-processing/{choice}`: aborts a PENDING DELETE request (ABORTED); 409
 /// for a DOWNLOAD or a request no longer PENDING.
-pub(super) async fn abort_request(
-    State(app): State<Arc<App>>,
+pub(super) async fn abort_request<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(choice): Path<String>,
 ) -> ApiResult<Json<DataRequestView>> {
-    let choice = Choice::parse(&choice)?;
+    let choice = parse_choice(&choice)?;
     let request = existing(&app, &fiscal_code, choice).await?;
     if choice != Choice::Delete {
         return Err(Problem::conflict(
@@ -288,27 +173,19 @@ pub(super) async fn abort_request(
     }
     let aborted = request.moved_to(RequestStatus::Aborted, app.clock.now());
     if !app
-        .records
-        .swap_data_request(
-            &fiscal_code,
-            choice.as_str(),
-            Some(&request),
-            Some(&aborted),
-        )
+        .store
+        .swap_data_request(&fiscal_code, choice, Some(&request), Some(&aborted))
         .await?
     {
         return Err(changed_meanwhile(choice));
     }
-    app.records
-        .unschedule_data_request(&request.scheduled(&fiscal_code))
-        .await?;
     Ok(Json(DataRequestView::from(&aborted)))
 }
 
 /// `GET /user-data-processing/DOWNLOAD/archive`: everything io holds about the citizen, once
 /// their DOWNLOAD request is CLOSED and for [`ARCHIVE_AVAILABLE_FOR`] after.
-pub(super) async fn get_archive(
-    State(app): State<Arc<App>>,
+pub(super) async fn get_archive<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
 ) -> ApiResult<Json<Archive>> {
     let request = existing(&app, &fiscal_code, Choice::Download).await?;

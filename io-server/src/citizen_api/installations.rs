@@ -25,8 +25,8 @@ pub struct InstallationPayload {
 }
 
 /// `PUT /installations/{installation_id}`.
-pub(super) async fn put_installation(
-    State(app): State<Arc<App>>,
+pub(super) async fn put_installation<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(installation_id): Path<String>,
     JsonBody(payload): JsonBody<InstallationPayload>,

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
-use io_core::{FiscalCode, MessageId, Store};
+use io_core::{FiscalCode, FlagsChange, MessageFlags, MessageId, Store};
 use serde::{Deserialize, Serialize};
 
 use super::Citizen;
 use crate::app::App;
 use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
-use crate::records::MessageFlags;
 use crate::views::ContentView;
 
 /// `GET /messages` query.
@@ -53,8 +52,8 @@ pub struct Page {
 }
 
 /// `GET /messages`.
-pub(super) async fn list_messages(
-    State(app): State<Arc<App>>,
+pub(super) async fn list_messages<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Page>> {
@@ -100,7 +99,7 @@ pub(super) async fn list_messages(
             if minimum.is_some_and(|min| *id <= min) {
                 break 'scan;
             }
-            let flags = app.records.message_flags(&fiscal_code, id).await?;
+            let flags = app.store.message_flags(&fiscal_code, id).await?;
             if flags.is_archived != archived {
                 continue;
             }
@@ -119,8 +118,8 @@ pub(super) async fn list_messages(
     Ok(Json(Page { items, next, prev }))
 }
 
-async fn inbox_item(
-    app: &App,
+async fn inbox_item<S: Store>(
+    app: &App<S>,
     id: &MessageId,
     flags: MessageFlags,
 ) -> ApiResult<Option<InboxItem>> {
@@ -157,7 +156,11 @@ pub struct CitizenMessage {
 }
 
 /// The citizen's own message in the inbox, or 404.
-async fn own_message(app: &App, fiscal_code: &FiscalCode, raw: &str) -> ApiResult<MessageId> {
+async fn own_message<S: Store>(
+    app: &App<S>,
+    fiscal_code: &FiscalCode,
+    raw: &str,
+) -> ApiResult<MessageId> {
     let id = crate::services_api::parse_message_id(raw, "id (path)")?;
     if !app.store.inbox_contains(fiscal_code, &id).await? {
         return Err(Problem::not_found(format!("no message {id} in your inbox")));
@@ -166,8 +169,8 @@ async fn own_message(app: &App, fiscal_code: &FiscalCode, raw: &str) -> ApiResul
 }
 
 /// `GET /messages/{id}`.
-pub(super) async fn get_message(
-    State(app): State<Arc<App>>,
+pub(super) async fn get_message<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CitizenMessage>> {
@@ -177,7 +180,7 @@ pub(super) async fn get_message(
         .message(&id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no message {id} in your inbox")))?;
-    let flags = app.records.message_flags(&fiscal_code, &id).await?;
+    let flags = app.store.message_flags(&fiscal_code, &id).await?;
     let m = stored.message;
     Ok(Json(CitizenMessage {
         id: m.id.to_string(),
@@ -210,8 +213,8 @@ enum ChangeType {
 
 /// `PUT /messages/{id}/message-status`: applied atomically, so a concurrent change of the
 /// other flag is kept and a message read meanwhile cannot be made unread.
-pub(super) async fn put_message_status(
-    State(app): State<Arc<App>>,
+pub(super) async fn put_message_status<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(id): Path<String>,
     JsonBody(change): JsonBody<StatusChange>,
@@ -237,22 +240,14 @@ pub(super) async fn put_message_status(
         }
         ChangeType::Bulk => (change.is_read, change.is_archived),
     };
+    let change = FlagsChange {
+        is_read: read,
+        is_archived: archived,
+    };
     let flags = app
-        .records
-        .update_message_flags(&fiscal_code, &id, |mut flags| {
-            if let Some(read) = read {
-                if flags.is_read && !read {
-                    return Err(Problem::bad_request(
-                        "is_read: a read message cannot become unread (reading is one-way)",
-                    ));
-                }
-                flags.is_read = read;
-            }
-            if let Some(archived) = archived {
-                flags.is_archived = archived;
-            }
-            Ok(flags)
-        })
-        .await?;
+        .store
+        .change_message_flags(&fiscal_code, &id, change)
+        .await?
+        .map_err(|refused| Problem::bad_request(refused.to_string()))?;
     Ok(Json(flags))
 }

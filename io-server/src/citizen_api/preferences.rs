@@ -7,16 +7,18 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use io_core::{FiscalCode, Profile, ServiceId, ServicePreference, ServicePreferencesMode, Store};
+use io_core::{
+    FeedScope, FiscalCode, Profile, ServiceId, ServicePreference, ServicePreferencesMode, Store,
+    Subscription,
+};
 
-use super::{Citizen, profile_of, record_feed};
+use super::{Citizen, feed_event, profile_of};
 use crate::app::App;
 use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
-use crate::records::{FeedScope, Subscription};
 
 /// A service id from the path, of a service that exists (404 otherwise).
-async fn known_service(app: &App, raw: &str) -> ApiResult<ServiceId> {
+async fn known_service<S: Store>(app: &App<S>, raw: &str) -> ApiResult<ServiceId> {
     let id = ServiceId::parse(raw)
         .map_err(|e| Problem::bad_request(format!("service_id (path): {e}")))?;
     if app.store.service(&id).await?.is_none() {
@@ -26,7 +28,10 @@ async fn known_service(app: &App, raw: &str) -> ApiResult<ServiceId> {
 }
 
 /// The citizen's profile, unless it is in LEGACY mode (409).
-async fn non_legacy_profile(app: &App, fiscal_code: &FiscalCode) -> ApiResult<Profile> {
+async fn non_legacy_profile<S: Store>(
+    app: &App<S>,
+    fiscal_code: &FiscalCode,
+) -> ApiResult<Profile> {
     let profile = profile_of(app, fiscal_code).await?;
     if profile.service_preferences_settings.mode == ServicePreferencesMode::Legacy {
         return Err(Problem::conflict(
@@ -39,8 +44,8 @@ async fn non_legacy_profile(app: &App, fiscal_code: &FiscalCode) -> ApiResult<Pr
 /// The stored preference under the profile's current settings version, or what the decision
 /// applies without one (IO's defaults): AUTO allows every channel (opt-out), MANUAL none
 /// (opt-in).
-async fn effective_preference(
-    app: &App,
+async fn effective_preference<S: Store>(
+    app: &App<S>,
     fiscal_code: &FiscalCode,
     profile: &Profile,
     service_id: &ServiceId,
@@ -65,8 +70,8 @@ async fn effective_preference(
 }
 
 /// `GET /services/{service_id}/preferences`.
-pub(super) async fn get_preference(
-    State(app): State<Arc<App>>,
+pub(super) async fn get_preference<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(service_id): Path<String>,
 ) -> ApiResult<Json<ServicePreference>> {
@@ -78,9 +83,10 @@ pub(super) async fn get_preference(
 }
 
 /// `POST /services/{service_id}/preferences`: stores the preference and, when it changes
-/// whether the service may write to the inbox, records the change in the service's feed.
-pub(super) async fn post_preference(
-    State(app): State<Arc<App>>,
+/// whether the service may write to the inbox, records the change in the service's feed in the
+/// same store operation.
+pub(super) async fn post_preference<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(service_id): Path<String>,
     JsonBody(preference): JsonBody<ServicePreference>,
@@ -96,14 +102,18 @@ pub(super) async fn post_preference(
         .check_version(&profile)
         .map_err(|e| Problem::conflict(format!("settings_version: {e}")))?;
     let previous = effective_preference(&app, &fiscal_code, &profile, &service_id).await?;
-    app.store.put_preference(&fiscal_code, &preference).await?;
-    if previous.is_inbox_enabled != preference.is_inbox_enabled {
+    if previous.is_inbox_enabled == preference.is_inbox_enabled {
+        app.store.put_preference(&fiscal_code, &preference).await?;
+    } else {
         let change = if preference.is_inbox_enabled {
             Subscription::Subscribed
         } else {
             Subscription::Unsubscribed
         };
-        record_feed(&app, &fiscal_code, FeedScope::Service(service_id), change).await?;
+        let event = feed_event(&app, &fiscal_code, FeedScope::Service(service_id), change);
+        app.store
+            .put_preference_with_feed(&fiscal_code, &preference, &event)
+            .await?;
     }
     Ok(Json(preference))
 }

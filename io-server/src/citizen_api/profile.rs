@@ -1,6 +1,7 @@
 //! `GET /profile` and `POST /profile` (io-reference §3): the citizen creates their profile,
 //! then updates it from its current version (409 otherwise); an address another citizen has
-//! validated is 412.
+//! validated is 412. A change of the inbox switch is written with its subscriptions-feed event
+//! in one store operation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -9,16 +10,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use io_core::{
-    BlockedChannel, EmailAddress, PreferredLanguage, Profile, PushNotificationsContentType,
-    ReminderStatus, ServiceId, ServicePreferencesMode, Store, StoreError,
+    BlockedChannel, EmailAddress, FeedScope, PreferredLanguage, Profile,
+    PushNotificationsContentType, ReminderStatus, ServiceId, ServicePreferencesMode, Store,
+    StoreError, Subscription,
 };
 use serde::Deserialize;
 
-use super::{Citizen, profile_of, record_feed};
+use super::{Citizen, feed_event, profile_of};
 use crate::app::App;
 use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
-use crate::records::{FeedScope, Subscription};
 
 /// `POST /profile` body: IO's profile fields; absent fields keep their value (or the default,
 /// on creation). `version` must be the current one on update.
@@ -57,16 +58,16 @@ struct ModePayload {
 }
 
 /// `GET /profile`.
-pub(super) async fn get_profile(
-    State(app): State<Arc<App>>,
+pub(super) async fn get_profile<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
 ) -> ApiResult<Json<Profile>> {
     profile_of(&app, &fiscal_code).await.map(Json)
 }
 
 /// `POST /profile`.
-pub(super) async fn post_profile(
-    State(app): State<Arc<App>>,
+pub(super) async fn post_profile<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     JsonBody(payload): JsonBody<ProfilePayload>,
 ) -> ApiResult<Json<Profile>> {
@@ -96,13 +97,10 @@ pub(super) async fn post_profile(
     if let Some(raw) = &payload.email {
         let email =
             EmailAddress::parse(raw).map_err(|e| Problem::bad_request(format!("email: {e}")))?;
-        if let Some(owner) = app.records.email_owner(email.as_str()).await?
+        if let Some(owner) = app.store.email_owner(&email).await?
             && owner != fiscal_code
         {
-            return Err(Problem::new(
-                StatusCode::PRECONDITION_FAILED,
-                "email: the address is already validated by another citizen",
-            ));
+            return Err(email_taken());
         }
         next.email = Some(email);
     }
@@ -137,52 +135,47 @@ pub(super) async fn post_profile(
     if let Some(v) = payload.accepted_tos_version {
         next.accepted_tos_version = Some(v);
     }
-    let stored = match &current {
-        None => {
-            app.store.put_profile(&next).await.map_err(conflict)?;
-            if next.is_inbox_enabled {
-                record_feed(
-                    &app,
-                    &fiscal_code,
-                    FeedScope::AllServices,
-                    Subscription::Subscribed,
-                )
-                .await?;
-            }
-            next
-        }
+    let (stored, inbox_before) = match &current {
+        None => (next, false),
         Some(current) => {
             let updated = current
                 .updated_with(&next)
                 .map_err(|e| Problem::conflict(format!("version: {e}")))?;
-            app.store.put_profile(&updated).await.map_err(conflict)?;
-            // A validated address the citizen gave up is free for another citizen to validate.
-            if let Some(old) = &current.email
-                && current.is_email_validated
-                && updated.email.as_ref() != Some(old)
-            {
-                app.records
-                    .release_email(old.as_str(), &fiscal_code)
-                    .await?;
-            }
-            if current.is_inbox_enabled != updated.is_inbox_enabled {
-                let change = if updated.is_inbox_enabled {
-                    Subscription::Subscribed
-                } else {
-                    Subscription::Unsubscribed
-                };
-                record_feed(&app, &fiscal_code, FeedScope::AllServices, change).await?;
-            }
-            updated
+            (updated, current.is_inbox_enabled)
         }
     };
+    // A new profile with its inbox on, or a switch of the inbox, is a feed event.
+    let event = (stored.is_inbox_enabled != inbox_before).then(|| {
+        let change = if stored.is_inbox_enabled {
+            Subscription::Subscribed
+        } else {
+            Subscription::Unsubscribed
+        };
+        feed_event(&app, &fiscal_code, FeedScope::AllServices, change)
+    });
+    let written = match &event {
+        Some(event) => app.store.put_profile_with_feed(&stored, event).await,
+        None => app.store.put_profile(&stored).await,
+    };
+    written.map_err(refused)?;
     Ok(Json(stored))
 }
 
-/// A concurrent write won: the update was based on a version that is no longer current.
-fn conflict(error: StoreError) -> Problem {
+/// A concurrent write won (the update was based on a version that is no longer current: 409),
+/// or another citizen validated the address meanwhile (412).
+fn refused(error: StoreError) -> Problem {
     match error {
         StoreError::Conflict { .. } => Problem::conflict(format!("version: {error}")),
+        StoreError::Taken { .. } => email_taken(),
         other => Problem::from(other),
     }
+}
+
+/// 412: the address is validated by another citizen (io-reference §3). The admin API's email
+/// validation answers the same.
+pub(crate) fn email_taken() -> Problem {
+    Problem::new(
+        StatusCode::PRECONDITION_FAILED,
+        "email: the address is already validated by another citizen",
+    )
 }

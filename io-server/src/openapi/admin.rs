@@ -1,6 +1,6 @@
 //! The admin API's document (`/adm`, `crate::admin_api`).
 
-use io_core::{ServiceCategory, ServiceScope};
+use io_core::{Group, KeySlot, ServiceCategory, ServiceScope};
 use serde_json::{Map, Value, json};
 
 use super::schemas::{
@@ -9,8 +9,6 @@ use super::schemas::{
     variants,
 };
 use super::{Api, Operation, Paths, document};
-use crate::api_keys::KeySlot;
-use crate::groups::Group;
 
 const TAG_SERVICES: &str = "services";
 const TAG_ACTIVATIONS: &str = "activations";

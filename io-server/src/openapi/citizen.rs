@@ -1,12 +1,10 @@
 //! The citizen API's document (`/app/v1`, `crate::citizen_api`).
 
 use io_core::{
-    BlockedChannel, PushNotificationsContentType, PushPlatform, ReminderStatus,
-    ServicePreferencesMode,
+    BlockedChannel, Choice, PushNotificationsContentType, PushPlatform, ReminderStatus,
+    RequestStatus, ServicePreferencesMode,
 };
 use serde_json::{Value, json};
-
-use crate::citizen_api::data_processing::{Choice, RequestStatus};
 
 use super::schemas::{
     boolean, closed_object, described, email_input, fiscal_code, message_id, nullable, object,

@@ -93,13 +93,13 @@ fn submit(operation_id: &str, summary: &str, recipient: Recipient) -> Operation 
     );
     let operation = Operation::new(operation_id, summary, TAG_MESSAGES)
         .describe(
-            "Validates the message (io-reference §6), stores it durably and answers 201; delivery is asynchronous (poll the message for its status). With an Idempotency-Key, a retry with the same message answers the first message's id.",
+            "Validates the message (io-reference §6), stores it durably and answers 201. By default its channels are decided in the same write, so the message is already PROCESSED (and in the inbox) or REJECTED when the 201 arrives; email and push follow asynchronously (poll the message for their status). With an Idempotency-Key, a retry with the same message answers the first message's id.",
         )
         .header(&canonical(IDEMPOTENCY_HEADER), schemas::idempotency_key())
         .json_body(body)
         .answers_with(
             201,
-            "Accepted: stored and queued.",
+            "Accepted: stored durably, decided, notifications queued.",
             object(&["id"], json!({ "id": message_id() })),
             created_headers,
         )

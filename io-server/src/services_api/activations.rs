@@ -55,8 +55,8 @@ pub fn activation_view(activation: &Activation) -> ActivationPayload {
 }
 
 /// `POST /activations`: the caller's activation for a citizen.
-pub async fn get_activation(
-    State(app): State<Arc<App>>,
+pub async fn get_activation<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
     JsonBody(payload): JsonBody<FiscalCodePayload>,
 ) -> ApiResult<Json<ActivationPayload>> {
@@ -72,8 +72,8 @@ pub async fn get_activation(
 }
 
 /// `PUT /activations`: sets the status of the caller's activation for a citizen.
-pub async fn put_activation(
-    State(app): State<Arc<App>>,
+pub async fn put_activation<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
     JsonBody(payload): JsonBody<ActivationPayload>,
 ) -> ApiResult<Json<ActivationPayload>> {

@@ -8,14 +8,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use io_core::{
-    IdempotencyKey, NewMessage, SenderCapabilities, Store, Submission, SubmitError, ValidationError,
+    Group, IdempotencyKey, NewMessage, SenderCapabilities, Store, Submission, SubmitError,
+    ValidationError,
 };
 use serde::Serialize;
 
 use super::{ServiceCaller, parse_fiscal_code, parse_message_id};
 use crate::app::App;
 use crate::body::JsonBody;
-use crate::groups::Group;
 use crate::problem::{ApiResult, Problem};
 use crate::views::MessageResponse;
 
@@ -29,8 +29,8 @@ struct Created {
 }
 
 /// `POST /messages`: the recipient is the body's `fiscal_code`.
-pub async fn submit_with_body_recipient(
-    State(app): State<Arc<App>>,
+pub async fn submit_with_body_recipient<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
     headers: HeaderMap,
     JsonBody(message): JsonBody<NewMessage>,
@@ -39,8 +39,8 @@ pub async fn submit_with_body_recipient(
 }
 
 /// `POST /messages/{fiscal_code}`: the recipient is in the path and must not be in the body.
-pub async fn submit_to(
-    State(app): State<Arc<App>>,
+pub async fn submit_to<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
     Path(fiscal_code): Path<String>,
     headers: HeaderMap,
@@ -56,8 +56,8 @@ pub async fn submit_to(
     submit(&app, &caller, &headers, message).await
 }
 
-async fn submit(
-    app: &App,
+async fn submit<S: Store>(
+    app: &App<S>,
     caller: &ServiceCaller,
     headers: &HeaderMap,
     message: NewMessage,
@@ -134,11 +134,6 @@ async fn submit(
         }
         SubmitError::Store(e) => Problem::from(e),
     })?;
-    if let Err(error) = app.callbacks.watch(accepted.id, caller.service_id()).await {
-        // The message is accepted; only its callbacks are at risk. A retry with the same
-        // Idempotency-Key opens the outbox again.
-        tracing::error!(%error, message = %accepted.id, "callbacks: could not open the outbox");
-    }
     let location = format!(
         "/api/v1/messages/{}/{}",
         accepted.fiscal_code.as_str(),
@@ -163,8 +158,8 @@ async fn submit(
 }
 
 /// `GET /messages/{fiscal_code}/{id}`: the sending service only.
-pub async fn get_message(
-    State(app): State<Arc<App>>,
+pub async fn get_message<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
     Path((fiscal_code, id)): Path<(String, String)>,
 ) -> ApiResult<Json<MessageResponse>> {
@@ -187,7 +182,7 @@ pub async fn get_message(
     if stored.message.body.feature_level == io_core::FeatureLevel::Advanced
         && caller.groups.has(Group::ApiMessageReadAdvanced)
     {
-        let flags = app.records.message_flags(&fiscal_code, &id).await?;
+        let flags = app.store.message_flags(&fiscal_code, &id).await?;
         response.read_status = Some(if flags.is_read { "READ" } else { "UNREAD" });
     }
     Ok(Json(response))

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
-use io_core::{FiscalCode, PreferredLanguage, SenderAllowedInput, Store, inbox_allowed};
+use io_core::{
+    FeedDay, FiscalCode, Group, PreferredLanguage, SenderAllowedInput, Store, inbox_allowed,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{ServiceCaller, parse_fiscal_code};
 use crate::app::App;
 use crate::body::JsonBody;
-use crate::groups::Group;
 use crate::problem::{ApiResult, Problem};
 
 /// IO's `LimitedProfile`.
@@ -32,8 +33,8 @@ pub struct FiscalCodePayload {
 }
 
 /// `GET /profiles/{fiscal_code}`.
-pub async fn profile_by_path(
-    State(app): State<Arc<App>>,
+pub async fn profile_by_path<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
     Path(fiscal_code): Path<String>,
 ) -> ApiResult<Json<LimitedProfile>> {
@@ -42,8 +43,8 @@ pub async fn profile_by_path(
 }
 
 /// `POST /profiles`.
-pub async fn profile_by_body(
-    State(app): State<Arc<App>>,
+pub async fn profile_by_body<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
     JsonBody(payload): JsonBody<FiscalCodePayload>,
 ) -> ApiResult<Json<LimitedProfile>> {
@@ -51,8 +52,8 @@ pub async fn profile_by_body(
     limited_profile(&app, &caller, &fiscal_code).await.map(Json)
 }
 
-async fn limited_profile(
-    app: &App,
+async fn limited_profile<S: Store>(
+    app: &App<S>,
     caller: &ServiceCaller,
     fiscal_code: &FiscalCode,
 ) -> ApiResult<LimitedProfile> {
@@ -106,27 +107,28 @@ pub struct SubscriptionsFeed {
 }
 
 /// `GET /subscriptions-feed/{date}`: the calling service's feed for one UTC day.
-pub async fn subscriptions_feed(
-    State(app): State<Arc<App>>,
+pub async fn subscriptions_feed<S: Store>(
+    State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
     Path(date): Path<String>,
 ) -> ApiResult<Json<SubscriptionsFeed>> {
     caller.require(Group::ApiSubscriptionsFeedRead)?;
-    let valid =
-        date.len() == 10 && io_core::Timestamp::parse_rfc3339(&format!("{date}T00:00:00Z")).is_ok();
-    if !valid {
-        return Err(Problem::bad_request(format!(
+    let day = FeedDay::parse(&date).ok_or_else(|| {
+        Problem::bad_request(format!(
             "date (path): {:?} is not a YYYY-MM-DD date",
             date.chars().take(32).collect::<String>()
-        )));
-    }
-    let (subscriptions, unsubscriptions) = app
-        .records
-        .subscriptions_feed(&date, caller.service_id())
+        ))
+    })?;
+    let feed = app
+        .store
+        .subscriptions_feed(day, caller.service_id())
         .await?;
+    let hashes = |hashes: Vec<io_core::FiscalCodeHash>| {
+        hashes.into_iter().map(|h| h.as_str().to_owned()).collect()
+    };
     Ok(Json(SubscriptionsFeed {
         date_utc: date,
-        subscriptions,
-        unsubscriptions,
+        subscriptions: hashes(feed.subscribed),
+        unsubscriptions: hashes(feed.unsubscribed),
     }))
 }

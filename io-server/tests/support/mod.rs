@@ -4,8 +4,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
-use io_core::{Clock, SystemClock};
+use io_core::{Clock, SystemClock, Timestamp};
 use io_server::config::ServerConfig;
 use io_server::secrets::Secrets;
 use io_server::serve::Running;
@@ -33,10 +35,38 @@ pub const ALL_GROUPS: &[&str] = &[
     "ApiSubscriptionsFeedRead",
 ];
 
+/// A clock that moves only when the test sets it: tests that read the subscriptions feed of
+/// "today" need a day that cannot change under them, and GDPR deadlines and retries are
+/// reached by setting the time, not by waiting.
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    /// A clock reading `start` until moved.
+    pub fn at(start: Timestamp) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(start.as_millis())))
+    }
+
+    /// Moves the clock to `now`.
+    pub fn set(&self, now: Timestamp) {
+        self.0.store(now.as_millis(), Ordering::SeqCst);
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.set(self.now().plus(by));
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
 /// A server under test.
 pub struct TestServer {
     pub base: String,
-    pub app: Arc<App>,
+    pub app: Arc<App<SledStore>>,
     pub client: reqwest::Client,
     running: Option<Running>,
     _store_dir: tempfile::TempDir,
@@ -171,7 +201,12 @@ impl TestServer {
 
     /// Runs the engine until nothing is due.
     pub async fn drain(&self) {
-        self.app.engine.run_until_idle().await.unwrap();
+        self.drain_count().await;
+    }
+
+    /// Runs the engine until nothing is due; returns how many tasks ran.
+    pub async fn drain_count(&self) -> u64 {
+        self.app.engine.run_until_idle().await.unwrap()
     }
 }
 

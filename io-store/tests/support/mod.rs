@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use io_core::{
     Channel, ChannelKind, Clock, DeliveryId, DeliveryJob, EmailAddress, FiscalCode, NewMessage,
-    NewMessageContent, OrganizationFiscalCode, Outcome, Profile, SenderCapabilities, Service,
-    ServiceId, ServiceMetadata, Store, Submission, Timestamp,
+    NewMessageContent, OrganizationFiscalCode, Outcome, Profile, Report, SenderCapabilities,
+    Service, ServiceId, ServiceMetadata, Store, Submission, Timestamp,
 };
 
 /// A fixed starting instant for paused-time tests.
@@ -42,10 +42,12 @@ pub fn citizen(n: u32) -> FiscalCode {
     FiscalCode::parse(&format!("{first15}{check}")).unwrap()
 }
 
-/// A profile with inbox on and a validated email address.
+/// A profile with inbox on and a validated email address of its own (validated addresses are
+/// unique across citizens).
 pub fn profile_with_email(fiscal_code: &FiscalCode) -> Profile {
     let mut profile = Profile::new(fiscal_code.clone());
-    profile.email = Some(EmailAddress::parse("cittadino@example.it").unwrap());
+    let address = format!("{}@example.it", fiscal_code.as_str().to_ascii_lowercase());
+    profile.email = Some(EmailAddress::parse(&address).unwrap());
     profile.is_email_validated = true;
     profile
 }
@@ -133,7 +135,7 @@ impl Channel for RecordingChannel {
         self.kind
     }
 
-    async fn send(&self, job: DeliveryJob<'_>) -> Outcome {
+    async fn send(&self, job: DeliveryJob<'_>) -> Report {
         let outcome = self
             .script
             .lock()
@@ -146,6 +148,6 @@ impl Channel for RecordingChannel {
             at: self.clock.now(),
             outcome: outcome.clone(),
         });
-        outcome
+        outcome.into()
     }
 }

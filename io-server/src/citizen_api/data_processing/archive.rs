@@ -3,13 +3,13 @@
 //! erased. IO hands out an encrypted zip; this is the same content as one JSON document.
 
 use io_core::{
-    ActivationStatus, FiscalCode, Profile, PushPlatform, ServicePreference, Store, Timestamp,
+    ActivationStatus, FiscalCode, MessageFlags, Profile, PushPlatform, ServicePreference, Store,
+    Timestamp,
 };
 use serde::Serialize;
 
 use crate::app::App;
 use crate::problem::Problem;
-use crate::records::MessageFlags;
 use crate::views::MessageResponse;
 
 /// How many message ids the archive reads from the store at a time.
@@ -55,8 +55,8 @@ struct MessageEntry {
 
 impl Archive {
     /// The archive of `fiscal_code`'s data as it is at `now`.
-    pub(super) async fn of(
-        app: &App,
+    pub(super) async fn of<S: Store>(
+        app: &App<S>,
         fiscal_code: &FiscalCode,
         now: Timestamp,
     ) -> Result<Self, Problem> {
@@ -100,7 +100,7 @@ impl Archive {
                 let MessageFlags {
                     is_read,
                     is_archived,
-                } = app.records.message_flags(fiscal_code, &id).await?;
+                } = store.message_flags(fiscal_code, &id).await?;
                 messages.push(MessageEntry {
                     response: MessageResponse::new(&stored.message, stored.status, &deliveries),
                     is_read,

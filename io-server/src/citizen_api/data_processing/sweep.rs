@@ -1,52 +1,53 @@
 //! Carrying GDPR requests out: [`process_due_requests`] takes the requests due at a given
-//! instant from the schedule and carries each out; [`run`] calls it every
-//! [`SWEEP_INTERVAL`] until the server stops.
+//! instant (`Store::due_data_requests`, earliest first) and carries each out; [`run`] calls it
+//! every [`SWEEP_INTERVAL`] until the server stops.
 //!
-//! A DOWNLOAD is closed at once (its archive is assembled when fetched). A DELETE erases the
-//! citizen with `Store::erase_citizen` (profile, preferences, activations, installations,
-//! every message to them with its deliveries and tasks; journals stay, naming the citizen only
-//! by hash), then the server's own records of them: message flags, the claim on their
-//! validated email, a DOWNLOAD request; the services' feed records them as unsubscribed. The
-//! DELETE request itself stays, CLOSED, as the trace that the erasure was done.
+//! Each request is first moved PENDING → WIP by a compare-and-swap (an abort meanwhile wins,
+//! and the request is left alone). A DOWNLOAD is then closed (its archive is assembled when
+//! fetched). A DELETE is one store operation, `Store::erase_citizen`: the citizen's profile
+//! (and with it the claim on a validated email), preferences, activations, installations,
+//! message flags, DOWNLOAD request and every message to them with its deliveries and tasks
+//! go, the services' feed records them unsubscribed, and the DELETE request is written CLOSED
+//! — the trace that the erasure was done — all at once. Journals stay, naming the citizen
+//! only by hash.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use io_core::{FiscalCode, Store, StoreError, Timestamp};
+use io_core::{
+    Choice, DataRequest, DueRequest, Erasure, FiscalCode, RequestStatus, Store, StoreError,
+    Timestamp,
+};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use super::{Choice, DataRequest, RequestStatus};
 use crate::app::App;
-use crate::records::{FeedScope, ScheduledRequest, Subscription};
 
 /// How often a running server looks for due requests.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// How many scheduled requests are read from the store at a time.
+/// How many due requests are read from the store at a time.
 const BATCH: usize = 100;
 
-/// How long an entry of the schedule whose request does not ask for it (aborted, replaced,
-/// never stored) is kept after its due time before it is dropped. While a request is being
-/// asked for, its entry is written before its record: a sweep in between must not drop it.
-const ORPHAN_ENTRY_KEPT: Duration = Duration::from_secs(3600);
-
 /// Carries out every request due at `now`; returns how many were carried out. A request
-/// whose erasure fails with a retriable store error stays WIP and is retried by the next
-/// call; one that fails otherwise ends FAILED.
-pub async fn process_due_requests(app: &App, now: Timestamp) -> Result<usize, StoreError> {
+/// whose work fails with a retriable store error stays WIP and is retried by the next call;
+/// one that fails otherwise ends FAILED.
+pub async fn process_due_requests<S: Store>(
+    app: &App<S>,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
     let mut done = 0;
-    let mut after: Option<ScheduledRequest> = None;
+    let mut after: Option<DueRequest> = None;
     loop {
         let batch = app
-            .records
+            .store
             .due_data_requests(now, after.as_ref(), BATCH)
             .await?;
         let Some(last) = batch.last().cloned() else {
             return Ok(done);
         };
-        for scheduled in &batch {
-            if carry_out(app, scheduled, now).await? {
+        for due in &batch {
+            if carry_out(app, due, now).await? {
                 done += 1;
             }
         }
@@ -57,7 +58,7 @@ pub async fn process_due_requests(app: &App, now: Timestamp) -> Result<usize, St
 /// Calls [`process_due_requests`] at once and then every [`SWEEP_INTERVAL`] until `stop`
 /// turns true (or its sender is dropped). A sweep under way, or already due when `stop`
 /// turns, is finished first.
-pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+pub async fn run<S: Store>(app: Arc<App<S>>, mut stop: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     while !*stop.borrow_and_update() {
@@ -79,35 +80,19 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Carries out one scheduled request if its record still asks for it; true when done.
-async fn carry_out(
-    app: &App,
-    scheduled: &ScheduledRequest,
+/// Carries out one due request; true when done.
+async fn carry_out<S: Store>(
+    app: &App<S>,
+    due: &DueRequest,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let fiscal_code = &scheduled.fiscal_code;
-    let choice = match scheduled.choice.as_str() {
-        "DOWNLOAD" => Choice::Download,
-        "DELETE" => Choice::Delete,
-        _ => return drop_entry(app, scheduled).await,
-    };
-    let request: Option<DataRequest> = app
-        .records
-        .data_request(fiscal_code, choice.as_str())
-        .await?;
-    let Some(request) = request.filter(|r| r.is_open() && r.due_at == scheduled.due) else {
-        // Aborted, replaced by a later request (with its own entry), never stored, or not
-        // stored yet.
-        if now >= scheduled.due.plus(ORPHAN_ENTRY_KEPT) {
-            return drop_entry(app, scheduled).await;
-        }
-        return Ok(false);
-    };
+    let fiscal_code = &due.fiscal_code;
+    let request = due.request;
     let started = match request.status {
         RequestStatus::Pending => {
             let started = request.moved_to(RequestStatus::Wip, now);
             if !swap(app, fiscal_code, &request, &started).await? {
-                // Aborted meanwhile: the next sweep sees it and drops the hint.
+                // Aborted or carried out meanwhile.
                 return Ok(false);
             }
             started
@@ -115,69 +100,53 @@ async fn carry_out(
         // Left WIP by a failed or interrupted attempt: carrying out again is harmless.
         _ => request,
     };
-    let outcome = match choice {
-        Choice::Download => Ok(()),
-        Choice::Delete => erase(app, fiscal_code, now).await,
+    let closed = started.moved_to(RequestStatus::Closed, now);
+    let outcome = match request.choice {
+        // False only if another worker closed it meanwhile.
+        Choice::Download => swap(app, fiscal_code, &started, &closed).await,
+        Choice::Delete => erase(app, fiscal_code, now, closed).await.map(|()| true),
     };
-    let finished = match outcome {
-        Ok(()) => started.moved_to(RequestStatus::Closed, now),
+    match outcome {
+        Ok(done) => Ok(done),
         Err(error) if error.is_retriable() => {
-            tracing::warn!(%error, citizen = ?fiscal_code, choice = choice.as_str(), "GDPR request failed; retried at the next sweep");
-            return Ok(false);
+            tracing::warn!(%error, citizen = ?fiscal_code, choice = request.choice.as_str(), "GDPR request failed; retried at the next sweep");
+            Ok(false)
         }
         Err(error) => {
-            tracing::error!(%error, citizen = ?fiscal_code, choice = choice.as_str(), "GDPR request failed");
-            started.moved_to(RequestStatus::Failed, now)
+            tracing::error!(%error, citizen = ?fiscal_code, choice = request.choice.as_str(), "GDPR request failed");
+            let failed = started.moved_to(RequestStatus::Failed, now);
+            swap(app, fiscal_code, &started, &failed).await?;
+            Ok(false)
         }
-    };
-    swap(app, fiscal_code, &started, &finished).await?;
-    app.records.unschedule_data_request(scheduled).await?;
-    Ok(finished.status == RequestStatus::Closed)
+    }
 }
 
-async fn drop_entry(app: &App, scheduled: &ScheduledRequest) -> Result<bool, StoreError> {
-    app.records.unschedule_data_request(scheduled).await?;
-    Ok(false)
-}
-
-async fn swap(
-    app: &App,
+async fn swap<S: Store>(
+    app: &App<S>,
     fiscal_code: &FiscalCode,
     from: &DataRequest,
     to: &DataRequest,
 ) -> Result<bool, StoreError> {
-    app.records
-        .swap_data_request(fiscal_code, from.choice.as_str(), Some(from), Some(to))
+    app.store
+        .swap_data_request(fiscal_code, from.choice, Some(from), Some(to))
         .await
 }
 
-/// Erases the citizen's data, then the server's records of them.
-async fn erase(app: &App, fiscal_code: &FiscalCode, now: Timestamp) -> Result<(), StoreError> {
-    let email = app
+/// Erases the citizen's data and closes their DELETE request, in one store operation.
+async fn erase<S: Store>(
+    app: &App<S>,
+    fiscal_code: &FiscalCode,
+    now: Timestamp,
+    closed: DataRequest,
+) -> Result<(), StoreError> {
+    let report = app
         .store
-        .profile(fiscal_code)
-        .await?
-        .and_then(|p| p.email.filter(|_| p.is_email_validated));
-    let report = app.store.erase_citizen(fiscal_code).await?;
-    let flags = app.records.forget_message_flags(fiscal_code).await?;
-    if let Some(email) = email {
-        app.records
-            .release_email(email.as_str(), fiscal_code)
-            .await?;
-    }
-    app.records
-        .put_data_request::<DataRequest>(fiscal_code, Choice::Download.as_str(), None)
+        .erase_citizen(&Erasure {
+            fiscal_code: fiscal_code.clone(),
+            at: now,
+            closes: Some(closed),
+        })
         .await?;
-    if report.profile {
-        app.records
-            .record_subscription(
-                now,
-                &FeedScope::AllServices,
-                &fiscal_code.hash(),
-                Subscription::Unsubscribed,
-            )
-            .await?;
-    }
     tracing::info!(
         citizen = ?fiscal_code,
         profile = report.profile,
@@ -187,7 +156,7 @@ async fn erase(app: &App, fiscal_code: &FiscalCode, now: Timestamp) -> Result<()
         messages = report.messages,
         deliveries = report.deliveries,
         tasks = report.tasks,
-        flags,
+        flags = report.flags,
         "citizen's data erased"
     );
     Ok(())

@@ -10,14 +10,28 @@
 use io_core::journal::verify_stored;
 use io_core::{
     AcceptOutcome, AcceptRecord, Activation, ActivationStatus, ChannelKind, Delivery, DeliveryId,
-    DeliveryRecord, DeliveryState, DeliveryTarget, EmailAddress, ErasureReport, FiscalCode,
-    IdempotencyKey, Installation, InstallationId, JournalEntry, JournalEvent, JournalHead, Message,
-    MessageId, MessageStatus, NewMessage, NewMessageContent, OrganizationFiscalCode, OutcomeRecord,
-    ProcessRecord, Profile, PushPlatform, RejectionReason, SenderCapabilities, SenderLimits,
-    Service, ServiceId, ServiceMetadata, ServicePreference, ServicePreferencesMode, Store,
-    StoreError, StoredJournal, StoredMessage, Task, TaskKind, Timestamp, TransientCause,
+    DeliveryRecord, DeliveryState, DeliveryTarget, EmailAddress, Erasure, ErasureReport,
+    FiscalCode, IdempotencyKey, Installation, InstallationId, JournalEntry, JournalEvent,
+    JournalHead, Message, MessageId, MessageStatus, NewMessage, NewMessageContent,
+    OrganizationFiscalCode, OutcomeRecord, ProcessRecord, Profile, PushPlatform, RejectionReason,
+    SenderCapabilities, SenderLimits, Service, ServiceId, ServiceMetadata, ServicePreference,
+    ServicePreferencesMode, Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind,
+    Timestamp, TransientCause,
+};
+use io_core::{
+    ApiKeyOwner, AttemptStart, CallbackCursor, CallbackRecord, CallbackTarget, Choice, DataRequest,
+    DueRequest, Effect, FailureReason, FeedDay, FeedEvent, FeedScope, FlagsChange, FlagsError,
+    Group, Groups, KeySlot, MessageFlags, RequestStatus, ServiceAccess, Subscription,
 };
 use io_store::SledStore;
+
+mod attempts;
+mod callbacks;
+mod records;
+
+use attempts::*;
+use callbacks::*;
+use records::*;
 
 // ---------------------------------------------------------------------------------------------
 // Builders
@@ -117,12 +131,16 @@ fn accept_record(message: &Message, idempotency: Option<(&str, Timestamp)>) -> A
         content_hash: message.body.content_hash(),
         idempotency: idempotency
             .map(|(key, expires_at)| (IdempotencyKey::parse(key).unwrap(), expires_at)),
-        event: JournalEvent::Accepted {
+        status: MessageStatus::Accepted,
+        deliveries: vec![],
+        into_inbox: false,
+        events: vec![JournalEvent::Accepted {
             service_id: message.sender_service_id.clone(),
             recipient: message.body.fiscal_code.hash(),
             content_sha256: message.body.content_hash(),
             time_to_live_secs: message.body.time_to_live_secs,
-        },
+        }],
+        open_callbacks: false,
     }
 }
 
@@ -146,6 +164,15 @@ async fn accepted(
     let message = message(service, fiscal_code, at, n);
     accept(store, &message).await;
     message
+}
+
+/// An erasure of `fiscal_code` at `T0` closing no request.
+fn erasure(fiscal_code: FiscalCode) -> Erasure {
+    Erasure {
+        fiscal_code,
+        at: T0,
+        closes: None,
+    }
 }
 
 /// Claims every task of `service` due at `now`, leased until `lease_from(now)`.
@@ -182,6 +209,8 @@ fn delivery(message: &Message, channel: ChannelKind, next_attempt_at: Timestamp)
         },
         state: DeliveryState::Pending,
         attempts: 0,
+        outcome_pending: false,
+        devices_notified: vec![],
         next_attempt_at,
         expires_at: message.expires_at(),
         last_outcome: None,
@@ -317,7 +346,8 @@ async fn journal_of_three(store: &impl Store) -> (MessageId, StoredJournal) {
         .commit_delivery(DeliveryRecord {
             task,
             delivery: after,
-            event: Some(event),
+            events: vec![event],
+            effects: vec![],
             at: t(2_000),
         })
         .await
@@ -604,7 +634,7 @@ async fn accepted_message_is_stored_with_a_due_process_task_and_one_journal_entr
 ) {
     let message = message("svc", &citizen(), T0, 1);
     let record = accept_record(&message, None);
-    let event = record.event.clone();
+    let event = record.events[0].clone();
     assert_eq!(
         store.commit_accept(record).await.unwrap(),
         AcceptOutcome::Created
@@ -987,7 +1017,8 @@ async fn delivery_commit_with_a_superseded_lease_is_lost_and_changes_nothing(sto
             .commit_delivery(DeliveryRecord {
                 task: stale,
                 delivery: sent.clone(),
-                event: Some(event.clone()),
+                events: vec![event.clone()],
+                effects: vec![],
                 at: t(40_000),
             })
             .await,
@@ -1002,7 +1033,8 @@ async fn delivery_commit_with_a_superseded_lease_is_lost_and_changes_nothing(sto
         .commit_delivery(DeliveryRecord {
             task: current,
             delivery: sent.clone(),
-            event: Some(event),
+            events: vec![event],
+            effects: vec![],
             at: t(40_000),
         })
         .await
@@ -1254,7 +1286,10 @@ async fn processed_message_enters_the_inbox_and_its_deliveries_are_queued(store:
     let entries = verified_journal(&store, &message.id).await;
     assert_eq!(
         events(&entries),
-        vec![accept_record(&message, None).event, processed_event]
+        vec![
+            accept_record(&message, None).events[0].clone(),
+            processed_event
+        ]
     );
     assert_eq!(
         entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -1295,7 +1330,7 @@ async fn rejected_message_has_its_reason_and_no_inbox_entry_or_deliveries(store:
     let entries = verified_journal(&store, &message.id).await;
     assert_eq!(
         events(&entries),
-        vec![accept_record(&message, None).event, event]
+        vec![accept_record(&message, None).events[0].clone(), event]
     );
 }
 
@@ -1316,7 +1351,8 @@ async fn retried_delivery_is_requeued_at_its_next_attempt(store: impl Store) {
         .commit_delivery(DeliveryRecord {
             task,
             delivery: retrying.clone(),
-            event: Some(event.clone()),
+            events: vec![event.clone()],
+            effects: vec![],
             at: t(2_000),
         })
         .await
@@ -1363,7 +1399,8 @@ async fn final_delivery_leaves_the_queue_and_the_backlog(store: impl Store) {
         .commit_delivery(DeliveryRecord {
             task: task_of(email.id),
             delivery: sent.clone(),
-            event: Some(sent_event.clone()),
+            events: vec![sent_event.clone()],
+            effects: vec![],
             at: t(2_000),
         })
         .await
@@ -1385,7 +1422,8 @@ async fn final_delivery_leaves_the_queue_and_the_backlog(store: impl Store) {
         .commit_delivery(DeliveryRecord {
             task: task_of(push.id),
             delivery: dead.clone(),
-            event: Some(dead_event.clone()),
+            events: vec![dead_event.clone()],
+            effects: vec![],
             at: t(3_000),
         })
         .await
@@ -1412,7 +1450,8 @@ async fn deferral_without_event_requeues_and_adds_no_journal_entry(store: impl S
         .commit_delivery(DeliveryRecord {
             task,
             delivery: deferred.clone(),
-            event: None,
+            events: vec![],
+            effects: vec![],
             at: t(1_000),
         })
         .await
@@ -1739,7 +1778,8 @@ async fn two_citizens_with_data(store: &impl Store) -> [Vec<MessageId>; 2] {
             .commit_delivery(DeliveryRecord {
                 task,
                 delivery: after,
-                event: Some(event),
+                events: vec![event],
+                effects: vec![],
                 at: t(2_000),
             })
             .await
@@ -1810,7 +1850,7 @@ async fn erasing_a_citizen_removes_their_data_only_and_keeps_every_journal(store
     assert_eq!(before.deliveries.iter().flatten().count(), 3);
     let theirs_before = holdings(&store, &other_citizen(), &theirs).await;
 
-    let report = store.erase_citizen(&citizen()).await.unwrap();
+    let report = store.erase_citizen(&erasure(citizen())).await.unwrap();
     assert_eq!(
         report,
         ErasureReport {
@@ -1821,6 +1861,7 @@ async fn erasing_a_citizen_removes_their_data_only_and_keeps_every_journal(store
             messages: 4,
             deliveries: 3,
             tasks: 4,
+            flags: 0,
         }
     );
 
@@ -1870,7 +1911,7 @@ async fn erasing_a_citizen_removes_their_data_only_and_keeps_every_journal(store
 
     // Erasing again finds nothing; a message accepted afterwards is the citizen's only one.
     assert_eq!(
-        store.erase_citizen(&citizen()).await.unwrap(),
+        store.erase_citizen(&erasure(citizen())).await.unwrap(),
         ErasureReport::default()
     );
     assert_eq!(store.backlog().await.unwrap(), 4);
@@ -1884,7 +1925,10 @@ async fn erasing_a_citizen_removes_their_data_only_and_keeps_every_journal(store
 
 async fn erasing_a_citizen_without_data_reports_zeros_and_changes_nothing(store: impl Store) {
     assert_eq!(
-        store.erase_citizen(&third_citizen()).await.unwrap(),
+        store
+            .erase_citizen(&erasure(third_citizen()))
+            .await
+            .unwrap(),
         ErasureReport::default()
     );
     let [mine, theirs] = two_citizens_with_data(&store).await;
@@ -1894,7 +1938,10 @@ async fn erasing_a_citizen_without_data_reports_zeros_and_changes_nothing(store:
     ];
 
     assert_eq!(
-        store.erase_citizen(&third_citizen()).await.unwrap(),
+        store
+            .erase_citizen(&erasure(third_citizen()))
+            .await
+            .unwrap(),
         ErasureReport::default()
     );
     let after = [
@@ -1928,7 +1975,7 @@ async fn commits_racing_an_erasure_lose_their_lease_and_write_nothing(store: imp
         store.journal(&sent.id).await.unwrap(),
     ];
 
-    let report = store.erase_citizen(&citizen()).await.unwrap();
+    let report = store.erase_citizen(&erasure(citizen())).await.unwrap();
     assert_eq!((report.messages, report.tasks), (2, 2));
     assert_eq!(store.backlog().await.unwrap(), 1);
 
@@ -1950,7 +1997,8 @@ async fn commits_racing_an_erasure_lose_their_lease_and_write_nothing(store: imp
             .commit_delivery(DeliveryRecord {
                 task: delivery_task.clone(),
                 delivery: after,
-                event: Some(event),
+                events: vec![event],
+                effects: vec![],
                 at: t(2_000),
             })
             .await,
@@ -2091,138 +2139,6 @@ async fn purge_removes_only_expired_idempotency_records_and_counts_them(store: i
 }
 
 // ---------------------------------------------------------------------------------------------
-// Auxiliary records
-// ---------------------------------------------------------------------------------------------
-
-async fn records_are_written_read_and_deleted_per_space(store: impl Store) {
-    store.put_record("alpha", b"k1", Some(b"v1")).await.unwrap();
-    store
-        .put_record("beta", b"k1", Some(b"other"))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.record("alpha", b"k1").await.unwrap(),
-        Some(b"v1".to_vec())
-    );
-    assert_eq!(
-        store.record("beta", b"k1").await.unwrap(),
-        Some(b"other".to_vec())
-    );
-    store.put_record("alpha", b"k1", Some(b"v2")).await.unwrap();
-    assert_eq!(
-        store.record("alpha", b"k1").await.unwrap(),
-        Some(b"v2".to_vec())
-    );
-    store.put_record("alpha", b"k1", None).await.unwrap();
-    assert_eq!(store.record("alpha", b"k1").await.unwrap(), None);
-    assert_eq!(
-        store.record("beta", b"k1").await.unwrap(),
-        Some(b"other".to_vec())
-    );
-    // Deleting what is absent is fine.
-    store.put_record("alpha", b"never", None).await.unwrap();
-}
-
-async fn record_swap_succeeds_only_on_the_expected_value(store: impl Store) {
-    assert_eq!(
-        store
-            .swap_record("s", b"k", None, Some(b"a"))
-            .await
-            .unwrap(),
-        Ok(())
-    );
-    // Creating again fails and reports what is there.
-    assert_eq!(
-        store
-            .swap_record("s", b"k", None, Some(b"b"))
-            .await
-            .unwrap(),
-        Err(Some(b"a".to_vec()))
-    );
-    assert_eq!(
-        store
-            .swap_record("s", b"k", Some(b"x"), Some(b"b"))
-            .await
-            .unwrap(),
-        Err(Some(b"a".to_vec()))
-    );
-    assert_eq!(
-        store
-            .swap_record("s", b"k", Some(b"a"), Some(b"b"))
-            .await
-            .unwrap(),
-        Ok(())
-    );
-    assert_eq!(store.record("s", b"k").await.unwrap(), Some(b"b".to_vec()));
-    assert_eq!(
-        store
-            .swap_record("s", b"k", Some(b"b"), None)
-            .await
-            .unwrap(),
-        Ok(())
-    );
-    assert_eq!(
-        store
-            .swap_record("s", b"k", Some(b"b"), None)
-            .await
-            .unwrap(),
-        Err(None)
-    );
-}
-
-async fn records_scan_by_prefix_in_key_order_after_a_cursor(store: impl Store) {
-    for key in ["a/3", "a/1", "b/1", "a/2", "a", "a/10"] {
-        store
-            .put_record("scan", key.as_bytes(), Some(key.as_bytes()))
-            .await
-            .unwrap();
-    }
-    let keys = |rows: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<String> {
-        rows.into_iter()
-            .map(|(k, v)| {
-                assert_eq!(k, v);
-                String::from_utf8(k).unwrap()
-            })
-            .collect()
-    };
-    assert_eq!(
-        keys(store.records("scan", b"a/", None, 10).await.unwrap()),
-        ["a/1", "a/10", "a/2", "a/3"]
-    );
-    assert_eq!(
-        keys(store.records("scan", b"a/", None, 2).await.unwrap()),
-        ["a/1", "a/10"]
-    );
-    assert_eq!(
-        keys(
-            store
-                .records("scan", b"a/", Some(b"a/10"), 10)
-                .await
-                .unwrap()
-        ),
-        ["a/2", "a/3"]
-    );
-    assert_eq!(
-        keys(store.records("scan", b"", Some(b"a/3"), 10).await.unwrap()),
-        ["b/1"]
-    );
-    assert!(
-        store
-            .records("scan", b"c", None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .records("empty_space", b"", None, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
 // Instantiation
 // ---------------------------------------------------------------------------------------------
 
@@ -2282,10 +2198,20 @@ macro_rules! conformance {
                 altering_any_byte_of_a_stored_journal_entry_is_detected,
                 removing_the_last_journal_entry_is_detected_against_the_head,
                 swapping_two_journal_entries_is_detected,
+                accept_with_a_decision_writes_it_in_the_same_write,
+                an_attempt_start_keeps_the_lease_and_records_an_unknown_outcome,
+                outcomes_committed_together_succeed_or_fail_one_by_one,
+                effects_commit_with_the_outcome,
+                callback_registrations_are_kept_per_service,
+                an_outbox_opened_at_accept_is_due_and_follows_the_journal,
+                an_outbox_behind_its_journal_is_not_left_waiting_or_closed,
+                service_access_and_its_key_index_change_together,
+                a_validated_email_belongs_to_one_citizen_at_a_time,
+                message_flags_change_atomically_and_reading_is_one_way,
+                the_feed_keeps_the_day_s_last_change_with_services_over_profiles,
+                open_data_requests_are_listed_when_due_in_due_order,
+                an_erasure_closes_its_request_and_forgets_flags_download_and_profile,
                 purge_removes_only_expired_idempotency_records_and_counts_them,
-                records_are_written_read_and_deleted_per_space,
-                record_swap_succeeds_only_on_the_expected_value,
-                records_scan_by_prefix_in_key_order_after_a_cursor,
             );
         }
     };
@@ -2378,9 +2304,10 @@ mod sled_only {
                 content_hash: first.body.content_hash(),
             }
         );
-        // The claim need not survive, but the task must: due at the latest when its lease ends,
-        // and retaken with a greater token.
-        let retaken = claim_one(&store, "svc", claimed_before.lease.until).await;
+        // The claim does not survive: the process that reopens the store owns it alone, so
+        // every lease is released at once and the task is due again at its own time (not at
+        // the lease's end), retaken with a greater token.
+        let retaken = claim_one(&store, "svc", t(5_000)).await;
         assert_eq!(retaken.kind, TaskKind::Deliver(email.id));
         assert!(retaken.lease.token > claimed_before.lease.token);
     }

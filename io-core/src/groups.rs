@@ -1,4 +1,5 @@
-//! Permission groups of a service's API keys, with IO's names (io-reference §5).
+//! Permission groups of a service's API keys, with IO's names (io-reference §5): what a key may
+//! do, kept with the key's generations in [`ServiceAccess`](crate::ServiceAccess).
 
 use std::collections::BTreeSet;
 

@@ -1,0 +1,436 @@
+//! Cases of what the server keeps beside the engine: API access, validated emails, message
+//! flags, the subscriptions feed, GDPR requests.
+
+use super::*;
+
+fn access(groups: &[Group], primary: u64, secondary: u64) -> ServiceAccess {
+    ServiceAccess {
+        groups: Groups(groups.iter().copied().collect()),
+        primary,
+        secondary,
+        primary_hash: [primary as u8; 32],
+        secondary_hash: [100 + secondary as u8; 32],
+    }
+}
+
+pub(crate) async fn service_access_and_its_key_index_change_together(store: impl Store) {
+    let first = access(&[Group::ApiMessageWrite], 1, 1);
+    store
+        .put_service_with_access(&service("svc", 1), &first)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.service(&sid("svc")).await.unwrap(),
+        Some(service("svc", 1))
+    );
+    assert_eq!(
+        store.service_access(&sid("svc")).await.unwrap(),
+        Some(first.clone())
+    );
+    let owner = |slot| ApiKeyOwner {
+        service_id: sid("svc"),
+        slot,
+    };
+    assert_eq!(
+        store.api_key_owner(&first.primary_hash).await.unwrap(),
+        Some(owner(KeySlot::Primary))
+    );
+    assert_eq!(
+        store.api_key_owner(&first.secondary_hash).await.unwrap(),
+        Some(owner(KeySlot::Secondary))
+    );
+    // A stale service version writes neither the service nor the access.
+    let stale = access(&[Group::ApiMessageRead], 5, 5);
+    assert_conflict(
+        store
+            .put_service_with_access(&service("svc", 1), &stale)
+            .await,
+        "service",
+    );
+    assert_eq!(
+        store.service_access(&sid("svc")).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.api_key_owner(&stale.primary_hash).await.unwrap(),
+        None
+    );
+    // Regenerating the primary key: the old hash stops authenticating, the other stays.
+    let regenerated = access(&[Group::ApiMessageWrite], 2, 1);
+    store
+        .put_service_access(&sid("svc"), &regenerated)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.api_key_owner(&first.primary_hash).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .api_key_owner(&regenerated.primary_hash)
+            .await
+            .unwrap(),
+        Some(owner(KeySlot::Primary))
+    );
+    assert_eq!(
+        store.api_key_owner(&first.secondary_hash).await.unwrap(),
+        Some(owner(KeySlot::Secondary))
+    );
+}
+
+pub(crate) async fn a_validated_email_belongs_to_one_citizen_at_a_time(store: impl Store) {
+    let address = EmailAddress::parse("Mario.Rossi@Example.it").unwrap();
+    let mut mine = Profile::new(citizen());
+    mine.email = Some(address.clone());
+    mine.is_email_validated = true;
+    store.put_profile(&mine).await.unwrap();
+    assert_eq!(store.email_owner(&address).await.unwrap(), Some(citizen()));
+    // The same address in other case, unvalidated, may be written; validated, it is taken.
+    let mut theirs = Profile::new(other_citizen());
+    theirs.email = Some(EmailAddress::parse("mario.rossi@example.it").unwrap());
+    store.put_profile(&theirs).await.unwrap();
+    let mut validated = theirs.clone();
+    validated.is_email_validated = true;
+    validated.version = 1;
+    assert!(matches!(
+        store.put_profile(&validated).await,
+        Err(StoreError::Taken { .. })
+    ));
+    assert_eq!(store.profile(&other_citizen()).await.unwrap(), Some(theirs));
+    // The owner changes address: the old one is free in the same write.
+    let mut moved = mine.clone();
+    moved.email = Some(EmailAddress::parse("nuovo@example.it").unwrap());
+    moved.is_email_validated = false;
+    moved.version = 1;
+    store.put_profile(&moved).await.unwrap();
+    assert_eq!(store.email_owner(&address).await.unwrap(), None);
+    store.put_profile(&validated).await.unwrap();
+    assert_eq!(
+        store.email_owner(&address).await.unwrap(),
+        Some(other_citizen())
+    );
+    // Erasing the owner frees it too.
+    store
+        .erase_citizen(&erasure(other_citizen()))
+        .await
+        .unwrap();
+    assert_eq!(store.email_owner(&address).await.unwrap(), None);
+}
+
+pub(crate) async fn message_flags_change_atomically_and_reading_is_one_way(store: impl Store) {
+    let id = MessageId::from_parts(T0.as_millis() as u64, 1);
+    assert_eq!(
+        store.message_flags(&citizen(), &id).await.unwrap(),
+        MessageFlags::default()
+    );
+    let read = FlagsChange {
+        is_read: Some(true),
+        is_archived: None,
+    };
+    let archive = FlagsChange {
+        is_read: None,
+        is_archived: Some(true),
+    };
+    store
+        .change_message_flags(&citizen(), &id, read)
+        .await
+        .unwrap()
+        .unwrap();
+    let both = store
+        .change_message_flags(&citizen(), &id, archive)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        both,
+        MessageFlags {
+            is_read: true,
+            is_archived: true
+        }
+    );
+    let unread = FlagsChange {
+        is_read: Some(false),
+        is_archived: Some(false),
+    };
+    assert_eq!(
+        store
+            .change_message_flags(&citizen(), &id, unread)
+            .await
+            .unwrap(),
+        Err(FlagsError::UnreadAfterRead)
+    );
+    assert_eq!(store.message_flags(&citizen(), &id).await.unwrap(), both);
+    assert_eq!(
+        store.message_flags(&other_citizen(), &id).await.unwrap(),
+        MessageFlags::default()
+    );
+}
+
+fn feed_event(
+    at: Timestamp,
+    scope: FeedScope,
+    who: &FiscalCode,
+    change: Subscription,
+) -> FeedEvent {
+    FeedEvent {
+        at,
+        scope,
+        citizen: who.hash(),
+        change,
+    }
+}
+
+pub(crate) async fn the_feed_keeps_the_day_s_last_change_with_services_over_profiles(
+    store: impl Store,
+) {
+    let day = FeedDay::of(T0);
+    let next_day = t(86_400_000);
+    let svc = FeedScope::Service(sid("svc"));
+    let mut profile = Profile::new(citizen());
+    store
+        .put_profile_with_feed(
+            &profile,
+            &feed_event(
+                T0,
+                FeedScope::AllServices,
+                &citizen(),
+                Subscription::Subscribed,
+            ),
+        )
+        .await
+        .unwrap();
+    profile.version = 1;
+    // A stale profile write records no event either.
+    assert_conflict(
+        store
+            .put_profile_with_feed(
+                &Profile::new(citizen()),
+                &feed_event(
+                    T0,
+                    FeedScope::AllServices,
+                    &third_citizen(),
+                    Subscription::Subscribed,
+                ),
+            )
+            .await,
+        "profile",
+    );
+    store
+        .put_preference_with_feed(
+            &citizen(),
+            &preference("svc", 0, false),
+            &feed_event(t(10), svc.clone(), &citizen(), Subscription::Unsubscribed),
+        )
+        .await
+        .unwrap();
+    store
+        .record_feed_event(&feed_event(
+            t(20),
+            FeedScope::AllServices,
+            &other_citizen(),
+            Subscription::Subscribed,
+        ))
+        .await
+        .unwrap();
+    store
+        .record_feed_event(&feed_event(
+            next_day,
+            FeedScope::AllServices,
+            &other_citizen(),
+            Subscription::Unsubscribed,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.preference(&citizen(), &sid("svc"), 0).await.unwrap(),
+        Some(preference("svc", 0, false))
+    );
+    let feed = store.subscriptions_feed(day, &sid("svc")).await.unwrap();
+    assert_eq!(feed.subscribed, vec![other_citizen().hash()]);
+    assert_eq!(feed.unsubscribed, vec![citizen().hash()]);
+    let other_service = store.subscriptions_feed(day, &sid("svc2")).await.unwrap();
+    let mut both = vec![citizen().hash(), other_citizen().hash()];
+    both.sort();
+    assert_eq!(other_service.subscribed, both);
+    let tomorrow = store
+        .subscriptions_feed(FeedDay::of(next_day), &sid("svc"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (tomorrow.subscribed, tomorrow.unsubscribed),
+        (vec![], vec![other_citizen().hash()])
+    );
+}
+
+pub(crate) async fn open_data_requests_are_listed_when_due_in_due_order(store: impl Store) {
+    let grace = std::time::Duration::from_secs(60);
+    let delete = DataRequest::asked(Choice::Delete, T0, grace);
+    let download = DataRequest::asked(Choice::Download, t(1), grace);
+    let theirs = DataRequest::asked(Choice::Download, T0, grace);
+    assert!(
+        store
+            .swap_data_request(&citizen(), Choice::Delete, None, Some(&delete))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .swap_data_request(&citizen(), Choice::Download, None, Some(&download))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .swap_data_request(&other_citizen(), Choice::Download, None, Some(&theirs))
+            .await
+            .unwrap()
+    );
+    // Another writer's expectation no longer holds.
+    assert!(
+        !store
+            .swap_data_request(&citizen(), Choice::Delete, None, Some(&delete))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .data_request(&citizen(), Choice::Delete)
+            .await
+            .unwrap(),
+        Some(delete)
+    );
+    let due = |requests: Vec<DueRequest>| {
+        requests
+            .into_iter()
+            .map(|d| (d.fiscal_code, d.request.choice))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        due(store.due_data_requests(t(1), None, 10).await.unwrap()),
+        vec![
+            (other_citizen(), Choice::Download),
+            (citizen(), Choice::Download)
+        ]
+    );
+    let all = store.due_data_requests(t(60_000), None, 10).await.unwrap();
+    assert_eq!(
+        due(all.clone()),
+        vec![
+            (other_citizen(), Choice::Download),
+            (citizen(), Choice::Download),
+            (citizen(), Choice::Delete)
+        ]
+    );
+    assert_eq!(
+        due(store
+            .due_data_requests(t(60_000), Some(&all[0]), 1)
+            .await
+            .unwrap()),
+        vec![(citizen(), Choice::Download)]
+    );
+    // A finished request is no longer due; a removed one is gone.
+    let closed = download.moved_to(RequestStatus::Closed, t(2));
+    assert!(
+        store
+            .swap_data_request(&citizen(), Choice::Download, Some(&download), Some(&closed))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .swap_data_request(&other_citizen(), Choice::Download, Some(&theirs), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        due(store.due_data_requests(t(60_000), None, 10).await.unwrap()),
+        vec![(citizen(), Choice::Delete)]
+    );
+    assert_eq!(
+        store
+            .data_request(&other_citizen(), Choice::Download)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub(crate) async fn an_erasure_closes_its_request_and_forgets_flags_download_and_profile(
+    store: impl Store,
+) {
+    let grace = std::time::Duration::from_secs(60);
+    store.put_profile(&Profile::new(citizen())).await.unwrap();
+    let download = DataRequest::asked(Choice::Download, T0, grace);
+    let delete =
+        DataRequest::asked(Choice::Delete, T0, grace).moved_to(RequestStatus::Wip, t(60_000));
+    store
+        .swap_data_request(&citizen(), Choice::Download, None, Some(&download))
+        .await
+        .unwrap();
+    store
+        .swap_data_request(&citizen(), Choice::Delete, None, Some(&delete))
+        .await
+        .unwrap();
+    let id = MessageId::from_parts(T0.as_millis() as u64, 1);
+    let read = FlagsChange {
+        is_read: Some(true),
+        is_archived: None,
+    };
+    store
+        .change_message_flags(&citizen(), &id, read)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .change_message_flags(&other_citizen(), &id, read)
+        .await
+        .unwrap()
+        .unwrap();
+    let closed = delete.moved_to(RequestStatus::Closed, t(60_001));
+    let report = store
+        .erase_citizen(&Erasure {
+            fiscal_code: citizen(),
+            at: t(60_001),
+            closes: Some(closed),
+        })
+        .await
+        .unwrap();
+    assert_eq!((report.profile, report.flags), (true, 1));
+    assert_eq!(
+        store
+            .data_request(&citizen(), Choice::Delete)
+            .await
+            .unwrap(),
+        Some(closed)
+    );
+    assert_eq!(
+        store
+            .data_request(&citizen(), Choice::Download)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .due_data_requests(t(10_000_000), None, 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store.message_flags(&citizen(), &id).await.unwrap(),
+        MessageFlags::default()
+    );
+    assert!(
+        store
+            .message_flags(&other_citizen(), &id)
+            .await
+            .unwrap()
+            .is_read
+    );
+    let feed = store
+        .subscriptions_feed(FeedDay::of(t(60_001)), &sid("svc"))
+        .await
+        .unwrap();
+    assert_eq!(feed.unsubscribed, vec![citizen().hash()]);
+}
