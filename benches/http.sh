@@ -74,7 +74,8 @@ run_reference() {
     echo "$closed|$open|0|$(field "$closed" throughput_2xx_per_s)"
 }
 
-# Seeds a service (unlimited rate, may write to anyone) and the citizens' profiles; prints
+# Seeds a service (unlimited rate, may write to anyone, may ask for payments: io-load's body
+# carries payment data) and the citizens' profiles; prints
 # the service's key.
 seed_io() {
     python3 - "$1" "$work/codes" "$ADMIN_TOKEN" <<'PY'
@@ -91,6 +92,7 @@ admin_header = {"Authorization": "Bearer " + admin}
 service = call("POST", "/adm/services", {
     "service_name": "Tassa rifiuti", "department_name": "Tributi",
     "organization_name": "Comune di Esempio", "organization_fiscal_code": "15376371009",
+    "max_allowed_payment_amount": 1000000,
     "groups": ["ApiMessageWrite", "ApiMessageRead", "ApiLimitedProfileRead"]}, admin_header)
 key = call("GET", "/adm/services/%s/keys" % service["service_id"], headers=admin_header)["primary_key"]
 def profile(code):
@@ -120,6 +122,14 @@ run_io() {
     wait_for "$base/healthz"
     key=$(seed_io "$base")
     local url="$base/api/v1/messages/{fiscal_code}"
+    # One message first: a setup mistake shows here as a status, not as a 0 msg/s figure.
+    local probe
+    probe=$($BIN/io-load --url "$url" --fiscal-codes "$work/codes" --header "Ocp-Apim-Subscription-Key: $key" \
+        --connections 1 --duration 1 --rate 1 2>/dev/null)
+    if [ "$(field "$probe" ok_2xx)" = 0 ]; then
+        echo "io-server refused the probe message: $(field "$probe" non_2xx_by_status) $(field "$probe" errors_by_kind)" >&2
+        return 1
+    fi
     closed=$($BIN/io-load --url "$url" --fiscal-codes "$work/codes" --header "Ocp-Apim-Subscription-Key: $key" \
         --connections "$CONNECTIONS" --duration "$DURATION" 2>/dev/null)
     started=$(date +%s.%N)
