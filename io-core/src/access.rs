@@ -41,6 +41,12 @@ pub struct ServiceAccess {
     pub primary_hash: KeyHash,
     /// The hash of the secondary key of this generation.
     pub secondary_hash: KeyHash,
+    /// 1 when created, one more at every write: the store refuses a write that does not follow
+    /// the stored version, so two concurrent changes (a key regeneration and a group update,
+    /// or two regenerations) cannot undo each other and bring a replaced key back. 0 in
+    /// records written before versions existed.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl ServiceAccess {

@@ -82,7 +82,8 @@ pub trait Store: Send + Sync + 'static {
     fn put_service(&self, service: &Service)
     -> impl Future<Output = Result<(), StoreError>> + Send;
     /// [`Store::put_service`] and [`Store::put_service_access`] in one atomic write: a service
-    /// is never visible without its keys, nor its groups out of step with it.
+    /// is never visible without its keys, nor its groups out of step with it. Either version
+    /// out of step refuses both (`Conflict`).
     fn put_service_with_access(
         &self,
         service: &Service,
@@ -97,6 +98,8 @@ pub trait Store: Send + Sync + 'static {
     fn services(&self) -> impl Future<Output = Result<Vec<Service>, StoreError>> + Send;
     /// Replaces a service's API access and, in the same write, the index from key hash to
     /// service: the hashes of replaced keys stop authenticating, the new ones start.
+    /// `Conflict` unless `access.version` is the stored version plus one (1 for a service
+    /// without access): a change computed from a stale read is refused, never merged.
     fn put_service_access(
         &self,
         service: &ServiceId,

@@ -291,13 +291,15 @@ async fn update_service<S: Store>(
     match groups {
         // The service and its new groups in one write: keys never act on stale groups.
         Some(groups) => {
-            let mut access = app
-                .store
-                .service_access(&service.service_id)
-                .await?
-                .ok_or_else(|| Problem::internal("service without access"))?;
-            access.groups = Groups(groups);
-            app.store.put_service_with_access(&service, &access).await?;
+            let groups = Groups(groups);
+            change_access(&app, &service.service_id, |access| {
+                let mut access = access.clone();
+                access.groups = groups.clone();
+                access.version += 1;
+                let (app, service) = (&app, &service);
+                async move { app.store.put_service_with_access(service, &access).await }
+            })
+            .await?;
         }
         None => app.store.put_service(&service).await?,
     }
@@ -340,15 +342,53 @@ async fn regenerate_key<S: Store>(
     JsonBody(body): JsonBody<RegenerateKey>,
 ) -> ApiResult<Json<KeysView>> {
     let service = stored_service(&app, &service_id).await?;
-    let (access, _) = keys_of(&app, &service.service_id).await?;
-    let access = app
-        .keys
-        .regenerated(&service.service_id, &access, body.key_type);
+    let id = &service.service_id;
     // The access and the key index change in one write: the old key stops as the new starts.
-    app.store
-        .put_service_access(&service.service_id, &access)
-        .await?;
-    Ok(Json(keys_of(&app, &service.service_id).await?.1))
+    let access = change_access(&app, id, |access| {
+        let access = app.keys.regenerated(id, access, body.key_type);
+        let app = &app;
+        async move {
+            app.store.put_service_access(id, &access).await?;
+            Ok(access)
+        }
+    })
+    .await?;
+    // The keys of the access written (a later regeneration may already have replaced them).
+    Ok(Json(KeysView {
+        primary_key: app.keys.key(id, KeySlot::Primary, access.primary),
+        secondary_key: app.keys.key(id, KeySlot::Secondary, access.secondary),
+    }))
+}
+
+/// How often a change of a service's access is recomputed from a fresh read when a concurrent
+/// change of the same access got in first.
+const ACCESS_ATTEMPTS: usize = 8;
+
+/// Reads the service's access and writes `write(&access)`'s change; the store refuses a
+/// change based on a stale version (`Conflict` on "service access"), and then the change is
+/// computed again from a fresh read, so concurrent regenerations and group updates all take
+/// effect and none brings back a replaced key. Other errors, a conflict on the service itself
+/// included, are the answer.
+async fn change_access<S: Store, T, F, Fut>(app: &App<S>, id: &ServiceId, write: F) -> ApiResult<T>
+where
+    F: Fn(&ServiceAccess) -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        let access = app
+            .store
+            .service_access(id)
+            .await?
+            .ok_or_else(|| Problem::not_found(format!("no keys for service {id}")))?;
+        match write(&access).await {
+            Err(StoreError::Conflict {
+                what: "service access",
+                ..
+            }) if attempt < ACCESS_ATTEMPTS => attempt += 1,
+            result => return Ok(result?),
+        }
+    }
 }
 
 /// `GET /adm/services/{service_id}/activations/{fiscal_code}`.

@@ -52,7 +52,7 @@ impl KeyDeriver {
     }
 
     /// The access of `service` with `groups` and these key generations: what the store keeps,
-    /// the hashes of the two keys in force included.
+    /// the hashes of the two keys in force included. Version 1: a new service's access.
     pub fn access(
         &self,
         service: &ServiceId,
@@ -66,11 +66,12 @@ impl KeyDeriver {
             secondary,
             primary_hash: key_hash(&self.key(service, KeySlot::Primary, primary)),
             secondary_hash: key_hash(&self.key(service, KeySlot::Secondary, secondary)),
+            version: 1,
         }
     }
 
-    /// `access` with a new key in `slot` (its generation bumped); the other slot's key keeps
-    /// working, so clients can move to it first.
+    /// `access` with a new key in `slot` (its generation bumped) as the next version; the
+    /// other slot's key keeps working, so clients can move to it first.
     pub fn regenerated(
         &self,
         service: &ServiceId,
@@ -82,7 +83,10 @@ impl KeyDeriver {
             KeySlot::Primary => primary += 1,
             KeySlot::Secondary => secondary += 1,
         }
-        self.access(service, access.groups.clone(), primary, secondary)
+        ServiceAccess {
+            version: access.version + 1,
+            ..self.access(service, access.groups.clone(), primary, secondary)
+        }
     }
 }
 
@@ -157,6 +161,7 @@ mod tests {
         );
         let next = deriver.regenerated(&s, &access, KeySlot::Secondary);
         assert_eq!((next.primary, next.secondary), (1, 2));
+        assert_eq!(next.version, access.version + 1);
         assert_eq!(next.primary_hash, access.primary_hash);
         assert_ne!(next.secondary_hash, access.secondary_hash);
     }

@@ -132,6 +132,94 @@ async fn both_keys_work_and_a_regenerated_key_stops_working_while_the_other_goes
 }
 
 #[tokio::test]
+async fn concurrent_key_regenerations_and_group_updates_all_take_effect() {
+    let server = TestServer::start().await;
+    let (id, first_primary) = server.create_service(ALL_GROUPS).await;
+    server.put_profile(CITIZEN).await;
+    let first: Value = server
+        .admin(Method::GET, &format!("/adm/services/{id}/keys"))
+        .fetch_json()
+        .await;
+    let service: Value = server
+        .admin(Method::GET, &format!("/adm/services/{id}"))
+        .fetch_json()
+        .await;
+    // Sixteen regenerations, alternating slots, and a group update, all at once: each
+    // regeneration is computed from whatever access it read, so without a version check two
+    // of them would hand out the same key, or one would bring back a key another replaced.
+    let regenerations = (0..16).map(|n| {
+        let slot = if n % 2 == 0 {
+            "PRIMARY_KEY"
+        } else {
+            "SECONDARY_KEY"
+        };
+        let request = server
+            .admin(Method::PUT, &format!("/adm/services/{id}/keys"))
+            .json(&json!({ "key_type": slot }));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let keys: Value = response.json().await.unwrap();
+            let field = if slot == "PRIMARY_KEY" {
+                "primary_key"
+            } else {
+                "secondary_key"
+            };
+            (field, keys[field].as_str().unwrap().to_string())
+        }
+    });
+    let mut update = service.clone();
+    update.as_object_mut().unwrap().remove("version");
+    update["groups"] = json!(ALL_GROUPS);
+    let updating = server
+        .admin(Method::PUT, &format!("/adm/services/{id}"))
+        .json(&update)
+        .send();
+    let (handed_out, updated) = tokio::join!(futures::future::join_all(regenerations), updating);
+    assert_eq!(updated.unwrap().status(), StatusCode::OK);
+    let mut distinct = std::collections::BTreeSet::new();
+    for (_, key) in &handed_out {
+        assert!(
+            distinct.insert(key.clone()),
+            "key {key} was handed out twice"
+        );
+    }
+    // The keys in force are the last ones handed out in each slot; every earlier key, the
+    // first two included, is refused.
+    let last: Value = server
+        .admin(Method::GET, &format!("/adm/services/{id}/keys"))
+        .fetch_json()
+        .await;
+    for field in ["primary_key", "secondary_key"] {
+        let key = last[field].as_str().unwrap();
+        assert!(handed_out.iter().any(|(f, k)| *f == field && k == key));
+        let status = server
+            .api(Method::GET, &format!("/profiles/{CITIZEN}"), key)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    let replaced = handed_out
+        .iter()
+        .map(|(_, key)| key.as_str())
+        .chain([
+            first_primary.as_str(),
+            first["secondary_key"].as_str().unwrap(),
+        ])
+        .filter(|key| *key != last["primary_key"] && *key != last["secondary_key"]);
+    for key in replaced {
+        let old = server
+            .api(Method::GET, &format!("/profiles/{CITIZEN}"), key)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(old, StatusCode::UNAUTHORIZED).await;
+    }
+}
+
+#[tokio::test]
 async fn another_services_message_is_403_and_an_unknown_one_404() {
     let server = TestServer::start().await;
     let (_, key_a) = server.create_service(ALL_GROUPS).await;

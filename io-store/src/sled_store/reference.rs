@@ -26,15 +26,27 @@ fn put_service_in(tx: &mut Tx<'_>, service: &Service) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Replaces a service's access and the key index in step.
+/// Replaces a service's access and the key index in step, if its version follows the stored
+/// one.
 fn put_access_in(
     tx: &mut Tx<'_>,
     service: &ServiceId,
     access: &ServiceAccess,
 ) -> Result<(), StoreError> {
     let key = keys::text(kind::ACCESS, service.as_str());
-    if let Some(bytes) = tx.get(&key)? {
-        let previous: ServiceAccess = decode("service access", &bytes)?;
+    let previous = match tx.get(&key)? {
+        Some(bytes) => Some(decode::<ServiceAccess>("service access", &bytes)?),
+        None => None,
+    };
+    let expected = previous.as_ref().map_or(1, |previous| previous.version + 1);
+    if access.version != expected {
+        return Err(StoreError::Conflict {
+            what: "service access",
+            stored: expected - 1,
+            given: access.version.saturating_sub(1),
+        });
+    }
+    if let Some(previous) = previous {
         for slot in KeySlot::ALL {
             let old = previous.key_hash(slot);
             if KeySlot::ALL.iter().all(|s| access.key_hash(*s) != old) {

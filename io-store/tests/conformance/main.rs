@@ -2206,6 +2206,7 @@ macro_rules! conformance {
                 an_outbox_opened_at_accept_is_due_and_follows_the_journal,
                 an_outbox_behind_its_journal_is_not_left_waiting_or_closed,
                 service_access_and_its_key_index_change_together,
+                an_access_change_from_a_stale_read_is_refused_and_writes_nothing,
                 a_validated_email_belongs_to_one_citizen_at_a_time,
                 message_flags_change_atomically_and_reading_is_one_way,
                 the_feed_keeps_the_day_s_last_change_with_services_over_profiles,

@@ -3,6 +3,7 @@
 
 use super::*;
 
+/// An access whose version is the count of key generations since the first (1, 1).
 fn access(groups: &[Group], primary: u64, secondary: u64) -> ServiceAccess {
     ServiceAccess {
         groups: Groups(groups.iter().copied().collect()),
@@ -10,6 +11,7 @@ fn access(groups: &[Group], primary: u64, secondary: u64) -> ServiceAccess {
         secondary,
         primary_hash: [primary as u8; 32],
         secondary_hash: [100 + secondary as u8; 32],
+        version: primary + secondary - 1,
     }
 }
 
@@ -75,6 +77,78 @@ pub(crate) async fn service_access_and_its_key_index_change_together(store: impl
     assert_eq!(
         store.api_key_owner(&first.secondary_hash).await.unwrap(),
         Some(owner(KeySlot::Secondary))
+    );
+}
+
+pub(crate) async fn an_access_change_from_a_stale_read_is_refused_and_writes_nothing(
+    store: impl Store,
+) {
+    let first = access(&[Group::ApiMessageWrite], 1, 1);
+    store
+        .put_service_with_access(&service("svc", 1), &first)
+        .await
+        .unwrap();
+    // A second access for a new service at version 1 is refused: a create never overwrites.
+    assert_conflict(
+        store.put_service_access(&sid("svc"), &first).await,
+        "service access",
+    );
+    // Two changes computed from the same read: the primary key regenerated, then the
+    // secondary. The second is refused and the first stays in force: the secondary change
+    // must not bring the replaced primary key back.
+    let primary_regenerated = access(&[Group::ApiMessageWrite], 2, 1);
+    let secondary_from_stale = access(&[Group::ApiMessageWrite], 1, 2);
+    assert_eq!(primary_regenerated.version, secondary_from_stale.version);
+    store
+        .put_service_access(&sid("svc"), &primary_regenerated)
+        .await
+        .unwrap();
+    assert_conflict(
+        store
+            .put_service_access(&sid("svc"), &secondary_from_stale)
+            .await,
+        "service access",
+    );
+    assert_eq!(
+        store.service_access(&sid("svc")).await.unwrap(),
+        Some(primary_regenerated.clone())
+    );
+    assert_eq!(
+        store.api_key_owner(&first.primary_hash).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .api_key_owner(&secondary_from_stale.secondary_hash)
+            .await
+            .unwrap(),
+        None
+    );
+    // A service update whose access is stale writes neither the service nor the access.
+    let mut groups_from_stale = first.clone();
+    groups_from_stale.groups = Groups([Group::ApiMessageRead].into_iter().collect());
+    groups_from_stale.version = 2;
+    assert_conflict(
+        store
+            .put_service_with_access(&service("svc", 2), &groups_from_stale)
+            .await,
+        "service access",
+    );
+    assert_eq!(
+        store.service(&sid("svc")).await.unwrap(),
+        Some(service("svc", 1))
+    );
+    // From a fresh read (version 2, both keys as stored) the same change goes through.
+    let mut groups_changed = primary_regenerated.clone();
+    groups_changed.groups = Groups([Group::ApiMessageRead].into_iter().collect());
+    groups_changed.version = 3;
+    store
+        .put_service_with_access(&service("svc", 2), &groups_changed)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.service_access(&sid("svc")).await.unwrap(),
+        Some(groups_changed)
     );
 }
 
