@@ -312,11 +312,16 @@ async fn keys_of<S: Store>(app: &App<S>, id: &ServiceId) -> ApiResult<(ServiceAc
         .service_access(id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no keys for service {id}")))?;
-    let keys = KeysView {
+    let keys = keys_view(app, id, &access);
+    Ok((access, keys))
+}
+
+/// The two keys in force under `access`.
+fn keys_view<S: Store>(app: &App<S>, id: &ServiceId, access: &ServiceAccess) -> KeysView {
+    KeysView {
         primary_key: app.keys.key(id, KeySlot::Primary, access.primary),
         secondary_key: app.keys.key(id, KeySlot::Secondary, access.secondary),
-    };
-    Ok((access, keys))
+    }
 }
 
 /// `GET /adm/services/{service_id}/keys`.
@@ -354,15 +359,13 @@ async fn regenerate_key<S: Store>(
     })
     .await?;
     // The keys of the access written (a later regeneration may already have replaced them).
-    Ok(Json(KeysView {
-        primary_key: app.keys.key(id, KeySlot::Primary, access.primary),
-        secondary_key: app.keys.key(id, KeySlot::Secondary, access.secondary),
-    }))
+    Ok(Json(keys_view(&app, id, &access)))
 }
 
 /// How often a change of a service's access is recomputed from a fresh read when a concurrent
-/// change of the same access got in first.
-const ACCESS_ATTEMPTS: usize = 8;
+/// change of the same access got in first. Each lost attempt means another change went
+/// through, so this many changes of one service at once all succeed; beyond, 409.
+const ACCESS_ATTEMPTS: usize = 64;
 
 /// Reads the service's access and writes `write(&access)`'s change; the store refuses a
 /// change based on a stale version (`Conflict` on "service access"), and then the change is

@@ -158,8 +158,9 @@ async fn concurrent_key_regenerations_and_group_updates_all_take_effect() {
             .json(&json!({ "key_type": slot }));
         async move {
             let response = request.send().await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
+            let status = response.status();
             let keys: Value = response.json().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{keys}");
             let field = if slot == "PRIMARY_KEY" {
                 "primary_key"
             } else {
