@@ -84,6 +84,16 @@ async fn no_key_or_a_wrong_key_is_401() {
     expect_problem(response, StatusCode::UNAUTHORIZED).await;
 }
 
+/// The status of a profile read with `key`: whether the key authenticates.
+async fn profile_read_status(server: &TestServer, key: &str) -> StatusCode {
+    server
+        .api(Method::GET, &format!("/profiles/{CITIZEN}"), key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 #[tokio::test]
 async fn both_keys_work_and_a_regenerated_key_stops_working_while_the_other_goes_on() {
     let server = TestServer::start().await;
@@ -96,13 +106,7 @@ async fn both_keys_work_and_a_regenerated_key_stops_working_while_the_other_goes
     let secondary = keys["secondary_key"].as_str().unwrap().to_string();
     assert_ne!(primary, secondary);
     for key in [&primary, &secondary] {
-        let status = server
-            .api(Method::GET, &format!("/profiles/{CITIZEN}"), key)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, StatusCode::OK);
+        assert_eq!(profile_read_status(&server, key).await, StatusCode::OK);
     }
     let response = server
         .admin(Method::PUT, &format!("/adm/services/{id}/keys"))
@@ -121,13 +125,7 @@ async fn both_keys_work_and_a_regenerated_key_stops_working_while_the_other_goes
         .unwrap();
     expect_problem(old, StatusCode::UNAUTHORIZED).await;
     for key in [regenerated["primary_key"].as_str().unwrap(), &secondary] {
-        let status = server
-            .api(Method::GET, &format!("/profiles/{CITIZEN}"), key)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, StatusCode::OK);
+        assert_eq!(profile_read_status(&server, key).await, StatusCode::OK);
     }
 }
 
@@ -194,13 +192,7 @@ async fn concurrent_key_regenerations_and_group_updates_all_take_effect() {
     for field in ["primary_key", "secondary_key"] {
         let key = last[field].as_str().unwrap();
         assert!(handed_out.iter().any(|(f, k)| *f == field && k == key));
-        let status = server
-            .api(Method::GET, &format!("/profiles/{CITIZEN}"), key)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, StatusCode::OK);
+        assert_eq!(profile_read_status(&server, key).await, StatusCode::OK);
     }
     let replaced = handed_out
         .iter()
