@@ -8,6 +8,7 @@
 //! Modules, one concept each:
 //! - [`fiscal_code`], [`organization_fiscal_code`], [`email_address`], [`ids`]: values validated
 //!   once, at the edge.
+//! - [`network`]: CIDR networks (authorized callers, trusted proxies).
 //! - [`profile`], [`preference`], [`activation`], [`installation`], [`service`]: the citizen's and
 //!   the sender's data (io-reference §3–§5).
 //! - [`groups`], [`access`]: what a service's API keys may do, and which keys are in force.
@@ -42,6 +43,7 @@ pub mod installation;
 pub mod journal;
 pub mod message;
 pub mod message_flags;
+pub mod network;
 pub mod notification_text;
 pub mod organization_fiscal_code;
 pub mod outcome;
@@ -79,6 +81,7 @@ pub use message::{
     ValidMessage, ValidationError,
 };
 pub use message_flags::{FlagsChange, FlagsError, MessageFlags};
+pub use network::{InvalidNetwork, IpNetwork};
 pub use organization_fiscal_code::{OrganizationFiscalCode, OrganizationFiscalCodeError};
 pub use outcome::{Effect, Outcome, OutcomeRecord, PermanentReason, Report, TransientCause};
 pub use preference::{PreferenceVersionMismatch, ServicePreference};

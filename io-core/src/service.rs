@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EmailAddress, FiscalCode, OrganizationFiscalCode, ServiceId};
+use crate::{EmailAddress, FiscalCode, IpNetwork, OrganizationFiscalCode, ServiceId};
 
 /// A service as the engine needs it. API keys and permission groups belong to the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,8 +19,9 @@ pub struct Service {
     pub organization_name: String,
     /// The institution's fiscal code: the default payee of payment notices.
     pub organization_fiscal_code: OrganizationFiscalCode,
-    /// IPv4 networks allowed to call the API with this service's keys; empty means any.
-    pub authorized_cidrs: Vec<String>,
+    /// Networks (IPv4 or IPv6) allowed to call the API with this service's keys; empty means
+    /// any.
+    pub authorized_cidrs: Vec<IpNetwork>,
     /// The only recipients a *limited* key may write to (sandbox).
     pub authorized_recipients: BTreeSet<FiscalCode>,
     /// Whether the service is listed to citizens.

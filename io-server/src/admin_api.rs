@@ -80,12 +80,13 @@ async fn require_admin<S: Store>(
     request: Request,
     next: Next,
 ) -> Response {
-    match crate::app::bearer_token(request.headers()) {
-        Some(token) if constant_time_eq(&key_hash(token), &app.admin_token_hash) => {
+    match crate::request_headers::bearer_token(request.headers()) {
+        Err(problem) => problem.into_response(),
+        Ok(Some(token)) if constant_time_eq(&key_hash(token), &app.admin_token_hash) => {
             next.run(request).await
         }
-        Some(_) => Problem::unauthorized("the admin token is not valid").into_response(),
-        None => {
+        Ok(Some(_)) => Problem::unauthorized("the admin token is not valid").into_response(),
+        Ok(None) => {
             Problem::unauthorized("missing Authorization: Bearer <admin token>").into_response()
         }
     }
@@ -168,9 +169,12 @@ fn non_empty(field: &str, value: &str) -> Result<String, Problem> {
 
 /// Validates a payload into a service with `id` and `version`.
 fn build_service(payload: ServicePayload, id: ServiceId, version: u64) -> ApiResult<Service> {
+    let mut authorized_cidrs = Vec::with_capacity(payload.authorized_cidrs.len());
     for (i, raw) in payload.authorized_cidrs.iter().enumerate() {
-        raw.parse::<crate::cidr::Ipv4Cidr>()
-            .map_err(|e| invalid(&format!("authorized_cidrs[{i}]"), e))?;
+        authorized_cidrs.push(
+            raw.parse::<io_core::IpNetwork>()
+                .map_err(|e| invalid(&format!("authorized_cidrs[{i}]"), e))?,
+        );
     }
     let mut recipients = BTreeSet::new();
     for (i, raw) in payload.authorized_recipients.iter().enumerate() {
@@ -187,11 +191,7 @@ fn build_service(payload: ServicePayload, id: ServiceId, version: u64) -> ApiRes
         organization_name: non_empty("organization_name", &payload.organization_name)?,
         organization_fiscal_code: OrganizationFiscalCode::parse(&payload.organization_fiscal_code)
             .map_err(|e| invalid("organization_fiscal_code", e))?,
-        authorized_cidrs: payload
-            .authorized_cidrs
-            .iter()
-            .map(|c| c.trim().to_string())
-            .collect(),
+        authorized_cidrs,
         authorized_recipients: recipients,
         is_visible: payload.is_visible,
         max_allowed_payment_amount: payload.max_allowed_payment_amount,

@@ -17,7 +17,6 @@ use io_core::{CallbackPolicy, Channel, Clock, Engine, Store, SystemClock};
 use io_store::SledStore;
 
 use crate::api_keys::KeyDeriver;
-use crate::cidr::{self, Ipv4Cidr};
 use crate::citizen_token::{CitizenVerifier, Hs256Tokens};
 use crate::config::{ChannelsConfig, ServerConfig, StoreKind};
 use crate::institution_limit::InstitutionLimiter;
@@ -42,8 +41,6 @@ pub struct App<S: Store> {
     pub admin_token_hash: [u8; 32],
     /// Per-institution rate limits.
     pub limiter: InstitutionLimiter,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<Ipv4Cidr>,
     /// The configuration in force.
     pub config: ServerConfig,
     /// Metrics.
@@ -60,7 +57,10 @@ pub struct App<S: Store> {
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The data directory or a secret file.
+    /// The data directory's place or permissions.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
+    /// A secret file in the data directory.
     #[error("data directory {path}: {source}")]
     Data {
         /// The path.
@@ -82,9 +82,6 @@ pub enum StartError {
     /// A channel's or the callbacks' configuration.
     #[error("channels: {0}")]
     Channel(#[from] io_channels::ConfigError),
-    /// A CIDR in `trusted_proxies`.
-    #[error("trusted_proxies: {0}")]
-    Cidr(#[from] cidr::InvalidCidr),
 }
 
 /// What [`App::open`] reports beside the app.
@@ -104,7 +101,7 @@ impl App<SledStore> {
             path: config.data.display().to_string(),
             source,
         };
-        std::fs::create_dir_all(&config.data).map_err(data_error)?;
+        crate::data_dir::prepare(&config.data)?;
         let secrets = Secrets::load_or_create(&config.data).map_err(data_error)?;
         let (admin_token, generated) =
             crate::secrets::admin_token(config.admin_token.as_deref(), &config.data)
@@ -115,6 +112,7 @@ impl App<SledStore> {
                 config.store.cache_bytes(),
             )?),
         };
+        crate::data_dir::restrict_contents(&config.data)?;
         Self::with_store(config, store, &secrets, &admin_token, Arc::new(SystemClock)).map(|app| {
             Opened {
                 app,
@@ -155,7 +153,6 @@ impl<S: Store> App<S> {
             citizen_tokens: tokens,
             admin_token_hash: crate::api_keys::key_hash(admin_token),
             limiter: InstitutionLimiter::new(&config.rate_limit),
-            trusted_proxies: cidr::parse_all(&config.trusted_proxies)?,
             metrics,
             webhook,
             clock,
@@ -199,9 +196,38 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .nest("/app/v1", citizen_api::router(app.clone()))
         .nest("/adm", admin_api::router(app.clone()))
         .merge(ops::router(app.clone()))
+        // Replaces each route's default 405 (empty body, reached through the authentication
+        // and measuring layers) with a problem answered before them: a wrong method is refused
+        // without credentials being checked and without a metrics series of its own.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { crate::problem::Problem::not_found("no such route") })
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))
         .with_state(app)
+}
+
+/// 405 as a problem; axum adds the `Allow` header listing the route's methods. The method is
+/// not echoed: it may be any token of any length.
+async fn method_not_allowed() -> crate::problem::Problem {
+    crate::problem::Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not accept this method; the Allow header lists those it does",
+    )
+}
+
+/// The method as a metrics label: one of the methods io serves, or `other`, so that no
+/// client can add series by inventing methods.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Counts every routed request in the latency histogram, labelled by route template; each API
@@ -216,50 +242,31 @@ pub async fn measure<S: Store>(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     app.metrics.observe_request(
         &route,
-        &method,
+        method,
         response.status().as_u16(),
         started.elapsed(),
     );
     response
 }
 
-/// The token of an `Authorization: Bearer <token>` header, trimmed.
-pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-}
-
-/// The client's address as the server sees it: the TCP peer, or, when the peer is a trusted
-/// proxy, the right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
+/// The address a request comes from (see [`crate::request_headers::client_address`]), with
+/// the configured trusted proxies and their header.
 pub fn source_ip<S: Store>(
     app: &App<S>,
     peer: SocketAddr,
-    forwarded_for: Option<&str>,
-) -> std::net::IpAddr {
-    let peer_ip = peer.ip();
-    if !app.trusted_proxies.iter().any(|c| c.contains(peer_ip)) {
-        return peer_ip;
-    }
-    let Some(header) = forwarded_for else {
-        return peer_ip;
-    };
-    for hop in header.rsplit(',') {
-        match hop.trim().parse::<std::net::IpAddr>() {
-            Ok(ip) if app.trusted_proxies.iter().any(|c| c.contains(ip)) => continue,
-            Ok(ip) => return ip,
-            // A malformed hop: stop believing the header there.
-            Err(_) => return peer_ip,
-        }
-    }
-    peer_ip
+    headers: &axum::http::HeaderMap,
+) -> Option<std::net::IpAddr> {
+    crate::request_headers::client_address(
+        &app.config.trusted_proxies,
+        app.config.proxy_header,
+        peer.ip(),
+        headers,
+    )
 }
 
 #[cfg(test)]

@@ -84,9 +84,12 @@ async fn authenticate<S: Store>(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let token = crate::app::bearer_token(request.headers()).map(str::to_string);
-    let Some(token) = token else {
-        return Problem::unauthorized("missing Authorization: Bearer <token>").into_response();
+    let token = match crate::request_headers::bearer_token(request.headers()) {
+        Ok(Some(token)) => token.to_string(),
+        Ok(None) => {
+            return Problem::unauthorized("missing Authorization: Bearer <token>").into_response();
+        }
+        Err(problem) => return problem.into_response(),
     };
     match app.citizen_verifier.verify(&token, app.clock.now()) {
         Ok(fiscal_code) => {

@@ -23,9 +23,12 @@ pub struct ServerConfig {
     /// The admin API's bearer token. When unset, one is generated on first start, kept in
     /// `<data>/admin-token` and printed once.
     pub admin_token: Option<String>,
-    /// Proxies (IPv4 CIDRs) whose `X-Forwarded-For` is believed when checking a service's
-    /// `authorized_cidrs`. Empty: the TCP peer is the source.
-    pub trusted_proxies: Vec<String>,
+    /// Proxies (CIDR networks, IPv4 or IPv6) whose forwarding header is believed when
+    /// checking a service's `authorized_cidrs`. Empty: the TCP peer is the source.
+    pub trusted_proxies: Vec<io_core::IpNetwork>,
+    /// The header the trusted proxies append the client's address to: `"x-forwarded-for"`
+    /// (default) or `"forwarded"` (RFC 7239). Only that one is read.
+    pub proxy_header: crate::request_headers::ProxyHeader,
     /// The largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
     /// Submits are refused with 429 while the engine's backlog (queued tasks) exceeds this.
@@ -112,6 +115,7 @@ impl Default for ServerConfig {
             data: PathBuf::from("./io-data"),
             admin_token: None,
             trusted_proxies: Vec::new(),
+            proxy_header: crate::request_headers::ProxyHeader::XForwardedFor,
             max_body_bytes: 256 * 1024,
             max_backlog: 1_000_000,
             backpressure_retry_after_secs: 5,
@@ -233,6 +237,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "data",
     "admin_token",
     "trusted_proxies",
+    "proxy_header",
     "max_body_bytes",
     "max_backlog",
     "backpressure_retry_after_secs",

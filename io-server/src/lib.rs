@@ -12,7 +12,7 @@
 //! [`serve`] (listener, workers, graceful shutdown), one module per API ([`services_api`],
 //! [`citizen_api`], [`admin_api`], [`ops`]), and the pieces they share: [`problem`]
 //! (problem+json), [`body`] (JSON bodies), [`api_keys`] (derivation and authentication),
-//! [`cidr`], [`institution_limit`], [`citizen_token`], [`secrets`], [`views`] (IO's JSON
+//! [`request_headers`] (credentials and the forwarded client address), [`institution_limit`], [`citizen_token`], [`secrets`], [`data_dir`], [`views`] (IO's JSON
 //! shapes), [`metrics`], [`callbacks`] (the `[callbacks]` configuration and registrations; the
 //! engine sends them), [`openapi`].
 
@@ -21,15 +21,16 @@ pub mod api_keys;
 pub mod app;
 pub mod body;
 pub mod callbacks;
-pub mod cidr;
 pub mod citizen_api;
 pub mod citizen_token;
 pub mod config;
+pub mod data_dir;
 pub mod institution_limit;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+pub mod request_headers;
 pub mod secrets;
 pub mod serve;
 pub mod services_api;

@@ -56,7 +56,7 @@ struct Tables {
     deliveries: BTreeMap<(&'static str, &'static str), u64>,
     retries: BTreeMap<&'static str, u64>,
     outcome_unknown: BTreeMap<&'static str, u64>,
-    requests: BTreeMap<(String, String, u16), Histogram>,
+    requests: BTreeMap<(String, &'static str, u16), Histogram>,
     delivered_latency: BTreeMap<&'static str, Histogram>,
 }
 
@@ -77,11 +77,17 @@ impl Metrics {
     }
 
     /// Counts one HTTP request by route template (never the raw path: no fiscal code in
-    /// labels), method and status.
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    /// labels), method (from a closed set, [`crate::app::method_label`]) and status.
+    pub fn observe_request(
+        &self,
+        route: &str,
+        method: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         self.tables()
             .requests
-            .entry((route.to_string(), method.to_string(), status))
+            .entry((route.to_string(), method, status))
             .or_default()
             .observe(elapsed.as_secs_f64());
     }

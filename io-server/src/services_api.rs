@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ use io_core::{FiscalCode, Group, Groups, MessageId, Service, ServiceId, Store};
 use crate::app::{App, source_ip};
 use crate::institution_limit::Verdict;
 use crate::problem::Problem;
+use crate::request_headers::single;
 
 /// The header carrying a service's key, as on IO (Azure API Management's name).
 pub const KEY_HEADER: &str = "ocp-apim-subscription-key";
@@ -108,17 +109,7 @@ async fn authenticate<S: Store>(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let (key, forwarded) = {
-        let header = |name: &str| {
-            request
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        (header(KEY_HEADER), header("x-forwarded-for"))
-    };
-    let caller = match identify(&app, peer, key.as_deref(), forwarded.as_deref()).await {
+    let caller = match identify(&app, peer, request.headers()).await {
         Ok(caller) => caller,
         Err(problem) => return problem.into_response(),
     };
@@ -152,10 +143,9 @@ async fn authenticate<S: Store>(
 async fn identify<S: Store>(
     app: &App<S>,
     peer: SocketAddr,
-    key: Option<&str>,
-    forwarded: Option<&str>,
+    headers: &HeaderMap,
 ) -> Result<ServiceCaller, Problem> {
-    let key = key
+    let key = single(headers, KEY_HEADER)?
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| Problem::unauthorized("missing Ocp-Apim-Subscription-Key header"))?;
@@ -167,12 +157,12 @@ async fn identify<S: Store>(
             Problem::unauthorized("the subscription key's service no longer exists")
         })?;
     if !service.authorized_cidrs.is_empty() {
-        let ip = source_ip(app, peer, forwarded);
-        let allowed = service.authorized_cidrs.iter().any(|raw| {
-            raw.parse::<crate::cidr::Ipv4Cidr>()
-                .is_ok_and(|cidr| cidr.contains(ip))
-        });
-        if !allowed {
+        let Some(ip) = source_ip(app, peer, headers) else {
+            return Err(Problem::forbidden(
+                "the client address forwarded by the proxy could not be read, and the service accepts calls only from its authorized_cidrs",
+            ));
+        };
+        if !service.authorized_cidrs.iter().any(|net| net.contains(ip)) {
             return Err(Problem::forbidden(format!(
                 "source address {ip} is not in the service's authorized_cidrs"
             )));

@@ -225,11 +225,11 @@ pub fn services_api_document() -> Value {
                 schema_ref("MessageResponse"),
             )
             .problem(400, "The fiscal code or the id is not valid.")
+            .problem(403, "The key lacks ApiMessageRead.")
             .problem(
-                403,
-                "The key lacks ApiMessageRead, or another service sent the message.",
-            )
-            .problem(404, "No such message for this fiscal code."),
+                404,
+                "This service sent no such message to this fiscal code (also when another service sent it: IO answers 403 there, io does not reveal who received another service's message).",
+            ),
         ),
     );
     paths.add(

@@ -79,18 +79,11 @@ async fn submit<S: Store>(
         }
     };
     caller.require_recipient(&recipient)?;
-    let idempotency_key = match headers.get(IDEMPOTENCY_HEADER) {
+    let idempotency_key = match crate::request_headers::single(headers, IDEMPOTENCY_HEADER)? {
         None => None,
-        Some(raw) => Some(
-            raw.to_str()
-                .ok()
-                .and_then(|raw| IdempotencyKey::parse(raw).ok())
-                .ok_or_else(|| {
-                    Problem::bad_request(
-                        "Idempotency-Key: expected 1 to 255 visible ASCII characters",
-                    )
-                })?,
-        ),
+        Some(raw) => Some(IdempotencyKey::parse(raw).map_err(|_| {
+            Problem::bad_request("Idempotency-Key: expected 1 to 255 visible ASCII characters")
+        })?),
     };
     // Back-pressure: a bounded queue answers 429 rather than growing without limit.
     let backlog = app.store.backlog().await?;
@@ -157,7 +150,9 @@ async fn submit<S: Store>(
     Ok(response)
 }
 
-/// `GET /messages/{fiscal_code}/{id}`: the sending service only.
+/// `GET /messages/{fiscal_code}/{id}`: the sending service only. A message of another service
+/// answers the same 404 as a message that does not exist or a wrong fiscal code (IO answers
+/// 403): a distinct answer would tell a service who received another service's message.
 pub async fn get_message<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
@@ -170,13 +165,15 @@ pub async fn get_message<S: Store>(
         .store
         .message(&id)
         .await?
-        .filter(|m| m.message.body.fiscal_code == fiscal_code)
-        .ok_or_else(|| Problem::not_found(format!("no message {id} for this fiscal code")))?;
-    if &stored.message.sender_service_id != caller.service_id() {
-        return Err(Problem::forbidden(
-            "the message was sent by another service",
-        ));
-    }
+        .filter(|m| {
+            m.message.body.fiscal_code == fiscal_code
+                && &m.message.sender_service_id == caller.service_id()
+        })
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "this service sent no message {id} to this fiscal code"
+            ))
+        })?;
     let deliveries = app.store.deliveries(&id).await?;
     let mut response = MessageResponse::new(&stored.message, stored.status, &deliveries);
     if stored.message.body.feature_level == io_core::FeatureLevel::Advanced

@@ -1,0 +1,259 @@
+//! The security suite: each finding of the red-team pass (issue "Hardening") as a test that
+//! failed before its fix, over a real server on loopback.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::*;
+
+async fn submit(server: &TestServer, key: &str, fiscal_code: &str) -> String {
+    let response = server
+        .api(Method::POST, &format!("/messages/{fiscal_code}"), key)
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The forwarded client address
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_client_supplied_forwarded_for_line_is_not_believed_ahead_of_the_proxys() {
+    let mut config = test_config();
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let server = TestServer::start_with(config).await;
+    server.put_profile(CITIZEN).await;
+    let (_, key) = server
+        .create_service_with(json!({ "groups": ALL_GROUPS, "authorized_cidrs": ["10.9.9.0/24"] }))
+        .await;
+    let path = format!("/profiles/{CITIZEN}");
+    // HAProxy appends its own line: the client's forged line comes first.
+    let forged = server
+        .api(Method::GET, &path, &key)
+        .header("X-Forwarded-For", "10.9.9.5")
+        .header("X-Forwarded-For", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(forged, StatusCode::FORBIDDEN).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("203.0.113.9"),
+        "{problem}"
+    );
+    let genuine = server
+        .api(Method::GET, &path, &key)
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("X-Forwarded-For", "10.9.9.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(genuine.status(), StatusCode::OK);
+    // An unreadable address where the client's should be: refused, not taken for the proxy.
+    let unreadable = server
+        .api(Method::GET, &path, &key)
+        .header("X-Forwarded-For", "10.9.9.5, not-an-address")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(unreadable, StatusCode::FORBIDDEN).await;
+    // The RFC 7239 header is not read unless configured: a client could send either.
+    let other_header = server
+        .api(Method::GET, &path, &key)
+        .header("Forwarded", "for=10.9.9.5")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(other_header, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn the_forwarded_header_is_read_when_configured_and_ipv6_networks_work() {
+    let mut config = test_config();
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    config.proxy_header = io_server::request_headers::ProxyHeader::Forwarded;
+    let server = TestServer::start_with(config).await;
+    server.put_profile(CITIZEN).await;
+    let (_, key) = server
+        .create_service_with(
+            json!({ "groups": ALL_GROUPS, "authorized_cidrs": ["2001:db8:cafe::/48"] }),
+        )
+        .await;
+    let path = format!("/profiles/{CITIZEN}");
+    let inside = server
+        .api(Method::GET, &path, &key)
+        .header("Forwarded", r#"for="[2001:db8:cafe::17]:4711";proto=https"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inside.status(), StatusCode::OK);
+    let outside = server
+        .api(Method::GET, &path, &key)
+        .header("Forwarded", "for=\"[2001:db8:cafe::17]\"")
+        .header("Forwarded", "for=198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(outside, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn credentials_given_twice_are_refused_not_picked() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let twice = server
+        .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)
+        .header("Ocp-Apim-Subscription-Key", "another")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(twice, StatusCode::BAD_REQUEST).await;
+    let admin_twice = server
+        .admin(Method::GET, "/adm/services")
+        .header("Authorization", "Bearer another")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(admin_twice, StatusCode::BAD_REQUEST).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Metrics cardinality and 405
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn made_up_methods_get_a_405_problem_before_authentication_and_add_no_series() {
+    let server = TestServer::start().await;
+    let metrics = |server: &TestServer| {
+        let request = server.request(Method::GET, "/metrics");
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let before = metrics(&server).await.len();
+    for n in 0..100 {
+        let method =
+            Method::from_bytes(format!("INVENTED{n}{}", "X".repeat(2000)).as_bytes()).unwrap();
+        // No key at all: the method is refused first, with a problem and the Allow header.
+        let response = server
+            .request(method, &format!("/api/v1/messages/{CITIZEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()["allow"], "POST");
+        let problem = expect_problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
+        assert_eq!(problem["status"], 405);
+    }
+    let wrong_known = server
+        .request(Method::DELETE, "/adm/services")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(wrong_known, StatusCode::METHOD_NOT_ALLOWED).await;
+    let after = metrics(&server).await;
+    assert!(
+        !after.contains("INVENTED"),
+        "a made-up method became a label"
+    );
+    // The /metrics scrape itself adds at most a few series.
+    assert!(
+        after.len() < before + 4_000,
+        "{} -> {}",
+        before,
+        after.len()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. The data directory is private
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_its_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("io-data");
+    let config = io_server::ServerConfig {
+        data: data.clone(),
+        admin_token: Some("t".into()),
+        ..io_server::ServerConfig::default()
+    };
+    let opened = io_server::App::open(config.clone()).unwrap();
+    assert_eq!(mode(&data), 0o700);
+    let mut seen = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                assert_eq!(mode(&path), 0o700, "{}", path.display());
+                stack.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                seen += 1;
+            }
+        }
+    }
+    assert!(
+        seen >= 2,
+        "the store and the secrets are files of the directory"
+    );
+    drop(opened);
+    // Writable by others: refused with a clear error.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let error = io_server::App::open(config)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("writable by other users"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. No recipient oracle
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn another_services_message_answers_exactly_as_a_missing_one() {
+    let server = TestServer::start().await;
+    let (_, key_a) = server.create_service(ALL_GROUPS).await;
+    let (_, key_b) = server.create_service(ALL_GROUPS).await;
+    server.put_profile(CITIZEN).await;
+    let id = submit(&server, &key_a, CITIZEN).await;
+    let read = |key: String, fiscal_code: &'static str, id: String| {
+        let request = server.api(Method::GET, &format!("/messages/{fiscal_code}/{id}"), &key);
+        async move {
+            let problem =
+                expect_problem(request.send().await.unwrap(), StatusCode::NOT_FOUND).await;
+            problem.to_string().replace(&id, "ID")
+        }
+    };
+    let unknown = "01ARZ3NDEKTSV4RRFFQ69G5FAV".to_string();
+    let of_another_service = read(key_b.clone(), CITIZEN, id.clone()).await;
+    assert_eq!(
+        of_another_service,
+        read(key_b.clone(), CITIZEN, unknown).await
+    );
+    assert_eq!(
+        of_another_service,
+        read(key_b, OTHER_CITIZEN, id.clone()).await
+    );
+    assert_eq!(
+        of_another_service,
+        read(key_a.clone(), OTHER_CITIZEN, id.clone()).await
+    );
+    let own = server
+        .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key_a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+}
