@@ -84,7 +84,7 @@ impl Category {
             Self::LegacyEmail => "inbox + email (nothing blocked, address validated)",
             Self::LegacyEmailBlocked => "inbox only (EMAIL in blocked_inbox_or_channels)",
             Self::AutoEmailOffInPreference => {
-                "inbox + email (a preference's email flag counts in LEGACY only)"
+                "inbox only (the preference turns email off; IO would still email)"
             }
             Self::ManualNoPreference => "REJECTED SERVICE_NOT_ALLOWED (MANUAL needs an opt-in)",
             Self::InboxDisabled => "REJECTED SERVICE_NOT_ALLOWED (is_inbox_enabled=false)",

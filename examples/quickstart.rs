@@ -9,8 +9,8 @@
 //!
 //! The citizens cover the channel decision (io-reference §4): a LEGACY profile with a validated
 //! email (inbox + email); a LEGACY profile that blocked EMAIL for the service (inbox only); an
-//! AUTO profile whose preference turns email off for the service (inbox + email all the same:
-//! the decision honours a per-service EMAIL block in LEGACY mode only, as IO does); a MANUAL
+//! AUTO profile whose preference turns email off for the service (inbox only: io honours the
+//! preference's email flag in every mode, where IO reads it in LEGACY mode only); a MANUAL
 //! profile without a preference and a profile with the inbox disabled (both REJECTED
 //! SERVICE_NOT_ALLOWED); a fiscal code without a profile (REJECTED USER_NOT_FOUND); a citizen
 //! whose messages require secure channels (no email); and IO's sandbox code (an email to the

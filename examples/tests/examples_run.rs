@@ -22,13 +22,15 @@ fn expected(category: Category, n: usize) -> Tally {
             .collect::<BTreeMap<_, _>>()
     };
     let (statuses, deliveries) = match category {
-        // A preference's email flag counts in LEGACY mode only (io-reference §4, as IO does):
-        // the AUTO citizen who turned email off for the service is still emailed.
-        Category::LegacyEmail | Category::AutoEmailOffInPreference => (
+        Category::LegacyEmail => (
             statuses("PROCESSED"),
             sent(&[ChannelKind::Inbox, ChannelKind::Email]),
         ),
-        Category::LegacyEmailBlocked | Category::SecureMessages => {
+        // A preference's email flag is honoured in every mode (io deviates from IO, which
+        // reads it in LEGACY mode only): the AUTO citizen who turned email off gets none.
+        Category::LegacyEmailBlocked
+        | Category::SecureMessages
+        | Category::AutoEmailOffInPreference => {
             (statuses("PROCESSED"), sent(&[ChannelKind::Inbox]))
         }
         Category::ManualNoPreference | Category::InboxDisabled => {
@@ -77,9 +79,7 @@ async fn every_citizen_gets_what_the_decision_implies() {
     let mut emails = BTreeMap::new();
     for citizen in &run.demo.citizens {
         let address = match citizen.category {
-            Category::LegacyEmail | Category::AutoEmailOffInPreference => {
-                citizen.profile.as_ref().unwrap().email.clone().unwrap()
-            }
+            Category::LegacyEmail => citizen.profile.as_ref().unwrap().email.clone().unwrap(),
             Category::Sandbox => owner.clone(),
             _ => continue,
         };

@@ -1,5 +1,12 @@
 //! The channel decision of io-reference §4, as one pure function: given what the store knows
 //! about the citizen and the sender, which channels a message goes to, or why it is rejected.
+//!
+//! **A deliberate deviation from IO:** IO ignores `is_email_enabled` in AUTO mode; io honours
+//! it. IO never reads a per-service preference's email flag (it blocks email per service
+//! only through the LEGACY `blocked_inbox_or_channels` map), so a citizen in AUTO or MANUAL
+//! mode who turns email off for a service is still emailed by it. Here a preference with
+//! `is_email_enabled: false` suppresses the email channel, as its inbox and push flags suppress
+//! theirs: a citizen who turns email off for a service gets no email from it, in every mode.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -59,14 +66,16 @@ impl Route {
     }
 }
 
-/// Decides the route of a message, exactly as IO does (io-reference §4):
+/// Decides the route of a message as IO does (io-reference §4), but for the per-service email
+/// switch (see the module doc):
 /// - sandbox recipient (`AAAAAA00A00A000A`): an email to the service owner, nothing else;
 /// - no profile: `USER_NOT_FOUND`; inbox not allowed: `SERVICE_NOT_ALLOWED`;
 /// - inbox allowed iff `is_inbox_enabled` and, for SPECIAL services, the activation allows it,
 ///   otherwise INBOX is not blocked for the service (LEGACY map; AUTO: a preference's false flags,
 ///   none without one; MANUAL: the same, but INBOX blocked without one);
-/// - email iff inbox ∧ email enabled ∧ validated ∧ not bounced ∧ an address ∧ not (LEGACY ∧ EMAIL
-///   blocked) ∧ no secure channels required (the message's flag, else the service's);
+/// - email iff inbox ∧ email enabled ∧ validated ∧ not bounced ∧ an address ∧ EMAIL not blocked
+///   (LEGACY map; AUTO and MANUAL: a preference's false email flag — IO blocks it in LEGACY
+///   only) ∧ no secure channels required (the message's flag, else the service's);
 /// - push iff inbox ∧ push enabled ∧ WEBHOOK not blocked ∧ at least one device.
 pub fn decide(input: DecisionInput<'_>) -> Result<Route, RejectionReason> {
     if input.message.fiscal_code.is_sandbox() {
@@ -77,7 +86,6 @@ pub fn decide(input: DecisionInput<'_>) -> Result<Route, RejectionReason> {
         });
     }
     let profile = input.profile.ok_or(RejectionReason::UserNotFound)?;
-    let mode = profile.service_preferences_settings.mode;
     let blocked = blocked_channels(profile, input.preference, input.service);
     if !inbox_allowed(SenderAllowedInput {
         profile,
@@ -95,8 +103,8 @@ pub fn decide(input: DecisionInput<'_>) -> Result<Route, RejectionReason> {
         .content
         .require_secure_channels
         .unwrap_or(input.service.require_secure_channels);
-    let email_blocked =
-        mode == ServicePreferencesMode::Legacy && blocked.contains(&BlockedChannel::Email);
+    // Every mode, unlike IO (module doc).
+    let email_blocked = blocked.contains(&BlockedChannel::Email);
     let email = match &profile.email {
         Some(address)
             if profile.is_email_enabled
@@ -149,7 +157,8 @@ pub fn inbox_allowed(input: SenderAllowedInput<'_>) -> bool {
         }
 }
 
-/// blocked(S) of io-reference §4.
+/// blocked(S) of io-reference §4: the LEGACY map, or the false flags of the preference written
+/// under the current settings version (AUTO: none without one; MANUAL: INBOX without one).
 fn blocked_channels(
     profile: &Profile,
     preference: Option<&ServicePreference>,

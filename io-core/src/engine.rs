@@ -69,7 +69,8 @@ pub struct EngineConfig {
     pub idle_poll: Duration,
     /// Delivery rate limits.
     pub rate_limits: RateLimits,
-    /// Seed of the jitter generator; `None` seeds from the operating system.
+    /// Seed of the jitter generator; `None` seeds from the operating system. Message ids never
+    /// use it: their generator is always seeded by the operating system, so they stay unguessable.
     pub rng_seed: Option<u64>,
     /// Decide a message's channels at accept, in the same atomic write, instead of in a later
     /// process task: one durable write per message instead of two, and the inbox delivery is
@@ -202,7 +203,7 @@ impl<S: Store> Engine<S> {
             clock,
             limiters,
             rng: Mutex::new(rng),
-            ids: Mutex::new(IdGenerator::default()),
+            ids: Mutex::new(IdGenerator::from_os_rng()),
             new_work: tokio::sync::Notify::new(),
             round_robin_cursor: Mutex::new(None),
             observers: Vec::new(),

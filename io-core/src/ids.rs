@@ -1,5 +1,6 @@
-//! Identifiers. Message ids are ULIDs, so they sort by creation time: the inbox and the journal
-//! are range scans. Every id is validated when it is parsed, never later.
+//! Identifiers. Message ids are ULIDs, so they sort by creation millisecond (in random order
+//! within one, so that they cannot be guessed): the inbox and the journal are range scans.
+//! Every id is validated when it is parsed, never later.
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,6 +26,13 @@ pub enum IdError {
         /// The rejected text, cut to 64 characters.
         value: String,
     },
+    /// 26 base-32 characters whose first one is above '7': 130 bits that do not fit the 128 of
+    /// a ULID. Decoding them would drop the top bits and alias another id ("81…" to "01…").
+    #[error("{value:?} is not a message id (its first character must be 0 to 7)")]
+    MessageIdOverflow {
+        /// The rejected text, cut to 64 characters.
+        value: String,
+    },
     /// A service id must be 1 to 64 characters among A-Z a-z 0-9 '-' '_'.
     #[error("{value:?} is not a service id (1 to 64 characters among A-Z a-z 0-9 - _)")]
     ServiceId {
@@ -44,7 +52,8 @@ fn cut(raw: &str) -> String {
 }
 
 impl MessageId {
-    /// Builds an id from its parts; the engine's generator keeps ids monotonic.
+    /// Builds an id from its parts: `millis` (the low 48 bits are kept) and `random` (the low
+    /// 80). The engine's generator draws `random` afresh for every id.
     pub fn from_parts(millis: u64, random: u128) -> Self {
         Self(Ulid::from_parts(millis, random))
     }
@@ -64,23 +73,28 @@ impl MessageId {
     pub fn millis(self) -> u64 {
         self.0.timestamp_ms()
     }
-
-    /// The 80 random bits, for the generator.
-    pub(crate) fn random(self) -> u128 {
-        self.0.random()
-    }
 }
+
+/// The largest first character of a ULID's text: 26 base-32 characters carry 130 bits, so the
+/// first one may only use the low 3 of its 5 (`7ZZZZZZZZZZZZZZZZZZZZZZZZZ` is 2^128 - 1).
+const ULID_MAX_FIRST_CHAR: u8 = b'7';
 
 impl FromStr for MessageId {
     type Err = IdError;
+    /// Parses the 26-character text of a ULID (either case, surrounding blanks ignored).
+    /// Refuses a first character above '7' instead of letting the ulid crate drop the top bits,
+    /// which would read "81…" as the id of "01…".
     fn from_str(raw: &str) -> Result<Self, IdError> {
         let trimmed = raw.trim();
         if trimmed.len() != ulid::ULID_LEN {
             return Err(IdError::MessageId { value: cut(raw) });
         }
-        Ulid::from_string(trimmed)
-            .map(Self)
-            .map_err(|_| IdError::MessageId { value: cut(raw) })
+        let id = Ulid::from_string(trimmed).map_err(|_| IdError::MessageId { value: cut(raw) })?;
+        // Well-formed base 32 from here on, so the first byte is an ASCII digit or letter.
+        if trimmed.as_bytes()[0] > ULID_MAX_FIRST_CHAR {
+            return Err(IdError::MessageIdOverflow { value: cut(raw) });
+        }
+        Ok(Self(id))
     }
 }
 
@@ -294,6 +308,57 @@ mod tests {
         assert!(ServiceId::parse("01EYNQ0864HKYR1Q9PXPJ18W7G").is_ok());
         assert!(IdempotencyKey::parse("has space").is_err());
         assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+    }
+
+    /// The largest ULID, and a well-formed id to put other first characters in front of.
+    const MAX_ULID: &str = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
+    const SAMPLE: &str = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+
+    #[test]
+    fn message_ids_beyond_128_bits_are_refused_not_aliased() {
+        let max: MessageId = MAX_ULID.parse().unwrap();
+        assert_eq!(max.to_bytes(), [0xff; 16]);
+        assert_eq!(max.to_string(), MAX_ULID);
+        let sample: MessageId = SAMPLE.parse().unwrap();
+        for first in ['8', '9', 'A', 'H', 'Z', 'z'] {
+            // "81ARZ…" used to decode to the id of "01ARZ…" (its top bits dropped).
+            let raw = format!("{first}{}", &SAMPLE[1..]);
+            let refused = raw.parse::<MessageId>();
+            assert_eq!(
+                refused,
+                Err(IdError::MessageIdOverflow { value: raw.clone() }),
+                "{raw} is refused, not read as {sample}"
+            );
+            let text = refused.unwrap_err().to_string();
+            assert!(text.contains(&raw) && text.contains("0 to 7"), "{text}");
+            let json = serde_json::to_string(&raw).unwrap();
+            assert!(serde_json::from_str::<MessageId>(&json).is_err(), "{json}");
+        }
+        let all_z = "Z".repeat(26);
+        assert!(all_z.parse::<MessageId>().is_err(), "{all_z}");
+    }
+
+    /// Crockford base 32, as the ULID crate decodes it (either case).
+    const BASE32: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz";
+
+    proptest::proptest! {
+        #[test]
+        fn a_message_id_parses_iff_it_fits_128_bits_and_then_round_trips(
+            chars in proptest::collection::vec(proptest::sample::select(BASE32.as_bytes()), 26)
+        ) {
+            let raw = String::from_utf8(chars).unwrap();
+            match raw.parse::<MessageId>() {
+                Ok(id) => {
+                    proptest::prop_assert!(raw.as_bytes()[0] <= b'7', "{raw}");
+                    proptest::prop_assert_eq!(id.to_string(), raw.to_ascii_uppercase());
+                    proptest::prop_assert_eq!(id.to_string().parse::<MessageId>().unwrap(), id);
+                }
+                Err(error) => {
+                    proptest::prop_assert!(raw.as_bytes()[0] > b'7', "{raw}: {error}");
+                    proptest::prop_assert_eq!(error, IdError::MessageIdOverflow { value: raw });
+                }
+            }
+        }
     }
 
     #[test]

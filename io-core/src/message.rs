@@ -27,6 +27,13 @@ pub const NOTICE_NUMBER_LEN: usize = 18;
 pub const NRE_LEN: usize = 15;
 /// IUP length bounds, inclusive.
 pub const IUP_LEN: (usize, usize) = (1, 16);
+/// The control characters a subject or markdown may hold: tab, line feed, carriage return.
+/// Every other C0 control (U+0000..=U+001F) is refused: a NUL or an escape sequence has no
+/// place in a message, and a C string, a terminal or a mail header downstream may misread it.
+pub const ALLOWED_CONTROL_CHARS: [char; 3] = ['\t', '\n', '\r'];
+/// The earliest accepted `due_date`: the Unix epoch. RFC 3339 admits year 0000, and a
+/// [`Timestamp`] could hold it as negative milliseconds, but no due date precedes 1970.
+pub const DUE_DATE_MIN: Timestamp = Timestamp::EPOCH;
 
 /// A message as a service submits it: IO's `NewMessage` JSON. Nothing here is trusted until
 /// [`NewMessage::validate`] turns it into a [`ValidMessage`]. Unknown fields are ignored, as IO
@@ -50,13 +57,13 @@ pub struct NewMessage {
 /// The `content` object of a [`NewMessage`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMessageContent {
-    /// 10 to 120 characters.
+    /// 10 to 120 characters; of the control characters, only tab, line feed and carriage return.
     #[serde(default)]
     pub subject: Option<String>,
-    /// 80 to 10,000 characters of markdown.
+    /// 80 to 10,000 characters of markdown; control characters as in `subject`.
     #[serde(default)]
     pub markdown: Option<String>,
-    /// RFC 3339 timestamp.
+    /// RFC 3339 timestamp, not before 1970 ([`DUE_DATE_MIN`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_date: Option<String>,
     /// A pagoPA payment notice.
@@ -158,6 +165,28 @@ pub enum ValidationError {
         /// The rejected text, cut to 64 characters.
         value: String,
     },
+    /// The due date is an RFC 3339 timestamp before [`DUE_DATE_MIN`].
+    #[error(
+        "content.due_date {value:?} is before {}, the earliest accepted",
+        DUE_DATE_MIN
+    )]
+    DueDateTooEarly {
+        /// The rejected text, cut to 64 characters.
+        value: String,
+    },
+    /// A C0 control character other than those of [`ALLOWED_CONTROL_CHARS`] in a text field.
+    #[error(
+        "{field} has control character U+{code:04X} at character {index}, \
+         only tab, line feed and carriage return are allowed"
+    )]
+    ControlCharacter {
+        /// JSON path of the field.
+        field: &'static str,
+        /// Position of the first such character, counted in characters from 0.
+        index: usize,
+        /// Its code point.
+        code: u32,
+    },
     /// Time-to-live out of bounds.
     #[error("time_to_live of {secs}s is outside {}..={}", TIME_TO_LIVE_SECS.0, TIME_TO_LIVE_SECS.1)]
     TimeToLive {
@@ -226,7 +255,8 @@ impl ValidationError {
             Self::FiscalCode(_) => "fiscal_code",
             Self::SubjectLength { .. } => "content.subject",
             Self::MarkdownLength { .. } => "content.markdown",
-            Self::DueDate { .. } => "content.due_date",
+            Self::DueDate { .. } | Self::DueDateTooEarly { .. } => "content.due_date",
+            Self::ControlCharacter { field, .. } => field,
             Self::TimeToLive { .. } => "time_to_live",
             Self::PaymentAmount { .. } | Self::PaymentAmountOverServiceLimit { .. } => {
                 "content.payment_data.amount"
@@ -356,6 +386,22 @@ fn check_len(
     }
 }
 
+/// Refuses a C0 control character other than [`ALLOWED_CONTROL_CHARS`] in the text of `field`.
+fn check_control_chars(text: &str, field: &'static str) -> Result<(), ValidationError> {
+    match text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| matches!(c, '\u{0}'..='\u{1f}') && !ALLOWED_CONTROL_CHARS.contains(c))
+    {
+        None => Ok(()),
+        Some((index, c)) => Err(ValidationError::ControlCharacter {
+            field,
+            index,
+            code: u32::from(c),
+        }),
+    }
+}
+
 impl NewMessage {
     /// Checks every rule and returns the typed message; the first broken rule is reported.
     pub fn validate(&self, sender: SenderLimits<'_>) -> Result<ValidMessage, ValidationError> {
@@ -401,18 +447,23 @@ fn validate_content(
     check_len(&subject, SUBJECT_CHARS, |len, min, max| {
         ValidationError::SubjectLength { len, min, max }
     })?;
+    check_control_chars(&subject, "content.subject")?;
     let markdown = raw.markdown.clone().ok_or(ValidationError::Missing {
         field: "content.markdown",
     })?;
     check_len(&markdown, MARKDOWN_CHARS, |len, min, max| {
         ValidationError::MarkdownLength { len, min, max }
     })?;
+    check_control_chars(&markdown, "content.markdown")?;
     let due_date = raw
         .due_date
         .as_deref()
-        .map(|text| {
-            Timestamp::parse_rfc3339(text)
-                .map_err(|_| ValidationError::DueDate { value: cut(text) })
+        .map(|text| match Timestamp::parse_rfc3339(text) {
+            Err(_) => Err(ValidationError::DueDate { value: cut(text) }),
+            Ok(at) if at < DUE_DATE_MIN => {
+                Err(ValidationError::DueDateTooEarly { value: cut(text) })
+            }
+            Ok(at) => Ok(at),
         })
         .transpose()?;
     let payment_data = raw

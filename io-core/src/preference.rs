@@ -14,7 +14,8 @@ pub struct ServicePreference {
     pub settings_version: u64,
     /// The service may write to the inbox.
     pub is_inbox_enabled: bool,
-    /// The service may notify by email.
+    /// The service may notify by email: honoured in AUTO and MANUAL mode too, unlike IO (see
+    /// [`crate::decision`]).
     pub is_email_enabled: bool,
     /// The service may notify by push.
     pub is_webhook_enabled: bool,

@@ -252,12 +252,20 @@ fn decide_follows_every_rule_of_the_reference() {
             Err(ServiceNotAllowed),
         ),
         row(
-            "auto: preference with email false still emails (EMAIL honoured in LEGACY only)",
+            "auto: preference with email false (io honours it; IO would still email)",
             |c| {
                 c.set_mode(Auto);
                 c.prefer(true, false, true);
             },
-            all.clone(),
+            route(false, true),
+        ),
+        row(
+            "auto: preference with email and webhook false, inbox kept",
+            |c| {
+                c.set_mode(Auto);
+                c.prefer(true, false, false);
+            },
+            route(false, false),
         ),
         row(
             "auto: preference with webhook false",
@@ -296,6 +304,14 @@ fn decide_follows_every_rule_of_the_reference() {
                 c.prefer(false, true, true);
             },
             Err(ServiceNotAllowed),
+        ),
+        row(
+            "manual: preference with email false",
+            |c| {
+                c.set_mode(Manual);
+                c.prefer(true, false, true);
+            },
+            route(false, true),
         ),
         row(
             "manual: preference with webhook false",
@@ -380,6 +396,24 @@ fn decide_follows_every_rule_of_the_reference() {
                 c.now = ACTIVATED_AT.plus(Duration::from_secs(3_600));
             },
             Err(ServiceNotAllowed),
+        ),
+        row(
+            "special: active, auto preference with email false",
+            |c| {
+                c.special(Some(Active));
+                c.set_mode(Auto);
+                c.prefer(true, false, true);
+            },
+            route(false, true),
+        ),
+        row(
+            "special: active, manual preference with email false",
+            |c| {
+                c.special(Some(Active));
+                c.set_mode(Manual);
+                c.prefer(true, false, true);
+            },
+            route(false, true),
         ),
         row(
             "special: inactive activation",
@@ -498,6 +532,42 @@ fn decide_follows_every_rule_of_the_reference() {
         let mut case = baseline();
         mutate(&mut case);
         assert_eq!(case.decide(), want, "{name}");
+    }
+}
+
+/// A deliberate deviation from IO (see the module doc): IO ignores a preference's
+/// `is_email_enabled` outside LEGACY mode, io honours it in every mode.
+#[test]
+fn email_turned_off_for_a_service_is_never_sent_in_any_mode() {
+    use ServicePreferencesMode::{Auto, Legacy, Manual};
+    for mode in [Legacy, Auto, Manual] {
+        for special in [false, true] {
+            let mut case = baseline();
+            if special {
+                case.special(Some(ActivationStatus::Active));
+            }
+            case.set_mode(mode);
+            match mode {
+                // LEGACY has no per-service preference: its email switch is the block map.
+                Legacy => case.block(SERVICE, &[BlockedChannel::Email]),
+                Auto | Manual => case.prefer(true, false, true),
+            }
+            assert_eq!(
+                case.decide(),
+                route(false, true),
+                "{mode:?}, special {special}"
+            );
+            // The same citizen with email on for the service is emailed.
+            match mode {
+                Legacy => case.block(SERVICE, &[]),
+                Auto | Manual => case.prefer(true, true, true),
+            }
+            assert_eq!(
+                case.decide(),
+                route(true, true),
+                "{mode:?}, special {special}"
+            );
+        }
     }
 }
 

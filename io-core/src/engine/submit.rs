@@ -72,11 +72,11 @@ impl<S: Store> Engine<S> {
             capabilities: submission.capabilities,
         })?;
         let now = self.clock.now();
-        let id = {
-            let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
-            ids.next(now, &mut *rng)
-        };
+        let id = self
+            .ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next(now);
         let content_hash = body.content_hash();
         let fiscal_code = body.fiscal_code.clone();
         let accepted = JournalEvent::Accepted {

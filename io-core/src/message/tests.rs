@@ -253,6 +253,92 @@ fn due_date_must_be_rfc3339() {
 }
 
 #[test]
+fn due_date_may_not_precede_1970() {
+    for (raw, millis) in [
+        ("1970-01-01T00:00:00Z", 0),
+        ("1970-01-01T01:00:00+01:00", 0),
+        ("9999-12-31T23:59:59.999Z", 253_402_300_799_999),
+    ] {
+        let mut message = new_message();
+        message.content.due_date = Some(raw.to_owned());
+        let valid = validate(&message).unwrap();
+        assert_eq!(
+            valid.content.due_date,
+            Some(Timestamp::from_millis(millis)),
+            "{raw}"
+        );
+    }
+    for raw in [
+        "0000-01-01T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "1969-12-31T23:59:59.999Z",
+        "1970-01-01T00:30:00+01:00",
+    ] {
+        let mut message = new_message();
+        message.content.due_date = Some(raw.to_owned());
+        assert_rejected(
+            validate(&message),
+            &ValidationError::DueDateTooEarly {
+                value: raw.to_owned(),
+            },
+            "content.due_date",
+            &[&format!("{raw:?}"), "1970-01-01T00:00:00.000Z"],
+        );
+    }
+}
+
+/// Every C0 control character but tab, line feed and carriage return.
+fn refused_controls() -> impl Iterator<Item = char> {
+    ('\u{0}'..='\u{1f}').filter(|c| !ALLOWED_CONTROL_CHARS.contains(c))
+}
+
+#[test]
+fn subject_and_markdown_allow_tabs_and_line_breaks_but_no_other_control_character() {
+    let mut message = new_message();
+    message.content.subject = Some("Avviso\tdi pagamento\r\nTARI".to_owned());
+    message.content.markdown = Some(format!("# Avviso\r\n\n\t{}", markdown()));
+    assert!(validate(&message).is_ok());
+
+    assert_eq!(refused_controls().count(), 29);
+    for c in refused_controls() {
+        let code = u32::from(c);
+        let shows = |index: usize| {
+            [
+                format!("U+{code:04X}"),
+                format!("at character {index}"),
+                "tab, line feed and carriage return".to_owned(),
+            ]
+        };
+        let mut message = new_message();
+        message.content.subject = Some(format!("Avviso{c}di pagamento TARI"));
+        assert_rejected(
+            validate(&message),
+            &ValidationError::ControlCharacter {
+                field: "content.subject",
+                index: 6,
+                code,
+            },
+            "content.subject",
+            &shows(6).each_ref().map(String::as_str),
+        );
+
+        let mut message = new_message();
+        let index = markdown().chars().count();
+        message.content.markdown = Some(format!("{}{c}", markdown()));
+        assert_rejected(
+            validate(&message),
+            &ValidationError::ControlCharacter {
+                field: "content.markdown",
+                index,
+                code,
+            },
+            "content.markdown",
+            &shows(index).each_ref().map(String::as_str),
+        );
+    }
+}
+
+#[test]
 fn payment_amount_is_1_to_9999999999_cents() {
     for amount in [1, 2, 9_999_999_998, 9_999_999_999] {
         let valid = validate(&with_payment(payment(amount, NOTICE))).unwrap();
@@ -727,6 +813,24 @@ fn every_error_names_its_field_and_value() {
             },
             "content.due_date",
             "content.due_date \"tomorrow\" is not an RFC 3339 timestamp",
+        ),
+        (
+            ValidationError::DueDateTooEarly {
+                value: "0000-01-01T00:00:00Z".to_owned(),
+            },
+            "content.due_date",
+            "content.due_date \"0000-01-01T00:00:00Z\" is before 1970-01-01T00:00:00.000Z, the \
+             earliest accepted",
+        ),
+        (
+            ValidationError::ControlCharacter {
+                field: "content.subject",
+                index: 3,
+                code: 0,
+            },
+            "content.subject",
+            "content.subject has control character U+0000 at character 3, only tab, line feed \
+             and carriage return are allowed",
         ),
         (
             ValidationError::TimeToLive { secs: 3_599 },
