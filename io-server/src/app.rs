@@ -245,6 +245,9 @@ pub async fn measure<S: Store>(
     let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
+    if let Some(crate::problem::CorruptRecord(what)) = response.extensions().get() {
+        app.metrics.corrupt_record(what);
+    }
     app.metrics.observe_request(
         &route,
         method,

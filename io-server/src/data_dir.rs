@@ -46,6 +46,9 @@ pub fn prepare(path: &Path) -> Result<(), DataDirError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if path.exists() && !path.is_dir() {
+            return Err(DataDirError::NotADirectory(path.to_path_buf()));
+        }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

@@ -34,6 +34,7 @@ pub mod request_headers;
 pub mod secrets;
 pub mod serve;
 pub mod services_api;
+pub mod store_check;
 pub mod views;
 
 pub use app::{App, router};

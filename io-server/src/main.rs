@@ -48,6 +48,8 @@ enum Command {
     Send(cli::send::SendArgs),
     /// Verifies a message's hash-chained journal (admin API).
     Journal(cli::admin::JournalArgs),
+    /// Checks a stopped server's store: every record decodes, every journal verifies.
+    Store(cli::store::StoreArgs),
 }
 
 /// Parses the command line and runs the command on a multi-threaded runtime.
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Token(args) => return cli::finish(runtime.block_on(cli::admin::token(args))),
         Command::Send(args) => return cli::finish(runtime.block_on(cli::send::run(args))),
         Command::Journal(args) => return cli::finish(runtime.block_on(cli::admin::journal(args))),
+        Command::Store(args) => return cli::finish(runtime.block_on(cli::store::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -57,6 +57,7 @@ struct Tables {
     retries: BTreeMap<&'static str, u64>,
     outcome_unknown: BTreeMap<&'static str, u64>,
     requests: BTreeMap<(String, &'static str, u16), Histogram>,
+    corrupt: BTreeMap<&'static str, u64>,
     delivered_latency: BTreeMap<&'static str, Histogram>,
 }
 
@@ -90,6 +91,20 @@ impl Metrics {
             .entry((route.to_string(), method, status))
             .or_default()
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a damaged stored record met by a request, by record kind.
+    pub fn corrupt_record(&self, what: &'static str) {
+        *self.tables().corrupt.entry(what).or_default() += 1;
+    }
+
+    /// The damaged records met since start, by kind (empty when none): `/readyz` reports them.
+    pub fn corrupt_records(&self) -> Vec<(&'static str, u64)> {
+        self.tables()
+            .corrupt
+            .iter()
+            .map(|(what, n)| (*what, *n))
+            .collect()
     }
 
     /// The Prometheus text exposition, with the backlog gauge read by the caller.
@@ -158,6 +173,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "io_delivery_outcome_unknown_total{{channel=\"{channel}\"}} {n}"
+            );
+        }
+        counter(
+            &mut out,
+            "io_store_corrupt_records_total",
+            "Requests that met a damaged stored record, by record kind (run io-server store check).",
+        );
+        for (what, n) in &tables.corrupt {
+            let _ = writeln!(
+                out,
+                "io_store_corrupt_records_total{{record=\"{what}\"}} {n}"
             );
         }
         let _ = writeln!(

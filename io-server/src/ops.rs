@@ -1,5 +1,5 @@
-//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store answers and
-//! shutdown has not begun), `/metrics` (Prometheus text).
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store answers, no
+//! damaged record was met, and shutdown has not begun), `/metrics` (Prometheus text).
 
 use std::sync::Arc;
 
@@ -30,6 +30,21 @@ async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> ApiResult<&'static 
         return Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down",
+        ));
+    }
+    let corrupt = app.metrics.corrupt_records();
+    if !corrupt.is_empty() {
+        let kinds: Vec<String> = corrupt
+            .iter()
+            .map(|(what, n)| format!("{what} ×{n}"))
+            .collect();
+        return Err(Problem::typed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-damaged",
+            format!(
+                "requests met damaged stored records ({}); stop the server and run `io-server store check`",
+                kinds.join(", ")
+            ),
         ));
     }
     app.store.backlog().await?;

@@ -25,7 +25,15 @@ pub struct Problem {
     /// Extra headers (`Retry-After`, rate-limit hints).
     #[serde(skip)]
     pub headers: Vec<(&'static str, String)>,
+    /// The kind of a damaged stored record behind a 500: passed to the response as a
+    /// [`CorruptRecord`] extension, which the measuring layer counts and `/readyz` reports.
+    #[serde(skip)]
+    pub corrupt: Option<&'static str>,
 }
+
+/// Marks a response caused by a damaged stored record (see [`Problem::corrupt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorruptRecord(pub &'static str);
 
 impl Problem {
     /// A problem with `status` and `detail`; the title is the status's reason phrase.
@@ -36,6 +44,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             headers: Vec::new(),
+            corrupt: None,
         }
     }
 
@@ -111,6 +120,18 @@ impl From<io_core::StoreError> for Problem {
             io_core::StoreError::Taken { .. } => {
                 Self::new(StatusCode::PRECONDITION_FAILED, error.to_string())
             }
+            io_core::StoreError::Corrupt { what, .. } => {
+                // Not retriable, not the client's fault: an operator must look.
+                tracing::error!(record = what, %error, "a stored record is damaged; stop the server and run `io-server store check`");
+                let mut problem = Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "a stored record ({what}) needed by this request is damaged; the operator has been alerted"
+                    ),
+                );
+                problem.corrupt = Some(what);
+                problem
+            }
             error if error.is_retriable() => Self::unavailable(error),
             error => Self::internal(error),
         }
@@ -121,7 +142,11 @@ impl IntoResponse for Problem {
     fn into_response(mut self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = std::mem::take(&mut self.headers);
+        let corrupt = self.corrupt;
         let mut response = (status, Json(&self)).into_response();
+        if let Some(what) = corrupt {
+            response.extensions_mut().insert(CorruptRecord(what));
+        }
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

@@ -257,3 +257,95 @@ async fn another_services_message_answers_exactly_as_a_missing_one() {
         .unwrap();
     assert_eq!(own.status(), StatusCode::OK);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. A damaged record is an error an operator sees, not "retry later"
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `io-server store check --data <dir>`; its exit code and output.
+fn store_check(dir: &std::path::Path) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_io-server"))
+        .args(["store", "check", "--data"])
+        .arg(dir)
+        .env_remove("IO_DATA")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test]
+async fn a_damaged_record_is_a_500_readyz_and_store_check_say_so() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    server.put_profile(CITIZEN).await;
+    let id = submit(&server, &key, CITIZEN).await;
+    let intact = submit(&server, &key, CITIZEN).await;
+    let dir = server.stop_keeping_data().await;
+    let (code, text) = store_check(dir.path());
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("the store is intact"), "{text}");
+
+    // One byte of one message's body changes, as a disk fault would leave it.
+    {
+        let db = sled::open(dir.path().join("store")).unwrap();
+        let tree = db.open_tree("io").unwrap();
+        let raw: MessageIdBytes = id.parse::<io_core::MessageId>().unwrap().to_bytes();
+        let key = [&[b'm'][..], &raw[..]].concat();
+        let mut value = tree.get(&key).unwrap().expect("the message body").to_vec();
+        value[0] ^= 0x5a;
+        tree.insert(&key, value).unwrap();
+        db.flush().unwrap();
+    }
+    let (code, text) = store_check(dir.path());
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("DAMAGED message"), "{text}");
+
+    let server = TestServer::start_in(
+        test_config(),
+        std::sync::Arc::new(io_core::SystemClock),
+        dir,
+    )
+    .await;
+    let ready = server.request(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let damaged = server
+        .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
+        .send()
+        .await
+        .unwrap();
+    assert!(damaged.headers().get("retry-after").is_none());
+    let problem = expect_problem(damaged, StatusCode::INTERNAL_SERVER_ERROR).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("damaged"),
+        "{problem}"
+    );
+    // The other messages still read.
+    let fine = server
+        .api(Method::GET, &format!("/messages/{CITIZEN}/{intact}"), &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), StatusCode::OK);
+    let ready = server.request(Method::GET, "/readyz").send().await.unwrap();
+    let problem = expect_problem(ready, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("store check"),
+        "{problem}"
+    );
+    let metrics = server
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("io_store_corrupt_records_total{record=\"message\"} 1"),
+        "{metrics}"
+    );
+}
+
+type MessageIdBytes = [u8; 16];

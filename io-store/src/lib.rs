@@ -11,4 +11,6 @@
 
 pub mod sled_store;
 
-pub use sled_store::{DEFAULT_CACHE_BYTES, Durability, SledStore, SledStoreError};
+pub use sled_store::{
+    CheckReport, DEFAULT_CACHE_BYTES, DamagedRecord, Durability, SledStore, SledStoreError,
+};

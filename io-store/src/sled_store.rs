@@ -21,6 +21,7 @@
 //! `sled_store/citizens.rs`, services in `sled_store/reference.rs`, GDPR requests and erasure
 //! in `sled_store/gdpr.rs`.
 
+mod check;
 mod citizens;
 mod committer;
 mod fast_hash;
@@ -31,6 +32,8 @@ mod message_state;
 mod pipeline;
 mod reference;
 mod scheduler;
+
+pub use check::{CheckReport, DamagedRecord};
 
 use std::ops::Bound;
 use std::path::Path;
@@ -122,8 +125,16 @@ fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> Res
     })
 }
 
-fn backend(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(error.to_string())
+/// A sled failure as a store error: damage sled's checksums found is corruption (permanent,
+/// reported as such), anything else a backend failure that retrying may fix.
+fn backend(error: sled::Error) -> StoreError {
+    match error {
+        sled::Error::Corruption { .. } => StoreError::Corrupt {
+            what: "store file",
+            detail: error.to_string(),
+        },
+        error => StoreError::Backend(error.to_string()),
+    }
 }
 
 /// How long `open` waits for the directory's lock. sled releases it from its own background

@@ -1,5 +1,6 @@
 //! The client commands of `io-server`: they talk to a running server over HTTP, never to its
-//! store, so they work the same against a local server and a remote one.
+//! store, so they work the same against a local server and a remote one — all but
+//! [`store`]'s `store check`, which reads a stopped server's store.
 //!
 //! - [`client`]: the HTTP client (base URL, admin token, problem+json errors).
 //! - [`admin`]: `service …`, `token citizen`, `journal verify`, over the admin API.
@@ -12,6 +13,7 @@
 pub(crate) mod admin;
 pub(crate) mod client;
 pub(crate) mod send;
+pub(crate) mod store;
 
 use std::process::ExitCode;
 

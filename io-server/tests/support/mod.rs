@@ -96,8 +96,16 @@ impl TestServer {
     }
 
     /// A server with `config` and a clock.
-    pub async fn start_with_clock(mut config: ServerConfig, clock: Arc<dyn Clock>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+    pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Self {
+        Self::start_in(config, clock, tempfile::tempdir().unwrap()).await
+    }
+
+    /// A server with `config` and a clock over the data directory `dir` (a restart).
+    pub async fn start_in(
+        mut config: ServerConfig,
+        clock: Arc<dyn Clock>,
+        dir: tempfile::TempDir,
+    ) -> Self {
         config.data = dir.path().to_path_buf();
         let store = Arc::new(SledStore::open(dir.path().join("store")).unwrap());
         let secrets = Secrets {
@@ -117,6 +125,16 @@ impl TestServer {
             running: Some(running),
             _store_dir: dir,
         }
+    }
+
+    /// Stops the server and closes its store; the data directory is kept for a restart.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.unwrap();
+        }
+        let dir = std::mem::replace(&mut self._store_dir, tempfile::tempdir().unwrap());
+        drop(self);
+        dir
     }
 
     /// Stops the server gracefully.

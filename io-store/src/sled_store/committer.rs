@@ -35,6 +35,7 @@ use io_core::{
 use sled::IVec;
 use tokio::sync::oneshot;
 
+use super::backend;
 use super::fast_hash::FastMap;
 use super::keys::{self, kind};
 use super::message_state::MessageState;
@@ -387,10 +388,6 @@ fn no_output() -> StoreError {
     StoreError::Backend("the committer returned no output".into())
 }
 
-fn backend(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(error.to_string())
-}
-
 /// The committer thread's own state.
 struct CommitterState {
     shared: Arc<Shared>,
@@ -595,7 +592,7 @@ impl CommitterState {
         if let Err(error) = shared.tree.apply_batch(batch) {
             tracing::error!(%error, "sled could not apply a batch; the store refuses writes until reopened");
             self.failed = Some(error.to_string());
-            let error = backend(format!("sled could not apply the batch: {error}"));
+            let error = StoreError::Backend(format!("sled could not apply the batch: {error}"));
             return results.iter().map(|_| Err(error.clone())).collect();
         }
         results

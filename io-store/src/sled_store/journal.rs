@@ -18,7 +18,7 @@ pub(crate) fn encode(entries: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-fn decode_into(bytes: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), StoreError> {
+pub(crate) fn decode_into(bytes: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), StoreError> {
     let corrupt = || StoreError::Corrupt {
         what: "journal",
         detail: "truncated record".into(),
