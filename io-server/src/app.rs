@@ -10,7 +10,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use io_channels::webhook::WebhookClient;
 use io_channels::{ApnsClient, EmailChannel, FcmClient, PushChannel};
 use io_core::{CallbackPolicy, Channel, Clock, Engine, Store, SystemClock};
@@ -202,7 +202,34 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { crate::problem::Problem::not_found("no such route") })
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            app.config.max_body_bytes,
+            refuse_oversized,
+        ))
         .with_state(app)
+}
+
+/// 413 before anything else when `Content-Length` announces more than the limit, instead of
+/// waiting for (and then discarding) a body that will be refused.
+async fn refuse_oversized(
+    State(max_body_bytes): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > max_body_bytes as u64) {
+        return crate::problem::Problem::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body exceeds the server's limit of {max_body_bytes} bytes"),
+        )
+        .with_header("connection", "close".into())
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// 405 as a problem; axum adds the `Allow` header listing the route's methods. The method is

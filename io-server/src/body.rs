@@ -1,4 +1,4 @@
-//! Request bodies: JSON only, size-limited, and every decoding error answered as a 400
+//! Request bodies: JSON only, size-limited, time-limited, and every decoding error answered as a 400
 //! problem that names the JSON path at fault (serde_path_to_error), instead of axum's plain-text
 //! rejections.
 
@@ -9,7 +9,10 @@ use serde::de::DeserializeOwned;
 
 use crate::problem::Problem;
 
-/// A JSON request body of type `T`.
+/// The body timeout when the listener set none (the router driven directly).
+const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A JSON request body of type `T`, read within the listener's body timeout (408 after it).
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
 
@@ -33,8 +36,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "the body must be JSON (Content-Type: application/json)",
             ));
         }
-        let bytes = Bytes::from_request(request, state)
+        let timeout = request
+            .extensions()
+            .get::<crate::serve::BodyTimeout>()
+            .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
+        let bytes = tokio::time::timeout(timeout, Bytes::from_request(request, state))
             .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the body did not arrive within {} s", timeout.as_secs()),
+                )
+                .with_header("connection", "close".into())
+            })?
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     Problem::new(

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -29,8 +30,10 @@ pub struct ServerConfig {
     /// The header the trusted proxies append the client's address to: `"x-forwarded-for"`
     /// (default) or `"forwarded"` (RFC 7239). Only that one is read.
     pub proxy_header: crate::request_headers::ProxyHeader,
-    /// The largest request body accepted (413 beyond).
+    /// The largest request body accepted (413 beyond, at once when `Content-Length` says so).
     pub max_body_bytes: usize,
+    /// Connection limits and timeouts against slow or idle clients.
+    pub http: HttpConfig,
     /// Submits are refused with 429 while the engine's backlog (queued tasks) exceeds this.
     pub max_backlog: u64,
     /// The `Retry-After` of a back-pressure 429, in seconds.
@@ -95,6 +98,42 @@ impl StoreConfig {
     }
 }
 
+/// Limits of the HTTP listener: a client that sends its headers or its body slowly (or not at
+/// all) holds a connection, and a connection holds memory and a file descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Seconds a client has to send a request's headers (from the connection's start, or the
+    /// end of its previous request); the connection is closed after it.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body once its headers arrived (408 after it).
+    pub body_timeout_secs: u64,
+    /// Connections served at once; further clients wait in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The header timeout.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs.max(1))
+    }
+
+    /// The body timeout.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs.max(1))
+    }
+}
+
 /// The notification channels. The inbox is always on; email and push are on when their
 /// section is present.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +156,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             proxy_header: crate::request_headers::ProxyHeader::XForwardedFor,
             max_body_bytes: 256 * 1024,
+            http: HttpConfig::default(),
             max_backlog: 1_000_000,
             backpressure_retry_after_secs: 5,
             rate_limit: RateLimitConfig::default(),
@@ -239,6 +279,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "trusted_proxies",
     "proxy_header",
     "max_body_bytes",
+    "http",
     "max_backlog",
     "backpressure_retry_after_secs",
     "rate_limit",

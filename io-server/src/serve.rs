@@ -3,16 +3,30 @@
 //! accepting and lets requests, rounds and a sweep in flight finish, so leases are released by
 //! their commits, not left to expire. Every store write the server waits for is durable when
 //! it returns, so there is nothing to flush at the end.
+//!
+//! The listener is hyper's HTTP/1 connection loop rather than `axum::serve`, for the limits a
+//! public server needs ([`crate::config::HttpConfig`]): a header-read timeout (slowloris), a
+//! body timeout (read by [`crate::body`]), and a bound on connections served at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use io_core::Store;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
 
 use crate::app::{App, router};
+use crate::config::HttpConfig;
 
 /// A running server.
 pub struct Running {
@@ -57,7 +71,7 @@ pub fn start<S: Store>(app: Arc<App<S>>, listener: TcpListener) -> std::io::Resu
         let sweep = crate::citizen_api::data_processing::run(app.clone(), shutdown.subscribe());
         workers.push(tokio::spawn(sweep));
     }
-    let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let router = router(app.clone());
     let app_for_task = app.clone();
     let task = tokio::spawn(async move {
         let until_stopped = async move {
@@ -69,9 +83,7 @@ pub fn start<S: Store>(app: Arc<App<S>>, listener: TcpListener) -> std::io::Resu
             app_for_task.ready.store(false, Ordering::Relaxed);
             tracing::info!("shutting down: finishing requests and rounds in flight");
         };
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(until_stopped)
-            .await;
+        let served = accept_loop(listener, router, &app.config.http, until_stopped).await;
         for worker in workers {
             let _ = worker.await;
         }
@@ -83,4 +95,62 @@ pub fn start<S: Store>(app: Arc<App<S>>, listener: TcpListener) -> std::io::Resu
         shutdown,
         task,
     })
+}
+
+/// How long a request may take to send its body, for [`crate::body`]: put in every request's
+/// extensions by the listener (absent when the router is driven directly, as in tests).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
+
+/// Accepts connections until `until_stopped`, serving each with `router` under the limits of
+/// `config`; then waits for the requests in flight.
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    config: &HttpConfig,
+    until_stopped: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout())
+        .keep_alive(true);
+    let body_timeout = BodyTimeout(config.body_timeout());
+    tokio::pin!(until_stopped);
+    loop {
+        // A free slot first: at the limit, clients wait in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.map_err(std::io::Error::other)?,
+            () = &mut until_stopped => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, do not spin or stop.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut until_stopped => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(body_timeout);
+            router.clone().oneshot(request)
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that hangs up or times out ends its connection; nothing to report.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

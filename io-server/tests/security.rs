@@ -349,3 +349,103 @@ async fn a_damaged_record_is_a_500_readyz_and_store_check_say_so() {
 }
 
 type MessageIdBytes = [u8; 16];
+
+// ---------------------------------------------------------------------------------------------
+// 7. Slow clients (paused time: the timeouts pass without waiting)
+// ---------------------------------------------------------------------------------------------
+
+mod slow_clients {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    fn address(server: &TestServer) -> String {
+        server.base.trim_start_matches("http://").to_string()
+    }
+
+    /// Everything the server sends until it closes the connection (a failure, not a hang,
+    /// when it never does: the time is paused, so the bound costs nothing).
+    async fn read_all(stream: &mut TcpStream) -> String {
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(600), stream.read_to_end(&mut answer))
+            .await
+            .expect("the server closes the connection")
+            .ok();
+        String::from_utf8_lossy(&answer).to_string()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn headers_that_never_end_lose_their_connection() {
+        let mut config = test_config();
+        config.http.header_timeout_secs = 5;
+        let server = TestServer::start_with(config).await;
+        let mut stream = TcpStream::connect(address(&server)).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
+            .await
+            .unwrap();
+        // The read ends (the server closed) rather than waiting forever; at most a 408.
+        let answer = read_all(&mut stream).await;
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_larger_than_the_limit_is_refused_before_it_is_sent() {
+        let server = TestServer::start().await;
+        let mut stream = TcpStream::connect(address(&server)).await.unwrap();
+        stream
+            .write_all(
+                b"POST /adm/services HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let answer = read_all(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("application/problem+json"), "{answer}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_coming_gets_408() {
+        let mut config = test_config();
+        config.http.body_timeout_secs = 5;
+        let server = TestServer::start_with(config).await;
+        let mut stream = TcpStream::connect(address(&server)).await.unwrap();
+        let request = format!(
+            "POST /adm/services HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"service_"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let answer = read_all(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("did not arrive within 5 s"), "{answer}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connections_beyond_the_limit_wait_for_a_free_one() {
+        let mut config = test_config();
+        config.http.max_connections = 1;
+        config.http.header_timeout_secs = 3600;
+        let server = TestServer::start_with(config).await;
+        let healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        // The first client is served and keeps its connection open.
+        let mut first = TcpStream::connect(address(&server)).await.unwrap();
+        first.write_all(healthz).await.unwrap();
+        let mut buffer = [0u8; 512];
+        let n = first.read(&mut buffer).await.unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+        // The second is not served while the first holds the only slot...
+        let mut second = TcpStream::connect(address(&server)).await.unwrap();
+        second.write_all(healthz).await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_secs(60), second.read(&mut buffer)).await;
+        assert!(waiting.is_err(), "served beyond the connection limit");
+        // ...and is once the first goes.
+        drop(first);
+        let n = second.read(&mut buffer).await.unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+    }
+}
