@@ -235,16 +235,7 @@ impl<S: Store> Engine<S> {
         at: crate::Timestamp,
         events: &[crate::JournalEvent],
     ) {
-        for observer in &self.observers {
-            for event in events {
-                observer.committed(Committed {
-                    message,
-                    service_id,
-                    at,
-                    event,
-                });
-            }
-        }
+        notify_observers(&self.observers, message, service_id, at, events);
     }
 
     /// The store, for reads (message status, inbox, journal) and reference data.
@@ -358,5 +349,26 @@ impl<S: Store> Engine<S> {
     fn jitter(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
         self.config.retry.delay(attempt, retry_after, &mut *rng)
+    }
+}
+
+/// Tells `observers` about committed events of a message (also from a task of its own, see
+/// `submit`).
+fn notify_observers(
+    observers: &[Arc<dyn Observer>],
+    message: MessageId,
+    service_id: &ServiceId,
+    at: crate::Timestamp,
+    events: &[crate::JournalEvent],
+) {
+    for observer in observers {
+        for event in events {
+            observer.committed(Committed {
+                message,
+                service_id,
+                at,
+                event,
+            });
+        }
     }
 }

@@ -973,3 +973,51 @@ async fn a_citizen_erased_during_a_round_gets_nothing_written_back() {
         "accepted, processed and the inbox delivery; the refused outcome left no entry"
     );
 }
+
+/// Counts the accepts an observer is told about.
+#[derive(Default)]
+struct AcceptCounter(std::sync::atomic::AtomicU64);
+
+impl io_core::Observer for AcceptCounter {
+    fn committed(&self, change: io_core::Committed<'_>) {
+        if matches!(change.event, JournalEvent::Accepted { .. }) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_accept_whose_caller_stops_waiting_is_still_observed() {
+    use futures::FutureExt;
+    let store = Arc::new(SledStore::temporary().unwrap());
+    seed(&*store, &["svc"], &[citizen(1)]).await;
+    let counter = Arc::new(AcceptCounter::default());
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
+    let engine = Engine::new(store.clone(), Vec::new(), clock, config())
+        .unwrap()
+        .with_observer(counter.clone());
+    // One poll takes the submit to its commit; then the caller goes away (an HTTP client
+    // hanging up while its request waits for the durable write).
+    let dropped = engine
+        .submit(submission("svc", &citizen(1), "Avviso di pagamento TARI"))
+        .now_or_never();
+    assert!(
+        dropped.is_none(),
+        "the durable write takes more than one poll"
+    );
+    // Bounded wait for the committer thread (not a timing assertion).
+    let mut committed = Vec::new();
+    for _ in 0..2_000 {
+        committed = store.messages_to(&citizen(1), None, 10).await.unwrap();
+        if !committed.is_empty() && counter.0.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(committed.len(), 1, "the write was handed to the store");
+    assert_eq!(
+        counter.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a committed accept is observed whether or not its caller waited"
+    );
+}

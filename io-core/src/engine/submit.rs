@@ -123,13 +123,28 @@ impl<S: Store> Engine<S> {
             events,
             open_callbacks,
         };
-        match self.store.commit_accept(record).await? {
+        // The commit and the observers' notice run as a task of their own: a caller that stops
+        // waiting (an HTTP client hanging up) cancels neither, so an observer counts every
+        // accept that was committed, acknowledged or not.
+        let store = self.store.clone();
+        let observers = observed.as_ref().map(|_| self.observers.clone());
+        let committed = tokio::spawn(async move {
+            let outcome = store.commit_accept(record).await;
+            if let (Ok(AcceptOutcome::Created), Some((service, events)), Some(observers)) =
+                (&outcome, &observed, &observers)
+            {
+                super::notify_observers(observers, id, service, now, events);
+            }
+            outcome
+        })
+        .await
+        .map_err(|error| {
+            StoreError::Backend(format!("the accept's commit task failed: {error}"))
+        })?;
+        match committed? {
             AcceptOutcome::Created => {
                 if has_work {
                     self.new_work.notify_one();
-                }
-                if let Some((service, events)) = observed {
-                    self.observe(id, &service, now, &events);
                 }
                 Ok(Accepted {
                     id,
