@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use io_core::{Timestamp, TransientCause};
 
-use crate::error_text::error_chain;
+use crate::error_text::http_error_chain;
 #[cfg(feature = "push")]
 use crate::{ConfigError, TrustedRoots};
 
@@ -59,7 +59,7 @@ pub(crate) fn transport_cause(error: &reqwest::Error) -> TransientCause {
     } else if error.is_connect() {
         TransientCause::Connection
     } else {
-        TransientCause::Other(error_chain(error))
+        TransientCause::Other(http_error_chain(error))
     }
 }
 

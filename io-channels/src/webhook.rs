@@ -19,8 +19,8 @@
 //! runs on the addresses the name resolves to at connection time, so a name that resolves to a
 //! public address when registered and to 127.0.0.1 later is still refused.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -28,11 +28,12 @@ use io_core::{
     CallbackEvent, CallbackSender, CallbackTarget, Outcome, PermanentReason, Timestamp,
     TransientCause,
 };
+use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::error_text::error_chain;
+use crate::error_text::http_error_chain;
 use crate::http;
 use crate::{ConfigError, TrustedRoots};
 
@@ -158,38 +159,64 @@ pub fn verify_signature(
     }
 }
 
-/// Whether the SSRF guard refuses `ip`.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_internal_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal_v4(v4);
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0) // NAT64 prefix base
-        }
-    }
+/// The networks the SSRF guard refuses: every block of IANA's IPv4 and IPv6 Special-Purpose
+/// Address Registries (RFC 6890 and updates) that is not globally reachable or embeds an IPv4
+/// address the guard cannot see through, plus multicast and the deprecated site-local and
+/// IPv4-compatible ranges. A callback receiver is a public server: none of these is one.
+const REFUSED_NETWORKS: &[&str] = &[
+    // IPv4
+    "0.0.0.0/8",       // "this network"
+    "10.0.0.0/8",      // private
+    "100.64.0.0/10",   // shared address space (carrier-grade NAT)
+    "127.0.0.0/8",     // loopback
+    "169.254.0.0/16",  // link-local (cloud metadata services)
+    "172.16.0.0/12",   // private
+    "192.0.0.0/24",    // IETF protocol assignments
+    "192.0.2.0/24",    // documentation
+    "192.88.99.0/24",  // 6to4 relay anycast (deprecated)
+    "192.168.0.0/16",  // private
+    "198.18.0.0/15",   // benchmarking
+    "198.51.100.0/24", // documentation
+    "203.0.113.0/24",  // documentation
+    "224.0.0.0/4",     // multicast
+    "240.0.0.0/4",     // reserved, and the limited broadcast address
+    // IPv6
+    "::/128",         // unspecified
+    "::1/128",        // loopback
+    "::/96",          // IPv4-compatible (deprecated; embeds an IPv4 address)
+    "64:ff9b::/96",   // NAT64 well-known prefix (embeds an IPv4 address)
+    "64:ff9b:1::/48", // NAT64 local use
+    "100::/64",       // discard-only
+    "2001::/23",      // IETF protocol assignments (Teredo 2001::/32 embeds IPv4)
+    "2001:db8::/32",  // documentation
+    "2002::/16",      // 6to4 (embeds an IPv4 address)
+    "3fff::/20",      // documentation
+    "5f00::/16",      // segment routing SIDs
+    "fc00::/7",       // unique local
+    "fe80::/10",      // link-local
+    "fec0::/10",      // site-local (deprecated)
+    "ff00::/8",       // multicast
+];
+
+/// [`REFUSED_NETWORKS`], parsed once.
+fn refused_networks() -> &'static [IpNet] {
+    static PARSED: OnceLock<Vec<IpNet>> = OnceLock::new();
+    PARSED.get_or_init(|| {
+        REFUSED_NETWORKS
+            .iter()
+            .map(|net| net.parse().expect("REFUSED_NETWORKS holds valid CIDRs"))
+            .collect()
+    })
 }
 
-fn is_internal_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space 100.64.0.0/10
-        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
-        || a >= 240 // reserved
+/// Whether the SSRF guard refuses `ip`. An IPv4-mapped address (`::ffff:a.b.c.d`) is judged
+/// as the IPv4 address it carries.
+pub fn is_internal(ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    refused_networks().iter().any(|net| net.contains(&ip))
 }
 
 const SSRF_MARK: &str = "refused by the SSRF guard";
@@ -321,7 +348,7 @@ impl CallbackSender for WebhookClient {
             Err(error) if refused_by_guard(&error) => {
                 return Outcome::Permanent(PermanentReason::new(
                     "callback_url_refused",
-                    error_chain(&error),
+                    http_error_chain(&error),
                 ));
             }
             Err(error) => {
@@ -366,7 +393,7 @@ fn classify(status: u16, retry_after: Option<Duration>) -> Outcome {
 /// longer be downcast (a `Box<dyn Error>` forwards `source` past itself), so the chain's
 /// text is matched instead.
 fn refused_by_guard(error: &reqwest::Error) -> bool {
-    error_chain(error).contains(SSRF_MARK)
+    http_error_chain(error).contains(SSRF_MARK)
 }
 
 #[cfg(test)]
@@ -443,6 +470,53 @@ mod tests {
         ] {
             assert_eq!(classify(status, wait), want, "{status}");
         }
+    }
+
+    #[test]
+    fn the_guard_refuses_every_special_purpose_range_of_the_red_team_pass() {
+        for ip in [
+            "64:ff9b::a00:1",   // NAT64 of 10.0.0.1, not only the prefix's base
+            "64:ff9b::7f00:1",  // NAT64 of 127.0.0.1
+            "::7f00:1",         // IPv4-compatible 127.0.0.1
+            "::a9fe:a9fe",      // IPv4-compatible 169.254.169.254
+            "2002:7f00:1::1",   // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::", // 6to4 of the metadata service
+            "fec0::1",          // site-local
+            "198.18.0.1",       // benchmarking
+            "198.19.255.255",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2", // Teredo
+            "255.255.255.255",
+            "ff02::1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["198.20.0.1", "2a01:4f8::1", "2003::1", "8.8.8.8"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn a_refused_urls_query_does_not_reach_the_outcome() {
+        let client = WebhookClient::new(&WebhookConfig::default()).unwrap();
+        let target = CallbackTarget {
+            url: "http://localhost:9/io/cb?token=s3cret".into(),
+            secret: "k".into(),
+        };
+        let event = CallbackEvent {
+            id: "e1".into(),
+            body: b"{}".to_vec(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(client.post(&target, &event, Timestamp::from_millis(0)));
+        let Outcome::Permanent(reason) = &outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(reason.code, "callback_url_refused");
+        assert!(!format!("{outcome:?}").contains("s3cret"), "{outcome:?}");
+        assert!(reason.detail.contains("localhost"), "{outcome:?}");
     }
 
     #[test]

@@ -27,12 +27,35 @@ pub struct CallbackTarget {
     pub secret: String,
 }
 
-/// Debug hides the secret.
+/// Debug hides the secret, and the URL's credentials, query and fragment (where receivers
+/// often put a token of their own).
 impl fmt::Debug for CallbackTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallbackTarget")
-            .field("url", &self.url)
+            .field("url", &self.url_for_logs())
             .finish_non_exhaustive()
+    }
+}
+
+impl CallbackTarget {
+    /// The URL as logs may show it: no userinfo, no query, no fragment (`?…` marks a cut).
+    pub fn url_for_logs(&self) -> String {
+        let (base, cut) = match self.url.find(['?', '#']) {
+            Some(at) => (&self.url[..at], true),
+            None => (self.url.as_str(), false),
+        };
+        let base = match base.split_once("://") {
+            Some((scheme, rest)) => {
+                let authority_end = rest.find('/').unwrap_or(rest.len());
+                let (authority, path) = rest.split_at(authority_end);
+                let host = authority
+                    .rsplit_once('@')
+                    .map_or(authority, |(_, host)| host);
+                format!("{scheme}://{host}{path}")
+            }
+            None => base.to_owned(),
+        };
+        if cut { format!("{base}?…") } else { base }
     }
 }
 
@@ -126,4 +149,28 @@ pub trait CallbackSender: Send + Sync {
     /// One attempt at `event` toward `target`, signed with the engine's `now`.
     async fn post(&self, target: &CallbackTarget, event: &CallbackEvent, now: Timestamp)
     -> Outcome;
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn logs_never_show_a_callback_urls_credentials_or_query() {
+        let target = |url: &str| CallbackTarget {
+            url: url.into(),
+            secret: "k".into(),
+        };
+        let shown = target("https://u:p@hooks.example.it/io/cb?token=s3cret#f").url_for_logs();
+        assert_eq!(shown, "https://hooks.example.it/io/cb?…");
+        let debug = format!("{:?}", target("https://hooks.example.it/cb?token=s3cret"));
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("\"k\""),
+            "{debug}"
+        );
+        assert_eq!(
+            target("https://hooks.example.it/cb").url_for_logs(),
+            "https://hooks.example.it/cb"
+        );
+    }
 }
