@@ -144,7 +144,8 @@ impl<S: Store> App<S> {
         let engine = Engine::new(store.clone(), channels, clock.clone(), engine_config)?
             .with_callbacks(webhook.clone())
             .with_observer(metrics.clone());
-        let tokens = Hs256Tokens::new(secrets.token_signing.as_bytes());
+        let tokens = Hs256Tokens::new(secrets.token_signing.as_bytes())
+            .with_max_lifetime(config.citizen_tokens.ttl_secs);
         Ok(Arc::new(Self {
             engine: Arc::new(engine),
             store,
@@ -206,7 +207,44 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
             app.config.max_body_bytes,
             refuse_oversized,
         ))
+        .layer(axum::middleware::from_fn(problem_bodies))
         .with_state(app)
+}
+
+/// Turns every error answer that is not yet problem+json (axum's own rejections: a path that
+/// is not UTF-8 once decoded, a malformed query) into one, keeping its status and headers, so
+/// clients parse one error format whatever refused them.
+async fn problem_bodies(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_error = status.is_client_error() || status.is_server_error();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(crate::problem::PROBLEM_JSON.as_bytes())
+        });
+    if !is_error || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let detail = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut answer = crate::problem::Problem::new(status, detail).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().append(name, value.clone());
+        }
+    }
+    answer
 }
 
 /// 413 before anything else when `Content-Length` announces more than the limit, instead of

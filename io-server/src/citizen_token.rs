@@ -32,7 +32,17 @@ pub enum TokenError {
     /// `sub` is not a fiscal code.
     #[error("the token's subject is not a fiscal code")]
     Subject,
+    /// `iat` (or `nbf`) is later than now, beyond the allowed clock skew.
+    #[error("the token is not valid yet (issued in the future)")]
+    NotYetValid,
+    /// `exp - iat` exceeds the lifetime this server grants.
+    #[error("the token's lifetime exceeds what this server grants")]
+    Lifetime,
 }
+
+/// How far a token's `iat` or `nbf` may be ahead of this server's clock (the issuer's clock
+/// may run a little fast).
+pub const CLOCK_SKEW_SECS: i64 = 60;
 
 /// Turns a bearer token into the citizen it authenticates.
 pub trait CitizenVerifier: Send + Sync + 'static {
@@ -56,12 +66,17 @@ struct Claims {
     aud: String,
     iat: i64,
     exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
 }
 
-/// HS256 tokens signed by the server.
+/// HS256 tokens signed by the server. A token is accepted only within the lifetime the server
+/// grants, counted from an `iat` that is not in the future: a leaked signing key aside, no
+/// token lives longer than that, whatever its `exp` says.
 #[derive(Clone)]
 pub struct Hs256Tokens {
     secret: Vec<u8>,
+    max_lifetime_secs: i64,
 }
 
 impl std::fmt::Debug for Hs256Tokens {
@@ -71,18 +86,25 @@ impl std::fmt::Debug for Hs256Tokens {
 }
 
 impl Hs256Tokens {
-    /// Tokens signed with `secret`.
+    /// Tokens signed with `secret`, living at most a day.
     pub fn new(secret: &[u8]) -> Self {
         Self {
             secret: secret.to_vec(),
+            max_lifetime_secs: 24 * 3600,
         }
+    }
+
+    /// The longest lifetime (`exp - iat`) minted or accepted.
+    pub fn with_max_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime_secs = i64::try_from(secs).unwrap_or(i64::MAX).max(1);
+        self
     }
 
     fn mac(&self) -> Hmac<Sha256> {
         Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any size")
     }
 
-    /// A token for `citizen`, valid from `now` for `ttl_secs`.
+    /// A token for `citizen`, valid from `now` for `ttl_secs` (at most the maximum lifetime).
     pub fn mint(&self, citizen: &FiscalCode, now: Timestamp, ttl_secs: u64) -> String {
         let header = Header {
             alg: "HS256".into(),
@@ -94,7 +116,12 @@ impl Hs256Tokens {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             iat,
-            exp: iat.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX)),
+            exp: iat.saturating_add(
+                i64::try_from(ttl_secs)
+                    .unwrap_or(i64::MAX)
+                    .min(self.max_lifetime_secs),
+            ),
+            nbf: None,
         };
         let signing_input = format!(
             "{}.{}",
@@ -135,7 +162,15 @@ impl CitizenVerifier for Hs256Tokens {
         if claims.iss != ISSUER || claims.aud != AUDIENCE {
             return Err(TokenError::Audience);
         }
-        if now.as_millis() / 1000 >= claims.exp {
+        let now_secs = now.as_millis() / 1000;
+        let latest_start = now_secs.saturating_add(CLOCK_SKEW_SECS);
+        if claims.iat > latest_start || claims.nbf.is_some_and(|nbf| nbf > latest_start) {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime_secs {
+            return Err(TokenError::Lifetime);
+        }
+        if now_secs >= claims.exp {
             return Err(TokenError::Expired);
         }
         FiscalCode::parse(&claims.sub).map_err(|_| TokenError::Subject)
@@ -182,5 +217,62 @@ mod tests {
         let forged = format!("{none}.{}.", parts[1]);
         assert!(tokens.verify(&forged, NOW).is_err());
         assert_eq!(tokens.verify("abc", NOW), Err(TokenError::Malformed));
+    }
+
+    /// A token with `claims`, correctly signed with `k`.
+    fn signed(claims: &str) -> String {
+        let tokens = Hs256Tokens::new(b"k");
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims.as_bytes())
+        );
+        let mut mac = tokens.mac();
+        mac.update(input.as_bytes());
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    #[test]
+    fn signed_tokens_from_the_future_or_living_too_long_are_refused() {
+        let tokens = Hs256Tokens::new(b"k").with_max_lifetime(3600);
+        let now = NOW.as_millis() / 1000;
+        let claims = |iat: i64, exp: i64, nbf: Option<i64>| {
+            let nbf = nbf.map(|n| format!(r#","nbf":{n}"#)).unwrap_or_default();
+            signed(&format!(
+                r#"{{"sub":"RSSMRA85T10A562S","iss":"io","aud":"io-citizen","iat":{iat},"exp":{exp}{nbf}}}"#
+            ))
+        };
+        assert_eq!(
+            tokens.verify(&claims(now, now + 3600, None), NOW),
+            Ok(citizen())
+        );
+        // A little skew is tolerated; a day ahead is not.
+        assert_eq!(
+            tokens.verify(&claims(now + 30, now + 600, None), NOW),
+            Ok(citizen())
+        );
+        assert_eq!(
+            tokens.verify(&claims(now + 86_400, now + 86_400 + 60, None), NOW),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(
+            tokens.verify(&claims(now, now + 600, Some(now + 3_000)), NOW),
+            Err(TokenError::NotYetValid)
+        );
+        // exp in 2^62 (or merely beyond the granted hour).
+        assert_eq!(
+            tokens.verify(&claims(now, 1 << 62, None), NOW),
+            Err(TokenError::Lifetime)
+        );
+        assert_eq!(
+            tokens.verify(&claims(now, now + 3601, None), NOW),
+            Err(TokenError::Lifetime)
+        );
+        // Minting never exceeds the lifetime either.
+        let minted = tokens.mint(&citizen(), NOW, u64::MAX);
+        assert_eq!(tokens.verify(&minted, NOW), Ok(citizen()));
     }
 }

@@ -244,7 +244,8 @@ impl From<Tier> for TierRepr {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CitizenTokenConfig {
-    /// How long a minted token is valid, in seconds.
+    /// How long a minted token is valid, in seconds; also the longest lifetime (`exp - iat`)
+    /// a presented token may claim.
     pub ttl_secs: u64,
 }
 

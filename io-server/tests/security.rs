@@ -449,3 +449,140 @@ mod slow_clients {
         assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Input edges
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn axums_own_refusals_are_problems_too() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    // A path that is not UTF-8 once percent-decoded.
+    let response = server
+        .api(Method::GET, "/profiles/%FF%FE", &key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert!(status.is_client_error(), "{status}");
+    let problem = expect_problem(response, status).await;
+    assert_eq!(problem["status"], status.as_u16());
+}
+
+#[tokio::test]
+async fn control_characters_and_year_zero_are_refused_at_the_edge() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    server.put_profile(CITIZEN).await;
+    let send = |body: Value| {
+        server
+            .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+            .json(&body)
+            .send()
+    };
+    let mut nul_subject = message_body();
+    nul_subject["content"]["subject"] = json!("A subject with a \u{0000} in it");
+    let problem = expect_problem(send(nul_subject).await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("subject"),
+        "{problem}"
+    );
+    let mut nul_markdown = message_body();
+    let markdown = format!("{}\u{0007}", "a".repeat(100));
+    nul_markdown["content"]["markdown"] = json!(markdown);
+    let problem = expect_problem(send(nul_markdown).await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("markdown"),
+        "{problem}"
+    );
+    let mut year_zero = message_body();
+    year_zero["content"]["due_date"] = json!("0000-01-01T00:00:00Z");
+    let problem = expect_problem(send(year_zero).await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("due_date"),
+        "{problem}"
+    );
+    // Tabs and line breaks are text.
+    let mut fine = message_body();
+    fine["content"]["markdown"] = json!(format!("{}\n\tindented\r\n", "a".repeat(100)));
+    assert_eq!(send(fine).await.unwrap().status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_message_id_beyond_128_bits_is_a_400_not_an_alias() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    server.put_profile(CITIZEN).await;
+    let id = submit(&server, &key, CITIZEN).await;
+    assert!(id.starts_with('0'));
+    let alias = format!("8{}", &id[1..]);
+    let response = server
+        .api(Method::GET, &format!("/messages/{CITIZEN}/{alias}"), &key)
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::BAD_REQUEST).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("id"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_and_tokens_cannot_outlive_the_granted_lifetime() {
+    let server = TestServer::start().await;
+    server.put_profile(CITIZEN).await;
+    let token = server.citizen_token(CITIZEN).await;
+    let lower = server
+        .request(Method::GET, "/app/v1/profile")
+        .header("Authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), StatusCode::OK);
+    use io_core::Clock as _;
+    // A token signed with the server's key but claiming to live until 2^62 seconds.
+    let long_lived = io_server::citizen_token::Hs256Tokens::new(b"test-token-secret").mint(
+        &io_core::FiscalCode::parse(CITIZEN).unwrap(),
+        io_core::SystemClock.now(),
+        1 << 62,
+    );
+    let response = server
+        .citizen(Method::GET, "/profile", &long_lived)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::UNAUTHORIZED).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. SSRF: every special-purpose range is refused when a callback is registered
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn callback_urls_in_special_purpose_ranges_are_refused() {
+    let server = TestServer::start().await;
+    let (service_id, _) = server.create_service(ALL_GROUPS).await;
+    let path = format!("/adm/services/{service_id}/callback");
+    for host in [
+        "[64:ff9b::a00:1]",
+        "[::7f00:1]",
+        "[2002:a9fe:a9fe::1]",
+        "[fec0::1]",
+        "198.18.0.1",
+        "[::ffff:169.254.169.254]",
+    ] {
+        let response = server
+            .admin(Method::PUT, &path)
+            .json(&json!({ "url": format!("http://{host}/cb") }))
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(response, StatusCode::BAD_REQUEST).await;
+        assert!(
+            problem["detail"].as_str().unwrap().starts_with("url:"),
+            "{host}: {problem}"
+        );
+    }
+}
