@@ -12,6 +12,8 @@
 # Inputs that grow coverage go to fuzz/corpus/<target> (git-ignored, kept between runs); the
 # committed seeds in fuzz/seeds/<target> are only read. A crash, a failed assertion or a
 # timeout leaves its input in fuzz/artifacts/<target> and makes this script exit non-zero.
+# Each target ends with a line `fuzz.sh: <target> ok|FAILED: <N> executions in <S>s (<R> exec/s)`
+# (libFuzzer's -print_final_stats), repeated together at the end for the CI log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,10 +33,18 @@ build_flags=(--release --debug-assertions --sanitizer "$sanitizer")
 
 targets="${FUZZ_TARGETS:-$(cargo fuzz list)}"
 
-echo "fuzz.sh: building all targets (sanitizer: $sanitizer)" >&2
-cargo fuzz build "${build_flags[@]}"
+if [[ -n "${FUZZ_TARGETS:-}" ]]; then
+    for target in $targets; do
+        echo "fuzz.sh: building $target (sanitizer: $sanitizer)" >&2
+        cargo fuzz build "${build_flags[@]}" "$target"
+    done
+else
+    echo "fuzz.sh: building all targets (sanitizer: $sanitizer)" >&2
+    cargo fuzz build "${build_flags[@]}"
+fi
 
 failed=()
+summary=()
 for target in $targets; do
     corpus="fuzz/corpus/$target"
     seeds="fuzz/seeds/$target"
@@ -54,12 +64,20 @@ for target in $targets; do
         status=FAILED
         failed+=("$target")
     fi
-    runs="$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n1 || true)"
-    rate="$(grep -Eo 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || true)"
-    echo "fuzz.sh: $target $status (${runs:-no final stats}; ${rate:-?} exec/s)" >&2
+    # Executions: libFuzzer's final stats, else (a crash ends the run before them) the last
+    # `#N` progress line.
+    runs="$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -n1 || true)"
+    if [[ -z "$runs" ]]; then
+        runs="$(grep -Eo '^#[0-9]+' "$log" | tail -n1 | tr -d '#' || true)"
+    fi
+    rate="$(grep -Eo 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -n1 || true)"
+    line="fuzz.sh: $target $status: ${runs:-?} executions in ${seconds}s (${rate:-?} exec/s)"
+    echo "$line" >&2
+    summary+=("$line")
     rm -f "$log"
 done
 
+printf '%s\n' "${summary[@]}" >&2
 if ((${#failed[@]})); then
     echo "fuzz.sh: crashes in: ${failed[*]} (inputs in fuzz/artifacts/<target>/)" >&2
     exit 1
