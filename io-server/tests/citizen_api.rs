@@ -56,20 +56,6 @@ async fn citizen_get(server: &TestServer, path: &str, token: &str) -> Value {
     response.json().await.unwrap()
 }
 
-async fn send(server: &TestServer, key: &str, fiscal_code: &str) -> String {
-    let response = server
-        .api(Method::POST, &format!("/messages/{fiscal_code}"), key)
-        .json(&message_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// The ids of a page's items, in order.
 fn ids_of(page: &Value) -> Vec<String> {
     page["items"]
@@ -132,7 +118,7 @@ async fn the_recommended_sender_protocol_end_to_end() {
         .fetch_json()
         .await;
     assert_eq!(profile["sender_allowed"], true);
-    let id = send(&server, &key, CITIZEN).await;
+    let id = server.submit(&key, CITIZEN).await;
     // Decided at accept, in the same write: PROCESSED and in the inbox once the 201 is sent,
     // with no worker involved.
     let status: Value = server
@@ -639,7 +625,7 @@ async fn preferences_follow_the_mode_and_settings_version_and_block_the_inbox() 
         .fetch_json()
         .await;
     assert_eq!(profile["sender_allowed"], false);
-    let rejected = send(&server, &key, CITIZEN).await;
+    let rejected = server.submit(&key, CITIZEN).await;
     server.drain().await;
     let status: Value = server
         .api(
@@ -718,11 +704,11 @@ async fn inbox_pages_newest_first_with_cursors_and_the_archived_filter() {
     create_profile(&server, &token).await;
     let mut ids = Vec::new();
     for _ in 0..7 {
-        ids.push(send(&server, &key, CITIZEN).await);
+        ids.push(server.submit(&key, CITIZEN).await);
     }
     server.drain().await;
     // A message to someone else is not in this inbox.
-    let theirs = send(&server, &key, OTHER_CITIZEN).await;
+    let theirs = server.submit(&key, OTHER_CITIZEN).await;
     ids.reverse(); // newest first
     let page = |query: Vec<(&'static str, String)>| {
         let server = &server;
@@ -839,7 +825,7 @@ async fn read_is_one_way_and_status_changes_name_what_they_need() {
     let (_, key) = server.create_service(ALL_GROUPS).await;
     let token = server.citizen_token(CITIZEN).await;
     create_profile(&server, &token).await;
-    let id = send(&server, &key, CITIZEN).await;
+    let id = server.submit(&key, CITIZEN).await;
     server.drain().await;
     // Unread stays unread, then read.
     let unread = set_status(
@@ -981,7 +967,7 @@ async fn a_citizen_cannot_read_another_citizens_message() {
     let theirs = server.citizen_token(OTHER_CITIZEN).await;
     create_profile(&server, &mine).await;
     create_profile(&server, &theirs).await;
-    let id = send(&server, &key, CITIZEN).await;
+    let id = server.submit(&key, CITIZEN).await;
     server.drain().await;
     let hidden = server
         .citizen(Method::GET, &format!("/messages/{id}"), &theirs)
@@ -1173,7 +1159,7 @@ async fn a_download_request_is_carried_out_and_its_archive_holds_everything() {
     let token = server.citizen_token(CITIZEN).await;
     // A message before the profile exists: REJECTED, never in the inbox, still the
     // citizen's data.
-    let rejected = send(&server, &key, CITIZEN).await;
+    let rejected = server.submit(&key, CITIZEN).await;
     server.drain().await;
     create_profile(&server, &token).await;
     update_profile(
@@ -1212,8 +1198,8 @@ async fn a_download_request_is_carried_out_and_its_archive_holds_everything() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let first = send(&server, &key, CITIZEN).await;
-    let second = send(&server, &key, CITIZEN).await;
+    let first = server.submit(&key, CITIZEN).await;
+    let second = server.submit(&key, CITIZEN).await;
     server.drain().await;
     let read = set_status(
         &server,
@@ -1225,7 +1211,7 @@ async fn a_download_request_is_carried_out_and_its_archive_holds_everything() {
     assert_eq!(read.status(), StatusCode::OK);
     // Another citizen's data stays out of the archive.
     create_profile(&server, &server.citizen_token(OTHER_CITIZEN).await).await;
-    send(&server, &key, OTHER_CITIZEN).await;
+    server.submit(&key, OTHER_CITIZEN).await;
     server.drain().await;
 
     let none = server
@@ -1436,8 +1422,8 @@ async fn a_delete_request_waits_its_grace_period_can_be_aborted_and_then_erases_
         .send()
         .await
         .unwrap();
-    let mine = send(&server, &key, CITIZEN).await;
-    let kept = send(&server, &key, OTHER_CITIZEN).await;
+    let mine = server.submit(&key, CITIZEN).await;
+    let kept = server.submit(&key, OTHER_CITIZEN).await;
     server.drain().await;
     let read = set_status(
         &server,

@@ -7,20 +7,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::*;
 
-async fn submit(server: &TestServer, key: &str, fiscal_code: &str) -> String {
-    let response = server
-        .api(Method::POST, &format!("/messages/{fiscal_code}"), key)
-        .json(&message_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. The forwarded client address
 // ---------------------------------------------------------------------------------------------
@@ -227,7 +213,7 @@ async fn another_services_message_answers_exactly_as_a_missing_one() {
     let (_, key_a) = server.create_service(ALL_GROUPS).await;
     let (_, key_b) = server.create_service(ALL_GROUPS).await;
     server.put_profile(CITIZEN).await;
-    let id = submit(&server, &key_a, CITIZEN).await;
+    let id = server.submit(&key_a, CITIZEN).await;
     let read = |key: String, fiscal_code: &'static str, id: String| {
         let request = server.api(Method::GET, &format!("/messages/{fiscal_code}/{id}"), &key);
         async move {
@@ -280,8 +266,8 @@ async fn a_damaged_record_is_a_500_readyz_and_store_check_say_so() {
     let server = TestServer::start().await;
     let (_, key) = server.create_service(ALL_GROUPS).await;
     server.put_profile(CITIZEN).await;
-    let id = submit(&server, &key, CITIZEN).await;
-    let intact = submit(&server, &key, CITIZEN).await;
+    let id = server.submit(&key, CITIZEN).await;
+    let intact = server.submit(&key, CITIZEN).await;
     let dir = server.stop_keeping_data().await;
     let (code, text) = store_check(dir.path());
     assert_eq!(code, 0, "{text}");
@@ -514,7 +500,7 @@ async fn a_message_id_beyond_128_bits_is_a_400_not_an_alias() {
     let server = TestServer::start().await;
     let (_, key) = server.create_service(ALL_GROUPS).await;
     server.put_profile(CITIZEN).await;
-    let id = submit(&server, &key, CITIZEN).await;
+    let id = server.submit(&key, CITIZEN).await;
     assert!(id.starts_with('0'));
     let alias = format!("8{}", &id[1..]);
     let response = server

@@ -288,7 +288,7 @@ async fn routes_need_their_permission_group() {
         );
     }
     let (_, writer) = server.create_service(&["ApiMessageWrite"]).await;
-    let id = submit(&server, &writer, CITIZEN).await;
+    let id = server.submit(&writer, CITIZEN).await;
     let response = server
         .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &writer)
         .send()
@@ -784,7 +784,7 @@ async fn profile_check_is_404_without_a_profile_or_with_the_inbox_disabled() {
 async fn a_message_to_a_citizen_without_profile_ends_rejected_with_its_reason() {
     let server = TestServer::start().await;
     let (_, key) = server.create_service(ALL_GROUPS).await;
-    let id = submit(&server, &key, OTHER_CITIZEN).await;
+    let id = server.submit(&key, OTHER_CITIZEN).await;
     server.drain().await;
     let message: Value = server
         .api(
@@ -848,7 +848,7 @@ async fn activations_are_for_special_services_and_open_their_inbox() {
         .unwrap();
     expect_problem(missing, StatusCode::NOT_FOUND).await;
     // Without an activation a SPECIAL service's message is rejected.
-    let before = submit(&server, &key, CITIZEN).await;
+    let before = server.submit(&key, CITIZEN).await;
     server.drain().await;
     let response = server
         .api(Method::PUT, "/activations", &key)
@@ -863,7 +863,7 @@ async fn activations_are_for_special_services_and_open_their_inbox() {
         .fetch_json()
         .await;
     assert_eq!(read["status"], "ACTIVE");
-    let after = submit(&server, &key, CITIZEN).await;
+    let after = server.submit(&key, CITIZEN).await;
     server.drain().await;
     for (id, status) in [(before, "REJECTED"), (after, "PROCESSED")] {
         let message: Value = server
@@ -886,8 +886,8 @@ async fn metrics_count_what_the_engine_committed() {
     let server = TestServer::start().await;
     server.put_profile(CITIZEN).await;
     let (_, key) = server.create_service(ALL_GROUPS).await;
-    submit(&server, &key, CITIZEN).await;
-    submit(&server, &key, OTHER_CITIZEN).await;
+    server.submit(&key, CITIZEN).await;
+    server.submit(&key, OTHER_CITIZEN).await;
     server.drain().await;
     let text = server
         .request(Method::GET, "/metrics")
@@ -935,18 +935,4 @@ async fn metrics_count_what_the_engine_committed() {
             .status(),
         StatusCode::OK
     );
-}
-
-async fn submit(server: &TestServer, key: &str, fiscal_code: &str) -> String {
-    let response = server
-        .api(Method::POST, &format!("/messages/{fiscal_code}"), key)
-        .json(&message_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }

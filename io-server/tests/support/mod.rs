@@ -127,6 +127,21 @@ impl TestServer {
         }
     }
 
+    /// Sends the standard message body to `fiscal_code` with `key`; its id (201 expected).
+    pub async fn submit(&self, key: &str, fiscal_code: &str) -> String {
+        let response = self
+            .api(Method::POST, &format!("/messages/{fiscal_code}"), key)
+            .json(&message_body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Stops the server and closes its store; the data directory is kept for a restart.
     pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
         if let Some(running) = self.running.take() {
