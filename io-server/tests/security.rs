@@ -277,7 +277,7 @@ async fn a_damaged_record_is_a_500_readyz_and_store_check_say_so() {
     {
         let db = sled::open(dir.path().join("store")).unwrap();
         let tree = db.open_tree("io").unwrap();
-        let raw: MessageIdBytes = id.parse::<io_core::MessageId>().unwrap().to_bytes();
+        let raw = id.parse::<io_core::MessageId>().unwrap().to_bytes();
         let key = [&[b'm'][..], &raw[..]].concat();
         let mut value = tree.get(&key).unwrap().expect("the message body").to_vec();
         value[0] ^= 0x5a;
@@ -333,8 +333,6 @@ async fn a_damaged_record_is_a_500_readyz_and_store_check_say_so() {
         "{metrics}"
     );
 }
-
-type MessageIdBytes = [u8; 16];
 
 // ---------------------------------------------------------------------------------------------
 // 7. Slow clients (paused time: the timeouts pass without waiting)
