@@ -33,6 +33,10 @@ use lettre::AsyncTransport;
 use serde_json::json;
 use support::{HttpPeer, PeerRequest, PeerResponse, handler};
 
+/// The allocator io-server ships with (ARCHITECTURE.md, "Memory"), for io and its ceiling alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 200;
 const EMAILS: usize = 50;
 

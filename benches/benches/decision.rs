@@ -10,6 +10,10 @@ use io_core::{
 };
 use std::hint::black_box;
 
+/// The allocator io-server ships with (ARCHITECTURE.md, "Memory"), for io and its ceiling alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn decision(c: &mut Criterion) {
     let service = service();
     let fiscal_code = citizen(7);

@@ -27,6 +27,10 @@ use io_benches::{
 use io_core::{Clock, Engine, EngineConfig, Store, SystemClock};
 use io_store::SledStore;
 
+/// The allocator io-server ships with (ARCHITECTURE.md, "Memory"), for io and its ceiling alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Messages per measured batch.
 const MESSAGES: usize = 20_000;
 /// Deliveries the worker sends per batch (email and push; the inbox is done at accept).

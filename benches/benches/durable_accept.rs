@@ -15,6 +15,10 @@ use io_benches::{
 use io_core::{Clock, Engine, EngineConfig, Store, SystemClock};
 use io_store::SledStore;
 
+/// The allocator io-server ships with (ARCHITECTURE.md, "Memory"), for io and its ceiling alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Messages per measured batch.
 const BATCH: usize = 2_000;
 /// Concurrent submitters (like concurrent HTTP requests).

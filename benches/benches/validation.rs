@@ -6,6 +6,10 @@ use io_benches::{citizen, new_message_json, service};
 use io_core::{FiscalCode, NewMessage, SenderCapabilities, SenderLimits};
 use std::hint::black_box;
 
+/// The allocator io-server ships with (ARCHITECTURE.md, "Memory"), for io and its ceiling alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn validation(c: &mut Criterion) {
     let mut group = c.benchmark_group("validation");
     group.throughput(Throughput::Elements(1));

@@ -274,7 +274,13 @@ impl<S: Store> Engine<S> {
     /// until the next task is due, a submit arrives, or `idle_poll` passes. On shutdown it stops
     /// claiming and lets the rounds in flight finish. Start several loops for more concurrency;
     /// with a shared database, in several processes.
-    pub async fn run(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    ///
+    /// Each round is a task of its own on the runtime, so a multi-threaded runtime reads,
+    /// decodes and sends on all its threads while one round waits for the store.
+    pub async fn run(self: &Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>)
+    where
+        S: 'static,
+    {
         let mut in_flight = futures::stream::FuturesUnordered::new();
         let mut started: u64 = 0;
         let mut idle = false;
@@ -290,7 +296,8 @@ impl<S: Store> Engine<S> {
                 if started.is_multiple_of(1024) {
                     self.limiters.shrink();
                 }
-                in_flight.push(self.run_round());
+                let engine = Arc::clone(self);
+                in_flight.push(tokio::spawn(async move { engine.run_round().await }));
                 continue;
             }
             let wait = if idle && !stopping {
@@ -301,9 +308,14 @@ impl<S: Store> Engine<S> {
             tokio::select! {
                 Some(result) = in_flight.next(), if !in_flight.is_empty() => {
                     idle = match result {
-                        Ok(report) => report.tasks == 0,
-                        Err(error) => {
+                        Ok(Ok(report)) => report.tasks == 0,
+                        Ok(Err(error)) => {
                             tracing::warn!(%error, "scheduling round failed; retrying after idle_poll");
+                            true
+                        }
+                        // Its tasks return when their leases end.
+                        Err(error) => {
+                            tracing::error!(%error, "a scheduling round panicked; retrying after idle_poll");
                             true
                         }
                     };

@@ -10,6 +10,12 @@ use io_server::{App, ServerConfig};
 
 mod cli;
 
+/// mimalloc rather than the system allocator: with glibc's, the store's committer thread and
+/// the runtime's threads contend on allocator locks (they free what the other allocated), and
+/// the store-backed dispatch bench ran about 1.6 times slower (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// io: a message delivery engine for public administrations.
 #[derive(Debug, Parser)]
 #[command(name = "io-server", version, about, after_help = EXIT_STATUS)]

@@ -45,6 +45,10 @@ use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 use tokio::sync::oneshot;
 
+/// The allocator io-server ships with (ARCHITECTURE.md, "Memory"), for io and its ceiling alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "reference-server",
