@@ -37,6 +37,8 @@ pub mod apns;
 pub mod email;
 #[cfg(feature = "fcm")]
 pub mod fcm;
+#[cfg(feature = "pec")]
+pub mod pec;
 #[cfg(feature = "push")]
 pub mod push;
 #[cfg(feature = "webhook")]
