@@ -2254,6 +2254,43 @@ mod sled_only {
         assert_eq!(store.services().await.unwrap().len(), 20);
     }
 
+    /// A journal appended to by several openings of the store keeps every entry, in order,
+    /// and verifies.
+    #[tokio::test]
+    async fn a_journal_written_across_reopenings_keeps_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = message("svc", &citizen(), T0, 1);
+        let accepted = {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.put_service(&service("svc", 1)).await.unwrap();
+            store.put_profile(&Profile::new(citizen())).await.unwrap();
+            store
+                .commit_accept(accept_record(&first, None))
+                .await
+                .unwrap();
+            store.journal(&first.id).await.unwrap().entries
+        };
+        assert!(!accepted.is_empty());
+        let processed = {
+            let store = SledStore::open(dir.path()).unwrap();
+            let email = delivery(&first, ChannelKind::Email, t(5_000));
+            process(&store, &first, vec![email], t(1_000)).await;
+            store.journal(&first.id).await.unwrap().entries
+        };
+        assert!(processed.len() > accepted.len());
+        assert_eq!(processed[..accepted.len()], accepted[..]);
+        let store = SledStore::open(dir.path()).unwrap();
+        // A second message accepted after the reopening writes under a new number too.
+        let second = message("svc", &citizen(), t(2_000), 2);
+        store
+            .commit_accept(accept_record(&second, None))
+            .await
+            .unwrap();
+        assert_eq!(store.journal(&first.id).await.unwrap().entries, processed);
+        verified_journal(&store, &first.id).await;
+        verified_journal(&store, &second.id).await;
+    }
+
     #[tokio::test]
     async fn committed_data_survives_dropping_and_reopening_the_directory() {
         let dir = tempfile::tempdir().unwrap();
