@@ -100,6 +100,23 @@ pub struct JournalHead {
     pub hash: String,
 }
 
+impl JournalHead {
+    /// The head after appending, to the journal that ends at `head` (or to an empty one), the
+    /// event whose JSON is `event_json` at `at`: the head of
+    /// [`JournalEntry::encode_after`], without building the entry's bytes. A store that keeps
+    /// entries compactly needs only this when it writes, and `encode_after` when it reads.
+    pub fn after(head: Option<&JournalHead>, at: Timestamp, event_json: &[u8]) -> JournalHead {
+        let (seq, prev_hash) = match head {
+            Some(head) => (head.seq + 1, head.hash.as_str()),
+            None => (0, GENESIS_HASH),
+        };
+        JournalHead {
+            seq,
+            hash: hash_encoded(prev_hash, seq, at, event_json),
+        }
+    }
+}
+
 /// How a journal fails verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JournalError {

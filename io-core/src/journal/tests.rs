@@ -184,6 +184,7 @@ fn encoded_entries_are_the_canonical_bytes_of_every_event_kind() {
         let (bytes, next) = JournalEntry::encode_after(head.as_ref(), at, &json);
         assert_eq!(bytes, expected.to_bytes(), "{event:?}");
         assert_eq!(next, expected.head());
+        assert_eq!(JournalHead::after(head.as_ref(), at, &json), next);
         assert_eq!(JournalEntry::from_bytes(0, &bytes).unwrap(), expected);
         head = Some(next);
     }

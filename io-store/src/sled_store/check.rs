@@ -56,7 +56,7 @@ fn decode_record(kind: u8, value: &[u8]) -> Option<(&'static str, Result<(), Sto
         kind::IDEMPOTENCY => typed::<pipeline::IdempotencyEntry>("idempotency", value),
         kind::STATE => Some(("message state", MessageState::decode(value).map(drop))),
         kind::ERASED => Some(("erased message", MessageState::decode(value).map(drop))),
-        kind::JOURNAL => Some(("journal", journal::decode_into(value, &mut Vec::new()))),
+        kind::JOURNAL => Some(("journal", journal::check_record(value))),
         kind::ATTEMPTS => Some((
             "attempts",
             pipeline::round_entries(value)

@@ -16,7 +16,7 @@
 
 use io_core::{
     AcceptOutcome, AcceptRecord, AttemptStart, CallbackRecord, Delivery, DeliveryRecord, Effect,
-    FiscalCode, Installation, JournalEntry, JournalEvent, MessageId, MessageStatus, ProcessRecord,
+    FiscalCode, Installation, JournalEvent, JournalHead, MessageId, MessageStatus, ProcessRecord,
     Profile, StoreError, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
@@ -74,8 +74,8 @@ fn append(
     let first_seq = state.journal_len();
     let mut entries = Vec::with_capacity(events.len());
     for event in events {
-        let (entry, head) = JournalEntry::encode_after(state.header.head.as_ref(), at, event);
-        entries.push(entry);
+        let head = JournalHead::after(state.header.head.as_ref(), at, event);
+        entries.push(super::journal::compact_entry(head.seq, at, event));
         state.header.head = Some(head);
     }
     tx.append_journal(message, first_seq, entries);
