@@ -824,18 +824,16 @@ impl Store for SledStore {
             return Vec::new();
         }
         let round = self.inner.rounds.fetch_add(1, Ordering::Relaxed);
-        let mut jobs = Vec::with_capacity(starts.len() + 1);
-        jobs.push(pipeline::round(round, &starts));
-        jobs.extend(
-            starts
-                .into_iter()
-                .map(|start| pipeline::start(start, round)),
-        );
-        let mut results = self.write_all(jobs, true).await;
-        let listed = results.remove(0);
-        match listed {
-            Ok(()) => results,
-            Err(error) => results.into_iter().map(|_| Err(error.clone())).collect(),
+        let count = starts.len();
+        match self
+            .inner
+            .committer
+            .apply(pipeline::starts(round, starts), true)
+            .await
+        {
+            Ok(Output::Each(results)) => results,
+            Ok(_) => vec![Err(StoreError::Backend("unexpected output".into())); count],
+            Err(error) => vec![Err(error); count],
         }
     }
 

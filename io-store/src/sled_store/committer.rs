@@ -65,6 +65,9 @@ pub(crate) enum Output {
     Swapped(bool),
     /// A count.
     Count(u64),
+    /// One result per item of a job that does several independent things (a round's attempt
+    /// starts).
+    Each(Vec<Result<(), StoreError>>),
 }
 
 /// A write of the store, run once on the committer thread.

@@ -7,8 +7,8 @@
 //! queues tasks. Every job that appends to a message's journal wakes its callback outbox if it
 //! was waiting.
 //!
-//! Attempt starts are written compactly: one `ATTEMPTS` record per `start_attempts` call lists
-//! its deliveries and attempt numbers, and the attempts in flight are kept in memory, where
+//! Attempt starts are written compactly: one job and one `ATTEMPTS` record per
+//! `start_attempts` call, the record listing its deliveries and attempt numbers, and the attempts in flight are kept in memory, where
 //! reads of a delivery see them (counted, outcome pending). An outcome ends its attempt; a
 //! round record is removed once none of its attempts is in flight. If the process dies, the
 //! records that remain tell the next opening which attempts were cut short
@@ -228,18 +228,27 @@ pub(crate) fn process(record: ProcessRecord) -> Job {
     })
 }
 
-/// The record listing the attempts a `start_attempts` call starts: per attempt, the message
-/// id, the channel code and the attempt number.
-pub(crate) fn round(round: u64, starts: &[AttemptStart]) -> Job {
+/// The job of a `start_attempts` call, one for the whole round: the record that lists its
+/// attempts (per attempt, the message id, the channel code and the attempt number), then each
+/// attempt started on its own — in flight (listed by that record), the lease kept; when the
+/// previous attempt's outcome was lost, the delivery as counted and the journal entry that says
+/// so are written too. One result per attempt (`Output::Each`): an attempt whose lease is lost
+/// fails before it writes anything, and fails alone.
+pub(crate) fn starts(round: u64, starts: Vec<AttemptStart>) -> Job {
     let mut value = Vec::with_capacity(starts.len() * 21);
-    for start in starts {
+    for start in &starts {
         value.extend_from_slice(&start.delivery.id.message.to_bytes());
         value.push(start.delivery.id.channel.code());
         value.extend_from_slice(&start.delivery.attempts.to_be_bytes());
     }
+    let prepared: Vec<PreparedStart> = starts.into_iter().map(PreparedStart::new).collect();
     Box::new(move |tx| {
         tx.insert(keys::raw(kind::ATTEMPTS, &round.to_be_bytes()), value);
-        Ok(Output::Done)
+        let results = prepared
+            .into_iter()
+            .map(|start| start.apply(tx, round))
+            .collect();
+        Ok(Output::Each(results))
     })
 }
 
@@ -256,37 +265,54 @@ pub(crate) fn round_entries(value: &[u8]) -> Option<Vec<(io_core::DeliveryId, u3
         .collect()
 }
 
-/// The job of one attempt start: the attempt in flight (listed by the round's record), the
-/// lease kept. When the previous attempt's outcome was lost, the delivery as counted and the
-/// journal entry that says so are written too.
-pub(crate) fn start(start: AttemptStart, round: u64) -> Job {
-    let AttemptStart {
-        task,
-        delivery,
-        event,
-        at,
-    } = start;
-    let (id, attempt) = (delivery.id, delivery.attempts);
-    let rewrite = event.is_some().then(|| {
-        let mut counted = delivery.clone();
-        // Stored as the attempt before this one, its outcome unknown: the attempt in flight
-        // is shown by the in-memory record, and counted when its outcome is written.
-        counted.attempts = attempt.saturating_sub(1);
-        counted.outcome_pending = false;
-        encode_delivery(&counted)
-    });
-    let events = encode_events(event.as_slice());
-    Box::new(move |tx| {
-        check_lease(tx, &task)?;
-        if let Some(bytes) = rewrite {
-            let mut state = task_state(tx, &task)?;
-            state.put_delivery(id.channel, bytes);
-            append(tx, id.message, &mut state, at, &events);
-            tx.put_state(id.message, Some(state));
+/// One attempt start, encoded off the committer thread.
+struct PreparedStart {
+    task: Task,
+    id: io_core::DeliveryId,
+    attempt: u32,
+    /// The delivery as counted and the `OutcomeUnknown` entry, when the previous outcome was
+    /// lost.
+    rewrite: Option<(Vec<u8>, EncodedEvents)>,
+    at: Timestamp,
+}
+
+impl PreparedStart {
+    fn new(start: AttemptStart) -> Self {
+        let AttemptStart {
+            task,
+            delivery,
+            event,
+            at,
+        } = start;
+        let (id, attempt) = (delivery.id, delivery.attempts);
+        let rewrite = event.map(|event| {
+            let mut counted = delivery;
+            // Stored as the attempt before this one, its outcome unknown: the attempt in
+            // flight is shown by the in-memory record, and counted when its outcome is written.
+            counted.attempts = attempt.saturating_sub(1);
+            counted.outcome_pending = false;
+            (encode_delivery(&counted), encode_events(&[event]))
+        });
+        PreparedStart {
+            task,
+            id,
+            attempt,
+            rewrite,
+            at,
         }
-        tx.attempt_started(id, attempt, round);
-        Ok(Output::Done)
-    })
+    }
+
+    fn apply(self, tx: &mut Tx<'_>, round: u64) -> Result<(), StoreError> {
+        check_lease(tx, &self.task)?;
+        if let Some((bytes, events)) = self.rewrite {
+            let mut state = task_state(tx, &self.task)?;
+            state.put_delivery(self.id.channel, bytes);
+            append(tx, self.id.message, &mut state, self.at, &events);
+            tx.put_state(self.id.message, Some(state));
+        }
+        tx.attempt_started(self.id, self.attempt, round);
+        Ok(())
+    }
 }
 
 /// The job of one delivery outcome or deferral, with the channel's effects.
