@@ -8,11 +8,11 @@
 //! was waiting.
 //!
 //! Attempt starts are written compactly: one job and one `ATTEMPTS` record per
-//! `start_attempts` call, the record listing its deliveries and attempt numbers, and the attempts in flight are kept in memory, where
-//! reads of a delivery see them (counted, outcome pending). An outcome ends its attempt; a
-//! round record is removed once none of its attempts is in flight. If the process dies, the
-//! records that remain tell the next opening which attempts were cut short
-//! (`recover_attempts` in `sled_store.rs`).
+//! `start_attempts` call, the record listing its deliveries and attempt numbers, and the
+//! attempts in flight are kept in memory, where reads of a delivery see them (counted, outcome
+//! pending). An outcome ends its attempt; a round record is removed once none of its attempts
+//! is in flight. If the process dies, the records that remain tell the next opening which
+//! attempts were cut short (`recover_attempts` in `sled_store.rs`).
 
 use io_core::{
     AcceptOutcome, AcceptRecord, AttemptStart, CallbackRecord, Delivery, DeliveryRecord, Effect,
