@@ -54,6 +54,7 @@ pub fn new_message(fiscal_code: &FiscalCode) -> NewMessage {
             ..Default::default()
         },
         feature_level_type: None,
+        legal_value: None,
     }
 }
 
@@ -192,6 +193,7 @@ pub fn sled_dispatch_fixture(dir: &std::path::Path, count: usize) -> (sled::Db, 
             next_attempt_at: Timestamp::from_millis(1_700_000_000_000),
             expires_at: Timestamp::from_millis(1_700_003_600_000),
             last_outcome: None,
+            legal_delivery_at: None,
             updated_at: Timestamp::from_millis(1_700_000_000_000),
         };
         let mut key = message.to_bytes().to_vec();

@@ -482,6 +482,12 @@ fn describe(outcome: &OutcomeRecord) -> String {
                 provider_ref.as_deref().unwrap_or("no ref")
             )
         }
+        OutcomeRecord::Submitted { provider_ref } => {
+            format!(
+                "submitted, awaiting receipts ({})",
+                provider_ref.as_deref().unwrap_or("no ref")
+            )
+        }
         OutcomeRecord::Transient {
             retry_after_ms,
             cause,

@@ -263,6 +263,7 @@ impl Demo {
                     ..NewMessageContent::default()
                 },
                 feature_level_type: None,
+                legal_value: None,
             },
             capabilities: SenderCapabilities::default(),
             idempotency_key: IdempotencyKey::parse(&format!("quickstart-{n}")).ok(),

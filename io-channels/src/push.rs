@@ -265,7 +265,8 @@ fn combine<'a>(
             effects.push(prune);
         }
         match result.outcome {
-            Outcome::Delivered { provider_ref } => {
+            // A push provider's answer is never "submitted" (only PEC's is).
+            Outcome::Delivered { provider_ref } | Outcome::Submitted { provider_ref } => {
                 notified.push(installation.installation_id.clone());
                 provider_refs.extend(provider_ref);
             }

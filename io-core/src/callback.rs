@@ -129,6 +129,8 @@ pub fn event_type(event: &JournalEvent) -> String {
         JournalEvent::Attempted { state, .. } => format!("delivery.{}", state_name(state)),
         JournalEvent::OutcomeUnknown { .. } => "delivery.outcome_unknown".to_owned(),
         JournalEvent::Expired { .. } => "delivery.expired".to_owned(),
+        JournalEvent::ReceiptRecorded { receipt, .. } => format!("delivery.receipt.{receipt}"),
+        JournalEvent::ReceiptOverdue { .. } => "delivery.receipt_overdue".to_owned(),
     }
 }
 
@@ -136,6 +138,7 @@ fn state_name(state: &DeliveryState) -> &'static str {
     match state {
         DeliveryState::Pending => "pending",
         DeliveryState::Retrying => "retrying",
+        DeliveryState::Submitted { .. } => "submitted",
         DeliveryState::Sent => "sent",
         DeliveryState::Expired => "expired",
         DeliveryState::Failed { .. } => "failed",

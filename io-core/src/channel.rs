@@ -21,11 +21,14 @@ pub enum ChannelKind {
     Email,
     /// A push notification to the citizen's devices (IO: "webhook").
     Push,
+    /// Certified email (PEC) to the citizen's digital domicile, for messages with legal value:
+    /// SENT only when the recipient's provider certifies delivery (`avvenuta-consegna`).
+    Pec,
 }
 
 impl ChannelKind {
     /// Every kind, in decision order.
-    pub const ALL: [ChannelKind; 3] = [Self::Inbox, Self::Email, Self::Push];
+    pub const ALL: [ChannelKind; 4] = [Self::Inbox, Self::Email, Self::Push, Self::Pec];
 
     /// The lower-case name used in ids, keys and metrics labels.
     pub fn as_str(self) -> &'static str {
@@ -33,6 +36,7 @@ impl ChannelKind {
             Self::Inbox => "inbox",
             Self::Email => "email",
             Self::Push => "push",
+            Self::Pec => "pec",
         }
     }
 
@@ -42,6 +46,7 @@ impl ChannelKind {
             Self::Inbox => 1,
             Self::Email => 2,
             Self::Push => 3,
+            Self::Pec => 4,
         }
     }
 
@@ -75,7 +80,7 @@ impl FromStr for ChannelKind {
 
 /// A channel name that is not one of [`ChannelKind::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown channel {0:?}, expected inbox, email or push")]
+#[error("unknown channel {0:?}, expected inbox, email, push or pec")]
 pub struct UnknownChannel(pub String);
 
 /// Everything a channel needs for one attempt.

@@ -47,12 +47,14 @@ pub struct Route {
     pub email: Option<EmailAddress>,
     /// A push notification to the citizen's devices.
     pub push: bool,
+    /// Certified email (PEC) to this digital domicile: a message with legal value.
+    pub pec: Option<EmailAddress>,
 }
 
 impl Route {
     /// The chosen channels, in [`ChannelKind::ALL`] order.
     pub fn channels(&self) -> Vec<ChannelKind> {
-        let mut channels = Vec::with_capacity(3);
+        let mut channels = Vec::with_capacity(4);
         if self.inbox {
             channels.push(ChannelKind::Inbox);
         }
@@ -61,6 +63,9 @@ impl Route {
         }
         if self.push {
             channels.push(ChannelKind::Push);
+        }
+        if self.pec.is_some() {
+            channels.push(ChannelKind::Pec);
         }
         channels
     }
@@ -76,16 +81,25 @@ impl Route {
 /// - email iff inbox ∧ email enabled ∧ validated ∧ not bounced ∧ an address ∧ EMAIL not blocked
 ///   (LEGACY map; AUTO and MANUAL: a preference's false email flag — IO blocks it in LEGACY
 ///   only) ∧ no secure channels required (the message's flag, else the service's);
-/// - push iff inbox ∧ push enabled ∧ WEBHOOK not blocked ∧ at least one device.
+/// - push iff inbox ∧ push enabled ∧ WEBHOOK not blocked ∧ at least one device;
+/// - PEC iff the message has legal value ∧ the profile has a digital domicile, whatever the
+///   preferences and activations (io-reference §8: legal delivery cannot be opted out of, only
+///   made to the domicile). A legal message whose inbox is not allowed goes by PEC alone
+///   (PROCESSED, not REJECTED); without a domicile it follows the ordinary rules.
 pub fn decide(input: DecisionInput<'_>) -> Result<Route, RejectionReason> {
     if input.message.fiscal_code.is_sandbox() {
         return Ok(Route {
             inbox: false,
             email: input.service.owner_email.clone(),
             push: false,
+            pec: None,
         });
     }
     let profile = input.profile.ok_or(RejectionReason::UserNotFound)?;
+    let pec = profile
+        .digital_domicile
+        .clone()
+        .filter(|_| input.message.legal_value);
     let blocked = blocked_channels(profile, input.preference, input.service);
     if !inbox_allowed(SenderAllowedInput {
         profile,
@@ -95,7 +109,15 @@ pub fn decide(input: DecisionInput<'_>) -> Result<Route, RejectionReason> {
         now: input.now,
         activation_grace: input.activation_grace,
     }) {
-        return Err(RejectionReason::ServiceNotAllowed);
+        return match pec {
+            Some(pec) => Ok(Route {
+                inbox: false,
+                email: None,
+                push: false,
+                pec: Some(pec),
+            }),
+            None => Err(RejectionReason::ServiceNotAllowed),
+        };
     }
 
     let secure = input
@@ -124,6 +146,7 @@ pub fn decide(input: DecisionInput<'_>) -> Result<Route, RejectionReason> {
         inbox: true,
         email,
         push,
+        pec,
     })
 }
 

@@ -41,6 +41,10 @@ pub struct Delivery {
     pub expires_at: Timestamp,
     /// The last attempt's outcome.
     pub last_outcome: Option<OutcomeRecord>,
+    /// PEC only: the legal delivery time, as the delivery receipt (`avvenuta-consegna`)
+    /// certifies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_delivery_at: Option<Timestamp>,
     /// When the state last changed.
     pub updated_at: Timestamp,
 }
@@ -58,6 +62,11 @@ pub enum DeliveryTarget {
     },
     /// The citizen's registered devices, read at send time.
     Push,
+    /// The citizen's digital domicile (a PEC mailbox).
+    Pec {
+        /// The address.
+        address: EmailAddress,
+    },
 }
 
 impl fmt::Debug for DeliveryTarget {
@@ -66,6 +75,7 @@ impl fmt::Debug for DeliveryTarget {
             Self::Inbox => f.write_str("Inbox"),
             Self::Email { address } => write!(f, "Email({address:?})"),
             Self::Push => f.write_str("Push"),
+            Self::Pec { address } => write!(f, "Pec({address:?})"),
         }
     }
 }
@@ -79,7 +89,16 @@ pub enum DeliveryState {
     Pending,
     /// A previous attempt failed temporarily; retrying (IO: THROTTLED).
     Retrying,
-    /// Handed to the provider.
+    /// PEC only: handed to the sender's PEC provider, waiting for its receipts. Due again when
+    /// the acceptance receipt is overdue (another attempt, the same `Message-ID`) or, once
+    /// accepted, when the delivery receipt is (FAILED).
+    Submitted {
+        /// When the provider took the submission over SMTP.
+        submitted_at: Timestamp,
+        /// The legal time of the acceptance receipt (`accettazione`), once it arrived.
+        accepted_at: Option<Timestamp>,
+    },
+    /// Handed to the provider (PEC: delivered, as the recipient's provider certifies).
     Sent,
     /// The time-to-live passed before it could be sent.
     Expired,
@@ -109,6 +128,7 @@ impl DeliveryState {
         match self {
             Self::Pending => "PENDING",
             Self::Retrying => "THROTTLED",
+            Self::Submitted { .. } => "SUBMITTED",
             Self::Sent => "SENT",
             Self::Expired => "EXPIRED",
             Self::Failed { .. } => "FAILED",

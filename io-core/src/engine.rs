@@ -15,6 +15,7 @@ mod deliver;
 mod id_generator;
 mod observer;
 mod process;
+mod receipt;
 mod round;
 mod submit;
 
@@ -31,6 +32,7 @@ pub use observer::{Committed, Observer};
 pub use round::RoundReport;
 pub use submit::{Accepted, Submission, SubmitError};
 
+use crate::pec::ReceiptWindows;
 use crate::rate_limit::Limiters;
 use crate::{
     CallbackPolicy, CallbackSender, Channel, ChannelKind, Clock, DEFAULT_ACTIVATION_GRACE,
@@ -79,6 +81,8 @@ pub struct EngineConfig {
     pub decide_at_accept: bool,
     /// Sender callbacks: retries and their limit.
     pub callbacks: CallbackPolicy,
+    /// How long a PEC delivery waits for its acceptance and delivery receipts.
+    pub pec_receipts: ReceiptWindows,
 }
 
 impl Default for EngineConfig {
@@ -98,6 +102,7 @@ impl Default for EngineConfig {
             rng_seed: None,
             decide_at_accept: true,
             callbacks: CallbackPolicy::default(),
+            pec_receipts: ReceiptWindows::default(),
         }
     }
 }

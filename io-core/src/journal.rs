@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::pec::ReceiptKind;
 use crate::{
     ChannelKind, DeliveryState, FiscalCodeHash, OutcomeRecord, RejectionReason, ServiceId,
     Timestamp,
@@ -71,6 +72,31 @@ pub enum JournalEvent {
     Expired {
         /// The channel.
         channel: ChannelKind,
+    },
+    /// A PEC receipt arrived; its exact bytes are kept in the store under `sha256` (the
+    /// evidence a third party checks against this entry).
+    ReceiptRecorded {
+        /// The channel (PEC).
+        channel: ChannelKind,
+        /// What it certifies.
+        receipt: ReceiptKind,
+        /// The legal time the provider certifies.
+        issued_at: Timestamp,
+        /// The provider's identifier of the message.
+        provider_id: String,
+        /// SHA-256 of the receipt's bytes, lower-case hex.
+        sha256: String,
+        /// The delivery's state afterwards.
+        state: DeliveryState,
+    },
+    /// A PEC receipt did not arrive within its window.
+    ReceiptOverdue {
+        /// The channel (PEC).
+        channel: ChannelKind,
+        /// The receipt that was awaited.
+        awaited: ReceiptKind,
+        /// The delivery's state afterwards (submitted again, or FAILED).
+        state: DeliveryState,
     },
 }
 

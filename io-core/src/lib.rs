@@ -21,6 +21,7 @@
 //! - [`notification_text`]: the email teaser and the push texts.
 //! - [`backoff`], [`rate_limit`]: the retry schedule and the delivery rate limits.
 //! - [`journal`]: the hash-chained evidence journal and its verification.
+//! - [`pec`]: PEC receipts and what each does to a PEC delivery.
 //! - [`store`], [`channel`], [`clock`]: the traits the engine needs.
 //! - [`engine`]: submit, process, dispatch, retry, expire.
 //! - [`timestamp`]: instants as milliseconds since the epoch.
@@ -47,6 +48,7 @@ pub mod network;
 pub mod notification_text;
 pub mod organization_fiscal_code;
 pub mod outcome;
+pub mod pec;
 pub mod preference;
 pub mod profile;
 pub mod rate_limit;
@@ -94,8 +96,8 @@ pub use service::{Service, ServiceCategory, ServiceMetadata, ServiceScope};
 pub use status::{MessageStatus, RejectionReason};
 pub use store::{
     AcceptOutcome, AcceptRecord, AttemptStart, CallbackRecord, DeliveryRecord, DueRequest, Erasure,
-    ErasureReport, Lease, ProcessRecord, Store, StoreError, StoredJournal, StoredMessage, Task,
-    TaskKind,
+    ErasureReport, Evidence, Lease, ProcessRecord, ReceiptOutcome, ReceiptRecord, Store,
+    StoreError, StoredJournal, StoredMessage, Task, TaskKind,
 };
 pub use subscription_feed::{DayFeed, FeedDay, FeedEvent, FeedScope, Subscription};
 pub use timestamp::{Timestamp, TimestampError};

@@ -52,6 +52,10 @@ pub struct NewMessage {
     /// `STANDARD` (default) or `ADVANCED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature_level_type: Option<String>,
+    /// io's extension: the message has legal value, so it also goes by PEC to the citizen's
+    /// digital domicile, whatever the citizen's per-service preferences (io-reference §8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_value: Option<bool>,
 }
 
 /// The `content` object of a [`NewMessage`].
@@ -342,6 +346,14 @@ pub struct ValidMessage {
     pub time_to_live_secs: u64,
     /// STANDARD or ADVANCED.
     pub feature_level: FeatureLevel,
+    /// Legal value: delivered by PEC to the digital domicile too (absent when false, so the
+    /// content hash of an ordinary message is what it always was).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub legal_value: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 impl ValidMessage {
@@ -433,6 +445,7 @@ impl NewMessage {
             content,
             time_to_live_secs,
             feature_level,
+            legal_value: self.legal_value.unwrap_or(false),
         })
     }
 }

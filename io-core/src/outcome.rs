@@ -16,6 +16,12 @@ pub enum Outcome {
         /// The provider's own id for it, kept as evidence (e.g. APNs `apns-id`, SMTP queue id).
         provider_ref: Option<String>,
     },
+    /// PEC: the sender's provider took the message; whether it is delivered, its receipts will
+    /// say (`Engine::record_receipt`).
+    Submitted {
+        /// The SMTP server's answer (queue id), kept as evidence.
+        provider_ref: Option<String>,
+    },
     /// A failure that may succeed later: timeout, connection error, 5xx.
     Transient {
         /// The provider's hint (`Retry-After`), honoured as a lower bound.
@@ -83,6 +89,11 @@ pub enum OutcomeRecord {
         /// The provider's reference.
         provider_ref: Option<String>,
     },
+    /// See [`Outcome::Submitted`].
+    Submitted {
+        /// The provider's reference.
+        provider_ref: Option<String>,
+    },
     /// See [`Outcome::Transient`].
     Transient {
         /// The provider's hint in milliseconds.
@@ -112,6 +123,9 @@ impl From<&Outcome> for OutcomeRecord {
     fn from(outcome: &Outcome) -> Self {
         match outcome {
             Outcome::Delivered { provider_ref } => Self::Delivered {
+                provider_ref: provider_ref.clone(),
+            },
+            Outcome::Submitted { provider_ref } => Self::Submitted {
                 provider_ref: provider_ref.clone(),
             },
             Outcome::Transient { retry_after, cause } => Self::Transient {

@@ -40,6 +40,11 @@ pub struct Profile {
     pub accepted_tos_version: Option<u32>,
     /// A test profile (IO's internal testers).
     pub is_test_profile: bool,
+    /// The citizen's digital domicile (domicilio digitale): a PEC mailbox, set by the citizen
+    /// or imported from the national registry (INAD) through the admin API. Messages with
+    /// legal value go there by PEC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digital_domicile: Option<EmailAddress>,
     /// Optimistic-concurrency version: 0 on creation, +1 on each accepted update.
     pub version: u64,
 }
@@ -155,6 +160,7 @@ impl Profile {
             reminder_status: ReminderStatus::Unset,
             accepted_tos_version: None,
             is_test_profile: false,
+            digital_domicile: None,
             version: 0,
         }
     }

@@ -15,7 +15,8 @@ use std::future::Future;
 
 pub use records::{
     AcceptOutcome, AcceptRecord, AttemptStart, CallbackRecord, DeliveryRecord, DueRequest, Erasure,
-    ErasureReport, Lease, ProcessRecord, StoredJournal, StoredMessage, Task, TaskKind,
+    ErasureReport, Evidence, Lease, ProcessRecord, ReceiptOutcome, ReceiptRecord, StoredJournal,
+    StoredMessage, Task, TaskKind,
 };
 
 use crate::{
@@ -324,6 +325,21 @@ pub trait Store: Send + Sync + 'static {
                 .unwrap_or_else(|| Err(StoreError::Backend("no result for the record".into())))
         }
     }
+    /// Records a PEC receipt in one atomic, durable write: its bytes as [`Evidence`] of the
+    /// message, a `ReceiptRecorded` journal entry, and the PEC delivery as
+    /// [`pec::after_receipt`](crate::pec::after_receipt) leaves it (queued again, or out of the
+    /// queue when final). A lease on the delivery's task is released, so an attempt in flight
+    /// cannot overwrite what the receipt says; its outcome is journaled unknown. The same bytes
+    /// again write nothing (`Duplicate`): reading a mailbox twice counts nothing twice.
+    fn commit_receipt(
+        &self,
+        record: ReceiptRecord,
+    ) -> impl Future<Output = Result<ReceiptOutcome, StoreError>> + Send;
+    /// The receipts kept as evidence of a message, in the order they were recorded.
+    fn evidence(
+        &self,
+        message: &MessageId,
+    ) -> impl Future<Output = Result<Vec<Evidence>, StoreError>> + Send;
     /// A message's callback outbox, if open.
     fn callback_cursor(
         &self,

@@ -60,6 +60,10 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
             "/profiles/{fiscal_code}/email-validation",
             put(validate_email::<S>),
         )
+        .route(
+            "/profiles/{fiscal_code}/digital-domicile",
+            put(put_digital_domicile::<S>),
+        )
         .route("/messages/{id}", get(lookup_message::<S>))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
@@ -490,6 +494,55 @@ async fn validate_email<S: Store>(
     }
     Err(Problem::conflict(
         "version: the profile kept changing while its email was being validated; retry",
+    ))
+}
+
+/// `PUT /adm/profiles/{fiscal_code}/digital-domicile` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomicilePayload {
+    /// The PEC address, or `null` to remove it; required.
+    #[serde(deserialize_with = "crate::body::present")]
+    digital_domicile: Option<Option<String>>,
+}
+
+/// `PUT /adm/profiles/{fiscal_code}/digital-domicile`: sets (or removes) the citizen's digital
+/// domicile as the national registry (INAD) has it; messages with legal value go there by PEC.
+/// 404 without a profile: io reaches only citizens with a profile.
+async fn put_digital_domicile<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Path(fiscal_code): Path<String>,
+    JsonBody(payload): JsonBody<DomicilePayload>,
+) -> ApiResult<Json<Profile>> {
+    let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
+    let domicile = payload
+        .digital_domicile
+        .flatten()
+        .as_deref()
+        .map(EmailAddress::parse)
+        .transpose()
+        .map_err(|e| Problem::bad_request(format!("digital_domicile: {e}")))?;
+    for _ in 0..VALIDATION_ATTEMPTS {
+        let profile = app
+            .store
+            .profile(&fiscal_code)
+            .await?
+            .ok_or_else(|| Problem::not_found("no profile for this fiscal code"))?;
+        if profile.digital_domicile == domicile {
+            return Ok(Json(profile));
+        }
+        let mut next = profile.clone();
+        next.digital_domicile = domicile.clone();
+        next.version = profile.version + 1;
+        match app.store.put_profile(&next).await {
+            Ok(()) => return Ok(Json(next)),
+            // The citizen changed the profile meanwhile: start over from the new version.
+            Err(StoreError::Conflict { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(Problem::conflict(
+        "version: the profile kept changing while its domicile was being set; retry",
     ))
 }
 

@@ -80,3 +80,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         .map_err(|error| Problem::bad_request(format!("malformed JSON body: {error}")))?;
     Ok(value)
 }
+
+/// Reads a nullable field so that `null` (`Some(None)`) differs from an absent field (`None`,
+/// with `#[serde(default)]`); without `default`, an absent field is an error.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    <Option<String> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}

@@ -56,6 +56,7 @@ struct Tables {
     deliveries: BTreeMap<(&'static str, &'static str), u64>,
     retries: BTreeMap<&'static str, u64>,
     outcome_unknown: BTreeMap<&'static str, u64>,
+    receipts: BTreeMap<&'static str, u64>,
     requests: BTreeMap<(String, &'static str, u16), Histogram>,
     corrupt: BTreeMap<&'static str, u64>,
     delivered_latency: BTreeMap<&'static str, Histogram>,
@@ -177,6 +178,14 @@ impl Metrics {
         }
         counter(
             &mut out,
+            "io_pec_receipts_total",
+            "PEC receipts recorded as evidence, by kind (accettazione, avvenuta-consegna, ...).",
+        );
+        for (kind, n) in &tables.receipts {
+            let _ = writeln!(out, "io_pec_receipts_total{{kind=\"{kind}\"}} {n}");
+        }
+        counter(
+            &mut out,
             "io_store_corrupt_records_total",
             "Requests that met a damaged stored record, by record kind (run io-server store check).",
         );
@@ -238,6 +247,30 @@ impl Observer for Metrics {
                     .deliveries
                     .entry((channel.as_str(), "EXPIRED"))
                     .or_default() += 1;
+            }
+            JournalEvent::ReceiptRecorded {
+                channel,
+                receipt,
+                state,
+                ..
+            } => {
+                let mut tables = self.tables();
+                *tables.receipts.entry(receipt.as_str()).or_default() += 1;
+                if state.is_final() {
+                    *tables
+                        .deliveries
+                        .entry((channel.as_str(), state.as_str()))
+                        .or_default() += 1;
+                }
+            }
+            JournalEvent::ReceiptOverdue { channel, state, .. } => {
+                if state.is_final() {
+                    *self
+                        .tables()
+                        .deliveries
+                        .entry((channel.as_str(), state.as_str()))
+                        .or_default() += 1;
+                }
             }
             JournalEvent::Attempted { channel, state, .. } => {
                 let mut tables = self.tables();

@@ -117,6 +117,9 @@ pub struct MessageView {
     pub sender_service_id: String,
     /// STANDARD or ADVANCED.
     pub feature_level_type: &'static str,
+    /// io's extension: delivered by PEC to the digital domicile too (absent when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub legal_value: bool,
 }
 
 impl From<&Message> for MessageView {
@@ -132,6 +135,7 @@ impl From<&Message> for MessageView {
                 io_core::FeatureLevel::Standard => "STANDARD",
                 io_core::FeatureLevel::Advanced => "ADVANCED",
             },
+            legal_value: m.body.legal_value,
         }
     }
 }
@@ -150,9 +154,9 @@ pub struct NotificationView {
 /// One channel's delivery, which IO no longer reports and io does.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryView {
-    /// inbox, email or push.
+    /// inbox, email, push or pec.
     pub channel: &'static str,
-    /// PENDING, THROTTLED, SENT, EXPIRED or FAILED.
+    /// PENDING, THROTTLED, SUBMITTED (PEC), SENT, EXPIRED or FAILED.
     pub status: &'static str,
     /// Attempts made.
     pub attempts: u32,
@@ -164,6 +168,9 @@ pub struct DeliveryView {
     /// Why it failed, when FAILED.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// PEC: the legal delivery time its delivery receipt certifies (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_delivery_at: Option<String>,
 }
 
 impl From<&Delivery> for DeliveryView {
@@ -184,6 +191,7 @@ impl From<&Delivery> for DeliveryView {
                 } => Some("invalid_recipient".into()),
                 _ => None,
             },
+            legal_delivery_at: d.legal_delivery_at.map(io_core::Timestamp::to_rfc3339),
         }
     }
 }
@@ -216,7 +224,7 @@ impl MessageResponse {
             match d.id.channel {
                 io_core::ChannelKind::Email => notification.email = Some(d.state.as_str()),
                 io_core::ChannelKind::Push => notification.webhook = Some(d.state.as_str()),
-                io_core::ChannelKind::Inbox => {}
+                io_core::ChannelKind::Inbox | io_core::ChannelKind::Pec => {}
             }
         }
         let has_notifications = notification.email.is_some() || notification.webhook.is_some();

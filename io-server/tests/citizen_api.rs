@@ -1687,3 +1687,168 @@ async fn a_server_with_workers_sweeps_due_requests_in_the_background_and_finishe
         .unwrap();
     assert_eq!(request.status, RequestStatus::Closed);
 }
+
+#[tokio::test]
+async fn the_digital_domicile_is_set_by_the_citizen_or_the_admin_and_checked() {
+    let server = TestServer::start().await;
+    let token = server.citizen_token(CITIZEN).await;
+    let domicile = |fiscal_code: &str, body: Value| {
+        server
+            .admin(
+                Method::PUT,
+                &format!("/adm/profiles/{fiscal_code}/digital-domicile"),
+            )
+            .json(&body)
+            .send()
+    };
+    // No profile: the admin cannot attach a domicile to nobody.
+    let none = domicile(
+        CITIZEN,
+        json!({"digital_domicile": "mario.rossi@pec.example.it"}),
+    );
+    expect_problem(none.await.unwrap(), StatusCode::NOT_FOUND).await;
+    let created = create_profile(&server, &token).await;
+    assert!(created.get("digital_domicile").is_none(), "{created}");
+    // Set as imported from the registry: the domain lower-cased, a new version.
+    let set: Value = domicile(
+        CITIZEN,
+        json!({"digital_domicile": "Mario.Rossi@PEC.example.it"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(set["digital_domicile"], "Mario.Rossi@pec.example.it");
+    assert_eq!(set["version"], 1);
+    assert_eq!(citizen_get(&server, "/profile", &token).await, set);
+    // The same again changes nothing.
+    let again: Value = domicile(
+        CITIZEN,
+        json!({"digital_domicile": "Mario.Rossi@pec.example.it"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(again["version"], 1);
+    // The citizen changes it; an update without the field keeps it; null removes it.
+    let changed = update_profile(
+        &server,
+        &token,
+        json!({"version": 1, "digital_domicile": "mario@pec.altro.example.it"}),
+    )
+    .await;
+    assert_eq!(changed["digital_domicile"], "mario@pec.altro.example.it");
+    let kept = update_profile(
+        &server,
+        &token,
+        json!({"version": 2, "is_inbox_enabled": true}),
+    )
+    .await;
+    assert_eq!(kept["digital_domicile"], "mario@pec.altro.example.it");
+    let removed = update_profile(
+        &server,
+        &token,
+        json!({"version": 3, "digital_domicile": null}),
+    )
+    .await;
+    assert!(removed.get("digital_domicile").is_none(), "{removed}");
+    // Malformed addresses and bodies are refused, naming the field, and change nothing.
+    let bad = post_profile(
+        &server,
+        &token,
+        json!({"version": 4, "digital_domicile": "no-at-sign"}),
+    )
+    .await;
+    let problem = expect_problem(bad, StatusCode::BAD_REQUEST).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("digital_domicile"),
+        "{problem}"
+    );
+    for body in [
+        json!({"digital_domicile": "not an address"}),
+        json!({"digital_domicile": 42}),
+        json!({"domicile": "mario@pec.example.it"}),
+        json!({}),
+    ] {
+        let refused = domicile(CITIZEN, body.clone()).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    let bad_code = domicile("NOTACODE", json!({"digital_domicile": null}));
+    expect_problem(bad_code.await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert_eq!(citizen_get(&server, "/profile", &token).await, removed);
+}
+
+#[tokio::test]
+async fn a_legal_message_without_a_pec_channel_follows_the_ordinary_rules() {
+    let server = TestServer::start().await;
+    let (_, key) = server.create_service(ALL_GROUPS).await;
+    let token = server.citizen_token(CITIZEN).await;
+    create_profile(&server, &token).await;
+    server
+        .admin(
+            Method::PUT,
+            &format!("/adm/profiles/{CITIZEN}/digital-domicile"),
+        )
+        .json(&json!({"digital_domicile": "mario.rossi@pec.example.it"}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = message_body();
+    body["legal_value"] = json!(true);
+    let send = |body: Value| {
+        server
+            .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+            .json(&body)
+            .send()
+    };
+    let response = send(body.clone()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.drain().await;
+    let shown: Value = server
+        .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
+        .fetch_json()
+        .await;
+    assert_eq!(shown["status"], "PROCESSED");
+    assert_eq!(shown["message"]["legal_value"], true);
+    let channels: Vec<&str> = shown["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["inbox"], "no PEC channel is configured");
+    // With the inbox off, there is no way to reach the citizen: rejected, as any message.
+    update_profile(
+        &server,
+        &token,
+        json!({"version": 1, "is_inbox_enabled": false}),
+    )
+    .await;
+    let response = send(body).await.unwrap();
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.drain().await;
+    let shown: Value = server
+        .api(Method::GET, &format!("/messages/{CITIZEN}/{id}"), &key)
+        .fetch_json()
+        .await;
+    assert_eq!(shown["status"], "REJECTED");
+    assert_eq!(shown["rejection_reason"], "SERVICE_NOT_ALLOWED");
+    // A non-boolean flag is refused.
+    let mut bad = message_body();
+    bad["legal_value"] = json!("yes");
+    let refused = send(bad).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}

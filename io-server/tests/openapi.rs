@@ -54,6 +54,7 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/activations"),
     ("POST", "/citizen-tokens"),
     ("PUT", "/profiles/{fiscal_code}/email-validation"),
+    ("PUT", "/profiles/{fiscal_code}/digital-domicile"),
     ("GET", "/messages/{id}"),
 ];
 

@@ -44,11 +44,11 @@ use std::time::Duration;
 use io_core::{
     AcceptOutcome, AcceptRecord, Activation, ApiKeyOwner, AttemptStart, CallbackCursor,
     CallbackRecord, CallbackTarget, Choice, DataRequest, DayFeed, Delivery, DeliveryId,
-    DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, FeedDay, FeedEvent,
+    DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence, FeedDay, FeedEvent,
     FeedScope, FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation, InstallationId,
-    KeyHash, Message, MessageFlags, MessageId, ProcessRecord, Profile, Service, ServiceAccess,
-    ServiceId, ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind,
-    Timestamp,
+    KeyHash, Message, MessageFlags, MessageId, ProcessRecord, Profile, ReceiptOutcome,
+    ReceiptRecord, Service, ServiceAccess, ServiceId, ServicePreference, Store, StoreError,
+    StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -842,6 +842,38 @@ impl Store for SledStore {
         let durable = records.iter().any(|r| !r.events.is_empty());
         let jobs = records.into_iter().map(pipeline::delivery).collect();
         self.write_all(jobs, durable).await
+    }
+
+    async fn commit_receipt(&self, record: ReceiptRecord) -> Result<ReceiptOutcome, StoreError> {
+        match self.write(pipeline::receipt(record)).await? {
+            Output::Receipt(outcome) => Ok(outcome),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn evidence(&self, message: &MessageId) -> Result<Vec<Evidence>, StoreError> {
+        let mut found = Vec::new();
+        for item in self
+            .tree()
+            .scan_prefix(keys::message(kind::EVIDENCE, message))
+        {
+            let (key, value) = item.map_err(backend)?;
+            let corrupt = || StoreError::Corrupt {
+                what: "evidence",
+                detail: "a record shorter than its layout".into(),
+            };
+            let sha256 = key.get(17..49).ok_or_else(corrupt)?;
+            let (seq, bytes) = pipeline::evidence_value(&value).ok_or_else(corrupt)?;
+            found.push((
+                seq,
+                Evidence {
+                    sha256: hex::encode(sha256),
+                    bytes: bytes.to_vec(),
+                },
+            ));
+        }
+        found.sort_by_key(|(seq, _)| *seq);
+        Ok(found.into_iter().map(|(_, evidence)| evidence).collect())
     }
 
     async fn callback_cursor(

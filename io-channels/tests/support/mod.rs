@@ -481,6 +481,7 @@ impl Harness {
                     ..Default::default()
                 },
                 feature_level_type: None,
+                legal_value: None,
             },
             capabilities: SenderCapabilities::default(),
             idempotency_key: None,

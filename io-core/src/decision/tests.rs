@@ -9,6 +9,7 @@ use crate::{
 const CITIZEN: &str = "RSSMRA85T10A562S";
 const CITIZEN_EMAIL: &str = "mario.rossi@example.it";
 const OWNER_EMAIL: &str = "sviluppo@comune.example.it";
+const DOMICILE: &str = "mario.rossi@pec.example.it";
 const SERVICE: &str = "01HQRD0N2X9P6XQ3X9N7VZJ4JA";
 const OTHER_SERVICE: &str = "01HQRD0N2X9P6XQ3X9N7VZJ4JB";
 /// The profile's settings version once it has left LEGACY mode.
@@ -45,6 +46,12 @@ impl Case {
 
     fn profile(&mut self) -> &mut Profile {
         self.profile.as_mut().expect("the row keeps the profile")
+    }
+
+    /// A message with legal value to a citizen with a digital domicile.
+    fn legal(&mut self) {
+        self.message.legal_value = true;
+        self.profile().digital_domicile = Some(email(DOMICILE));
     }
 
     fn set_mode(&mut self, mode: ServicePreferencesMode) {
@@ -138,6 +145,7 @@ fn message() -> ValidMessage {
         },
         time_to_live_secs: 3_600,
         feature_level: FeatureLevel::Standard,
+        legal_value: false,
     }
 }
 
@@ -162,6 +170,25 @@ fn route(with_email: bool, push: bool) -> Result<Route, RejectionReason> {
         inbox: true,
         email: with_email.then(|| email(CITIZEN_EMAIL)),
         push,
+        pec: None,
+    })
+}
+
+/// The baseline route plus PEC to the citizen's domicile.
+fn legal_route(with_email: bool, push: bool) -> Result<Route, RejectionReason> {
+    route(with_email, push).map(|route| Route {
+        pec: Some(email(DOMICILE)),
+        ..route
+    })
+}
+
+/// PEC alone: a legal message whose inbox is not allowed.
+fn pec_only() -> Result<Route, RejectionReason> {
+    Ok(Route {
+        inbox: false,
+        email: None,
+        push: false,
+        pec: Some(email(DOMICILE)),
     })
 }
 
@@ -170,6 +197,7 @@ fn sandbox_route(owner: Option<&str>) -> Result<Route, RejectionReason> {
         inbox: false,
         email: owner.map(email),
         push: false,
+        pec: None,
     })
 }
 
@@ -524,6 +552,79 @@ fn decide_follows_every_rule_of_the_reference() {
             },
             sandbox_route(None),
         ),
+        // PEC: a message with legal value goes to the digital domicile, whatever the
+        // preferences; without a domicile, or without legal value, nothing changes.
+        row(
+            "legal message to a citizen with a domicile",
+            |c| c.legal(),
+            legal_route(true, true),
+        ),
+        row(
+            "domicile but an ordinary message",
+            |c| c.profile().digital_domicile = Some(email(DOMICILE)),
+            all.clone(),
+        ),
+        row(
+            "legal message, no domicile",
+            |c| c.message.legal_value = true,
+            all.clone(),
+        ),
+        row(
+            "legal message, inbox disabled in the profile: PEC alone",
+            |c| {
+                c.legal();
+                c.profile().is_inbox_enabled = false;
+            },
+            pec_only(),
+        ),
+        row(
+            "legal message, legacy: inbox blocked: PEC alone",
+            |c| {
+                c.legal();
+                c.block(SERVICE, &[Inbox, Email, Webhook]);
+            },
+            pec_only(),
+        ),
+        row(
+            "legal message, manual mode without a preference: PEC alone",
+            |c| {
+                c.legal();
+                c.set_mode(Manual);
+            },
+            pec_only(),
+        ),
+        row(
+            "legal message, special service not activated: PEC alone",
+            |c| {
+                c.legal();
+                c.special(Some(Inactive));
+            },
+            pec_only(),
+        ),
+        row(
+            "legal message, secure channels required: no email, PEC kept",
+            |c| {
+                c.legal();
+                c.message.content.require_secure_channels = Some(true);
+            },
+            legal_route(false, true),
+        ),
+        row(
+            "legal message, no profile",
+            |c| {
+                c.message.legal_value = true;
+                c.profile = None;
+            },
+            Err(UserNotFound),
+        ),
+        row(
+            "legal message to the sandbox recipient: the owner's email only",
+            |c| {
+                c.legal();
+                c.message.fiscal_code = FiscalCode::parse(SANDBOX_FISCAL_CODE).unwrap();
+            },
+            sandbox_route(Some(OWNER_EMAIL)),
+        ),
     ];
 
     let mut names = std::collections::BTreeSet::new();
@@ -576,20 +677,24 @@ fn route_channels_follow_the_channel_order() {
     for inbox in [false, true] {
         for with_email in [false, true] {
             for push in [false, true] {
-                let route = Route {
-                    inbox,
-                    email: with_email.then(|| email(CITIZEN_EMAIL)),
-                    push,
-                };
-                let want: Vec<ChannelKind> = ChannelKind::ALL
-                    .into_iter()
-                    .filter(|kind| match kind {
-                        ChannelKind::Inbox => inbox,
-                        ChannelKind::Email => with_email,
-                        ChannelKind::Push => push,
-                    })
-                    .collect();
-                assert_eq!(route.channels(), want, "{route:?}");
+                for pec in [false, true] {
+                    let route = Route {
+                        inbox,
+                        email: with_email.then(|| email(CITIZEN_EMAIL)),
+                        push,
+                        pec: pec.then(|| email(DOMICILE)),
+                    };
+                    let want: Vec<ChannelKind> = ChannelKind::ALL
+                        .into_iter()
+                        .filter(|kind| match kind {
+                            ChannelKind::Inbox => inbox,
+                            ChannelKind::Email => with_email,
+                            ChannelKind::Push => push,
+                            ChannelKind::Pec => pec,
+                        })
+                        .collect();
+                    assert_eq!(route.channels(), want, "{route:?}");
+                }
             }
         }
     }
@@ -597,6 +702,7 @@ fn route_channels_follow_the_channel_order() {
         inbox: true,
         email: Some(email(CITIZEN_EMAIL)),
         push: true,
+        pec: None,
     };
     assert_eq!(
         all.channels(),
@@ -606,6 +712,7 @@ fn route_channels_follow_the_channel_order() {
         inbox: false,
         email: Some(email(OWNER_EMAIL)),
         push: false,
+        pec: None,
     };
     assert_eq!(sandbox.channels(), [ChannelKind::Email]);
 }

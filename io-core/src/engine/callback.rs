@@ -83,7 +83,8 @@ impl<S: Store> Engine<S> {
                         cause: TransientCause::Timeout,
                     });
             match outcome {
-                Outcome::Delivered { .. } => {
+                // A receiver answer is never "submitted": only PEC reports that.
+                Outcome::Delivered { .. } | Outcome::Submitted { .. } => {
                     cursor.acknowledged += 1;
                     cursor.attempts = 0;
                 }

@@ -68,6 +68,17 @@ impl<S: Store> Engine<S> {
             now,
             activation_grace: self.config.activation_grace,
         });
+        // Without a PEC channel the domicile cannot be reached: a legal message whose inbox
+        // is not allowed is then rejected as any other would be.
+        let route = route.and_then(|mut route| {
+            if route.pec.is_some() && !self.channels.contains_key(&ChannelKind::Pec) {
+                route.pec = None;
+                if !route.inbox {
+                    return Err(crate::RejectionReason::ServiceNotAllowed);
+                }
+            }
+            Ok(route)
+        });
         Ok(match route {
             Ok(route) => self.processed(&route, message, now),
             Err(reason) => {
@@ -89,11 +100,14 @@ impl<S: Store> Engine<S> {
             .into_iter()
             .filter(|kind| *kind == ChannelKind::Inbox || self.channels.contains_key(kind))
             .map(|kind| {
-                let target = match (kind, &route.email) {
-                    (ChannelKind::Email, Some(address)) => DeliveryTarget::Email {
+                let target = match (kind, &route.email, &route.pec) {
+                    (ChannelKind::Email, Some(address), _) => DeliveryTarget::Email {
                         address: address.clone(),
                     },
-                    (ChannelKind::Push, _) => DeliveryTarget::Push,
+                    (ChannelKind::Push, _, _) => DeliveryTarget::Push,
+                    (ChannelKind::Pec, _, Some(address)) => DeliveryTarget::Pec {
+                        address: address.clone(),
+                    },
                     _ => DeliveryTarget::Inbox,
                 };
                 Delivery {
@@ -108,6 +122,7 @@ impl<S: Store> Engine<S> {
                     next_attempt_at: now,
                     expires_at: message.expires_at(),
                     last_outcome: None,
+                    legal_delivery_at: None,
                     updated_at: now,
                 }
             })

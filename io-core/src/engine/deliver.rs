@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
+use crate::pec::{self, ReceiptKind};
 use crate::{
     ChannelKind, Delivery, DeliveryId, DeliveryJob, DeliveryRecord, DeliveryState, Effect, Engine,
     FailureReason, FiscalCode, Installation, JournalEvent, MessageId, Outcome, OutcomeRecord,
@@ -132,11 +133,28 @@ impl<S: Store> Engine<S> {
                 channel: id.channel,
                 attempt: delivery.attempts,
             });
+        let mut overdue = None;
+        if let DeliveryState::Submitted { accepted_at, .. } = delivery.state {
+            if accepted_at.is_some() {
+                // Accepted, and no delivery receipt within the window: failed, whatever the
+                // time-to-live (the message left io long ago).
+                return Ok(Prepared::Record(
+                    self.delivery_receipt_overdue(task, delivery, now),
+                ));
+            }
+            // Not accepted in time: submitted again (the same Message-ID), unless it expired.
+            overdue = Some(JournalEvent::ReceiptOverdue {
+                channel: id.channel,
+                awaited: ReceiptKind::Accettazione,
+                state: DeliveryState::Retrying,
+            });
+        }
         if now >= delivery.expires_at {
             delivery.state = DeliveryState::Expired;
             delivery.outcome_pending = false;
             delivery.updated_at = now;
             let mut events: Vec<JournalEvent> = unknown.into_iter().collect();
+            events.extend(overdue);
             events.push(JournalEvent::Expired {
                 channel: id.channel,
             });
@@ -167,7 +185,46 @@ impl<S: Store> Engine<S> {
         }
         delivery.attempts += 1;
         delivery.outcome_pending = true;
-        Ok(Prepared::Attempt(task, delivery, unknown))
+        // One entry at most goes with a start: an interrupted attempt says more than an
+        // overdue acceptance (the next attempt's outcome follows either way).
+        Ok(Prepared::Attempt(task, delivery, unknown.or(overdue)))
+    }
+
+    /// A PEC delivery accepted by the sender's provider whose delivery receipt did not come
+    /// within the window: FAILED, recorded as such.
+    fn delivery_receipt_overdue(
+        &self,
+        task: Task,
+        mut delivery: Delivery,
+        now: Timestamp,
+    ) -> DeliveryRecord {
+        let window = self.config.pec_receipts.delivery;
+        tracing::warn!(delivery = %delivery.id, hours = window.as_secs() / 3600, "no PEC delivery receipt within its window: failed");
+        delivery.state = DeliveryState::Failed {
+            reason: FailureReason::Permanent {
+                reason: PermanentReason::new(
+                    pec::failure::NO_DELIVERY_RECEIPT,
+                    format!(
+                        "no delivery receipt within {} hours of submission",
+                        window.as_secs() / 3600
+                    ),
+                ),
+            },
+        };
+        delivery.outcome_pending = false;
+        delivery.updated_at = now;
+        let event = JournalEvent::ReceiptOverdue {
+            channel: delivery.id.channel,
+            awaited: ReceiptKind::AvvenutaConsegna,
+            state: delivery.state.clone(),
+        };
+        DeliveryRecord {
+            task,
+            delivery,
+            events: vec![event],
+            effects: Vec::new(),
+            at: now,
+        }
     }
 
     /// Step 2: records the round's attempts as started; returns those that may now call their
@@ -378,6 +435,16 @@ impl<S: Store> Engine<S> {
         let mut next_attempt_at = None;
         delivery.state = match &outcome {
             Outcome::Delivered { .. } => DeliveryState::Sent,
+            Outcome::Submitted { .. } => {
+                // Due again if the acceptance receipt does not come in time.
+                let next = after.plus(self.config.pec_receipts.acceptance);
+                delivery.next_attempt_at = next;
+                next_attempt_at = Some(next);
+                DeliveryState::Submitted {
+                    submitted_at: after,
+                    accepted_at: None,
+                }
+            }
             Outcome::Transient { retry_after, .. } | Outcome::RateLimited { retry_after } => {
                 let next = after.plus(self.jitter(delivery.attempts, *retry_after));
                 if next >= delivery.expires_at {

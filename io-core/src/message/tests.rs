@@ -46,6 +46,7 @@ fn new_message() -> NewMessage {
             ..NewMessageContent::default()
         },
         feature_level_type: None,
+        legal_value: None,
     }
 }
 

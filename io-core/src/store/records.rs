@@ -219,3 +219,50 @@ pub struct ErasureReport {
     /// Messages on which the citizen had set flags.
     pub flags: u64,
 }
+
+/// What `commit_receipt` writes atomically: the receipt's bytes as evidence, the journal
+/// entries, and the PEC delivery as [`pec::after_receipt`](crate::pec::after_receipt) leaves it.
+#[derive(Debug, Clone)]
+pub struct ReceiptRecord {
+    /// The receipt.
+    pub receipt: crate::pec::Receipt,
+    /// The windows in force (the delivery receipt is due within `delivery` of submission).
+    pub windows: crate::pec::ReceiptWindows,
+    /// When it was read.
+    pub at: Timestamp,
+}
+
+/// What `commit_receipt` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    /// Kept as evidence and journaled, with what it did to the delivery.
+    Recorded {
+        /// The sender, for observers.
+        service_id: ServiceId,
+        /// The journal events written, in order.
+        events: Vec<JournalEvent>,
+    },
+    /// The same bytes were recorded before: nothing was written.
+    Duplicate,
+    /// No PEC delivery of that message exists (never sent by PEC, or erased): nothing was
+    /// written.
+    UnknownDelivery,
+}
+
+/// A receipt kept as evidence: its exact bytes, named by their SHA-256.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// SHA-256 of `bytes`, lower-case hex, as the journal names it.
+    pub sha256: String,
+    /// The receipt exactly as read.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evidence")
+            .field("sha256", &self.sha256)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}

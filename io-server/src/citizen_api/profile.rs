@@ -36,6 +36,9 @@ pub struct ProfilePayload {
     push_notifications_content_type: Option<PushNotificationsContentType>,
     reminder_status: Option<ReminderStatus>,
     accepted_tos_version: Option<u32>,
+    /// Absent: unchanged; `null`: removed; an address: set.
+    #[serde(default, deserialize_with = "crate::body::present")]
+    digital_domicile: Option<Option<String>>,
     version: Option<u64>,
     // Read-only fields a client may echo back from GET /profile; ignored.
     #[serde(default, rename = "fiscal_code")]
@@ -134,6 +137,13 @@ pub(super) async fn post_profile<S: Store>(
     }
     if let Some(v) = payload.accepted_tos_version {
         next.accepted_tos_version = Some(v);
+    }
+    if let Some(domicile) = &payload.digital_domicile {
+        next.digital_domicile = domicile
+            .as_deref()
+            .map(EmailAddress::parse)
+            .transpose()
+            .map_err(|e| Problem::bad_request(format!("digital_domicile: {e}")))?;
     }
     let (stored, inbox_before) = match &current {
         None => (next, false),

@@ -427,6 +427,27 @@ pub fn admin_api_document() -> Value {
         ),
     );
     paths.add(
+        "put",
+        "/profiles/{fiscal_code}/digital-domicile",
+        admin(
+            Operation::new(
+                "putDigitalDomicile",
+                "Set or remove a citizen's digital domicile, as imported from the national registry (INAD)",
+                TAG_SUPPORT,
+            )
+            .path("fiscal_code", fiscal_code())
+            .json_body(closed_object(
+                &["digital_domicile"],
+                json!({
+                    "digital_domicile": described(nullable(email_input()), "The PEC address; null removes it."),
+                }),
+            ))
+            .answers(200, "The profile as stored.", json!({ "type": "object" }))
+            .problem(400, "The fiscal code or the address is not valid.")
+            .problem(404, "No profile for this fiscal code (a citizen without an IO profile receives nothing)."),
+        ),
+    );
+    paths.add(
         "post",
         "/citizen-tokens",
         admin(

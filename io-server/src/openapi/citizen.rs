@@ -103,6 +103,7 @@ fn profile() -> Value {
             "reminder_status": reminder(),
             "accepted_tos_version": nullable(tos_version()),
             "is_test_profile": boolean(),
+            "digital_domicile": described(json!({ "type": "string" }), "The citizen's digital domicile (a PEC address): messages with legal value go there by PEC. Absent when none."),
             "version": described(unsigned(), "0 on creation, +1 on each accepted update."),
         }),
     )
@@ -127,6 +128,7 @@ fn profile_update() -> Value {
             "push_notifications_content_type": push_content(),
             "reminder_status": reminder(),
             "accepted_tos_version": tos_version(),
+            "digital_domicile": described(nullable(email_input()), "The digital domicile (a PEC address); null removes it."),
             "version": described(unsigned(), "Required to update an existing profile: the version the update is based on (409 if stale)."),
             "fiscal_code": ignored(json!({ "type": "string" })),
             "is_email_validated": ignored(boolean()),

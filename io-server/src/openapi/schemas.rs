@@ -216,6 +216,10 @@ pub(crate) fn new_message(recipient: Recipient) -> Value {
             variants!(FeatureLevel: Standard, Advanced),
             "ADVANCED (read status visible to the sender) needs ApiMessageWriteAdvanced (403 otherwise). Default STANDARD.",
         ),
+        "legal_value": described(
+            json!({ "type": "boolean", "default": false }),
+            "io's extension: the message has legal value. It also goes by PEC (certified email) to the citizen's digital domicile, whatever the citizen's per-service preferences; the delivery is SENT only on the provider's delivery receipt. Without a domicile the message follows the ordinary rules.",
+        ),
     });
     let mut required = vec!["content"];
     if recipient == Recipient::InBody {
@@ -325,6 +329,10 @@ fn delivery_status() -> Value {
     let states = [
         DeliveryState::Pending,
         DeliveryState::Retrying,
+        DeliveryState::Submitted {
+            submitted_at: io_core::Timestamp::EPOCH,
+            accepted_at: None,
+        },
         DeliveryState::Sent,
         DeliveryState::Expired,
         failed,
@@ -332,7 +340,7 @@ fn delivery_status() -> Value {
     json!({
         "type": "string",
         "enum": states.iter().map(DeliveryState::as_str).collect::<Vec<_>>(),
-        "description": "THROTTLED: retrying until the time-to-live; EXPIRED: nothing sent within it."
+        "description": "THROTTLED: retrying until the time-to-live; EXPIRED: nothing sent within it; SUBMITTED (PEC): handed to the PEC provider, waiting for its receipts (SENT on the delivery receipt)."
     })
 }
 
@@ -363,6 +371,7 @@ pub(crate) fn message_response() -> Value {
                     "content": schema_ref("MessageContent"),
                     "sender_service_id": service_id(),
                     "feature_level_type": variants!(FeatureLevel: Standard, Advanced),
+                    "legal_value": described(boolean(), "io's extension: the message has legal value and goes by PEC to the digital domicile too."),
                 }),
             ),
             "status": {
@@ -380,12 +389,13 @@ pub(crate) fn message_response() -> Value {
                 "items": object(
                     &["channel", "status", "attempts", "updated_at"],
                     json!({
-                        "channel": variants!(ChannelKind: Inbox, Email, Push),
+                        "channel": variants!(ChannelKind: Inbox, Email, Push, Pec),
                         "status": delivery_status(),
                         "attempts": { "type": "integer", "minimum": 0 },
                         "updated_at": timestamp(),
                         "next_attempt_at": timestamp(),
                         "failure_reason": { "type": "string" },
+                        "legal_delivery_at": described(timestamp(), "PEC: the delivery time certified by the delivery receipt (avvenuta-consegna)."),
                     }),
                 ),
             },

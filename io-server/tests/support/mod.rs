@@ -263,6 +263,7 @@ pub fn profile(fiscal_code: &str) -> io_core::Profile {
         reminder_status: Default::default(),
         accepted_tos_version: None,
         is_test_profile: false,
+        digital_domicile: None,
         version: 0,
     }
 }

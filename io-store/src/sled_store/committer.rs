@@ -68,6 +68,8 @@ pub(crate) enum Output {
     /// One result per item of a job that does several independent things (a round's attempt
     /// starts).
     Each(Vec<Result<(), StoreError>>),
+    /// What recording a PEC receipt came to.
+    Receipt(io_core::ReceiptOutcome),
 }
 
 /// A write of the store, run once on the committer thread.
@@ -138,6 +140,7 @@ pub(crate) struct Tx<'a> {
     group_states: &'a FastMap<MessageId, Option<MessageState>>,
     cached: &'a FastMap<MessageId, MessageState>,
     scheduler: &'a Scheduler,
+    in_flight: &'a InFlight,
     writes: Overlay,
     states: FastMap<MessageId, Option<MessageState>>,
     journals: FastMap<MessageId, Appended>,
@@ -229,6 +232,11 @@ impl Tx<'_> {
     /// The queue, as it stands before this job.
     pub(crate) fn scheduler(&self) -> &Scheduler {
         self.scheduler
+    }
+
+    /// The attempt of `delivery` in flight, as it stands before this job.
+    pub(crate) fn attempt_in_flight(&self, delivery: &DeliveryId) -> Option<u32> {
+        self.in_flight.attempt(delivery)
     }
 
     /// Queues `kind` (or moves it) at `due`, releasing its lease, if the job succeeds.
@@ -505,6 +513,7 @@ impl CommitterState {
                 group_states: &group_states,
                 cached: &self.cached,
                 scheduler: &scheduler,
+                in_flight: &in_flight,
                 writes: FastMap::default(),
                 states: FastMap::default(),
                 journals: FastMap::default(),

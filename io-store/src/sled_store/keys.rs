@@ -49,6 +49,9 @@ pub(crate) mod kind {
     pub(crate) const JOURNAL: u8 = b'J';
     /// The header (journal head) of an erased message: its state is gone, its evidence kept.
     pub(crate) const ERASED: u8 = b'j';
+    /// A PEC receipt kept as evidence: message id, SHA-256 of its bytes (32 bytes) → the
+    /// journal seq of its entry (u64, big-endian) and the bytes.
+    pub(crate) const EVIDENCE: u8 = b'x';
     /// Attempts started by one call (a round), until their outcomes are recorded: round id.
     pub(crate) const ATTEMPTS: u8 = b'a';
     /// Inbox entry: fiscal code, message id.
@@ -84,6 +87,14 @@ pub(crate) fn text(kind: u8, value: &str) -> Vec<u8> {
 /// `kind` + message id.
 pub(crate) fn message(kind: u8, id: &MessageId) -> Vec<u8> {
     raw(kind, &id.to_bytes())
+}
+
+/// Evidence record: message id + the SHA-256 of the receipt's bytes.
+pub(crate) fn evidence(message: &MessageId, sha256: &[u8; 32]) -> Vec<u8> {
+    let mut key = with_kind(kind::EVIDENCE, 48);
+    key.extend_from_slice(&message.to_bytes());
+    key.extend_from_slice(sha256);
+    key
 }
 
 /// Journal record: message id + the seq of its first entry.

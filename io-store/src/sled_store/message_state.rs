@@ -69,6 +69,8 @@ struct StoredDelivery {
     last_outcome: Option<OutcomeRecord>,
     #[serde(rename = "u")]
     updated_at: Timestamp,
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    legal_delivery_at: Option<Timestamp>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -149,6 +151,7 @@ pub(crate) fn encode_delivery(delivery: &Delivery) -> Vec<u8> {
         next_attempt_at: delivery.next_attempt_at,
         last_outcome: delivery.last_outcome.clone(),
         updated_at: delivery.updated_at,
+        legal_delivery_at: delivery.legal_delivery_at,
     };
     // Plain data: serializing it cannot fail.
     serde_json::to_vec(&stored).unwrap_or_default()
@@ -178,6 +181,7 @@ pub(crate) fn decode_delivery(
         next_attempt_at: stored.next_attempt_at,
         expires_at: header.expires_at,
         last_outcome: stored.last_outcome,
+        legal_delivery_at: stored.legal_delivery_at,
         updated_at: stored.updated_at,
     })
 }
@@ -344,6 +348,7 @@ mod tests {
             next_attempt_at: Timestamp::from_millis(5),
             expires_at: Timestamp::from_millis(50),
             last_outcome: None,
+            legal_delivery_at: None,
             updated_at: Timestamp::from_millis(5),
         }
     }

@@ -17,7 +17,7 @@
 use io_core::{
     AcceptOutcome, AcceptRecord, AttemptStart, CallbackRecord, Delivery, DeliveryRecord, Effect,
     FiscalCode, Installation, JournalEvent, JournalHead, MessageId, MessageStatus, ProcessRecord,
-    Profile, StoreError, Task, TaskKind, Timestamp,
+    Profile, ReceiptOutcome, ReceiptRecord, StoreError, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -385,6 +385,82 @@ fn apply_effect(
         Effect::DevicesNotified(_) => {}
     }
     Ok(())
+}
+
+/// The job of a PEC receipt: a duplicate (the same bytes kept already) or a receipt for no PEC
+/// delivery writes nothing; otherwise the evidence, the journal entries and the delivery as
+/// `pec::after_receipt` leaves it, in one write. An attempt in flight is ended (its outcome
+/// journaled unknown) and its lease released by the requeue, so it cannot overwrite the
+/// receipt's state.
+pub(crate) fn receipt(record: ReceiptRecord) -> Job {
+    let ReceiptRecord {
+        receipt,
+        windows,
+        at,
+    } = record;
+    let id = receipt.delivery;
+    let sha256_hex = receipt.sha256();
+    let mut sha256 = [0u8; 32];
+    // Always 64 hex digits: it was just computed.
+    let _ = hex::decode_to_slice(&sha256_hex, &mut sha256);
+    let key = keys::evidence(&id.message, &sha256);
+    Box::new(move |tx| {
+        if tx.get(&key)?.is_some() {
+            return Ok(Output::Receipt(ReceiptOutcome::Duplicate));
+        }
+        let Some(mut state) = tx.state(&id.message)? else {
+            return Ok(Output::Receipt(ReceiptOutcome::UnknownDelivery));
+        };
+        let Some(mut delivery) = state.delivery(id.message, id.channel)? else {
+            return Ok(Output::Receipt(ReceiptOutcome::UnknownDelivery));
+        };
+        let mut events = Vec::with_capacity(2);
+        let interrupted = tx.attempt_in_flight(&id);
+        if let Some(attempt) = interrupted {
+            delivery.attempts = attempt;
+            events.push(JournalEvent::OutcomeUnknown {
+                channel: id.channel,
+                attempt,
+            });
+            tx.attempt_finished(id);
+        }
+        let next = io_core::pec::after_receipt(&delivery, &receipt, windows, at);
+        let changed = next.is_some() || interrupted.is_some();
+        let delivery = next.unwrap_or(delivery);
+        events.push(JournalEvent::ReceiptRecorded {
+            channel: id.channel,
+            receipt: receipt.kind,
+            issued_at: receipt.issued_at,
+            provider_id: receipt.provider_id.clone(),
+            sha256: sha256_hex.clone(),
+            state: delivery.state.clone(),
+        });
+        if changed {
+            put_deliveries(
+                tx,
+                &mut state,
+                encode_deliveries(std::slice::from_ref(&delivery)),
+            );
+        }
+        let seq = state.journal_len() + events.len() as u64 - 1;
+        append(tx, id.message, &mut state, at, &encode_events(&events));
+        let mut value = Vec::with_capacity(8 + receipt.raw.len());
+        value.extend_from_slice(&seq.to_be_bytes());
+        value.extend_from_slice(&receipt.raw);
+        tx.insert(key.clone(), value);
+        let service_id = state.header.service_id.clone();
+        tx.put_state(id.message, Some(state));
+        Ok(Output::Receipt(ReceiptOutcome::Recorded {
+            service_id,
+            events,
+        }))
+    })
+}
+
+/// The evidence record's journal seq and bytes.
+pub(crate) fn evidence_value(value: &[u8]) -> Option<(u64, &[u8])> {
+    let seq = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
+    Some((seq, value.get(8..)?))
 }
 
 /// The job of a callback task's progress.

@@ -27,10 +27,12 @@ use io_store::SledStore;
 
 mod attempts;
 mod callbacks;
+mod receipts;
 mod records;
 
 use attempts::*;
 use callbacks::*;
+use receipts::*;
 use records::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -110,6 +112,7 @@ fn message(service: &str, fiscal_code: &FiscalCode, at: Timestamp, n: u128) -> M
             ..Default::default()
         },
         feature_level_type: None,
+        legal_value: None,
     }
     .validate(SenderLimits {
         max_allowed_payment_amount: 0,
@@ -206,6 +209,9 @@ fn delivery(message: &Message, channel: ChannelKind, next_attempt_at: Timestamp)
                 address: EmailAddress::parse("cittadino@example.it").unwrap(),
             },
             ChannelKind::Push => DeliveryTarget::Push,
+            ChannelKind::Pec => DeliveryTarget::Pec {
+                address: EmailAddress::parse("cittadino@pec.example.it").unwrap(),
+            },
         },
         state: DeliveryState::Pending,
         attempts: 0,
@@ -214,6 +220,7 @@ fn delivery(message: &Message, channel: ChannelKind, next_attempt_at: Timestamp)
         next_attempt_at,
         expires_at: message.expires_at(),
         last_outcome: None,
+        legal_delivery_at: None,
         updated_at: message.created_at,
     }
 }
@@ -1741,7 +1748,7 @@ async fn two_citizens_with_data(store: &impl Store) -> [Vec<MessageId>; 2] {
             panic!("unexpected {task:?}")
         };
         let message = store.message(&id).await.unwrap().unwrap().message;
-        let deliveries = ChannelKind::ALL
+        let deliveries = [ChannelKind::Inbox, ChannelKind::Email, ChannelKind::Push]
             .into_iter()
             .map(|channel| delivery(&message, channel, t(1_000)))
             .collect();
@@ -1772,7 +1779,7 @@ async fn two_citizens_with_data(store: &impl Store) -> [Vec<MessageId>; 2] {
                 t(2_000),
                 t(61_000),
             ),
-            ChannelKind::Push => continue, // left claimed
+            ChannelKind::Push | ChannelKind::Pec => continue, // left claimed
         };
         store
             .commit_delivery(DeliveryRecord {
@@ -2213,6 +2220,11 @@ macro_rules! conformance {
                 open_data_requests_are_listed_when_due_in_due_order,
                 an_erasure_closes_its_request_and_forgets_flags_download_and_profile,
                 purge_removes_only_expired_idempotency_records_and_counts_them,
+                receipts_are_kept_byte_for_byte_and_move_the_delivery_to_sent,
+                a_receipt_read_again_writes_nothing,
+                a_receipt_for_no_pec_delivery_writes_nothing,
+                a_notice_or_a_late_receipt_is_evidence_only,
+                a_receipt_fences_an_attempt_in_flight,
             );
         }
     };

@@ -64,6 +64,7 @@ pub fn new_message(fiscal_code: &FiscalCode, subject: &str) -> NewMessage {
             ..Default::default()
         },
         feature_level_type: None,
+        legal_value: None,
     }
 }
 
