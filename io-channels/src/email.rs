@@ -102,46 +102,80 @@ fn default_pool_size() -> u32 {
 
 /// Email notifications through one SMTP relay.
 pub struct EmailChannel {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
+    smtp: Smtp,
     from_domain: String,
-    limiter: Option<ProviderLimiter>,
 }
 
 impl EmailChannel {
     /// Checks the configuration and prepares the pool (connections open on first use). Call it
     /// inside a tokio runtime: the pool keeps a task that closes idle connections.
     pub fn new(config: EmailConfig) -> Result<Self, ConfigError> {
+        let smtp = Smtp::new(&config, &EMAIL_SETTINGS)?;
+        let from_domain = smtp.from.email.domain().to_owned();
+        Ok(Self { smtp, from_domain })
+    }
+}
+
+/// What a configuration error calls the settings of an SMTP account, by where it is configured.
+pub(crate) struct SmtpSettings {
+    pub(crate) section: &'static str,
+    pub(crate) from: &'static str,
+    pub(crate) security: &'static str,
+    pub(crate) pool_size: &'static str,
+    pub(crate) username: &'static str,
+    pub(crate) roots: &'static str,
+    pub(crate) extra_pem: &'static str,
+    pub(crate) limit: &'static str,
+}
+
+const EMAIL_SETTINGS: SmtpSettings = SmtpSettings {
+    section: "email",
+    from: "email.from",
+    security: "email.security",
+    pool_size: "email.pool_size",
+    username: "email.username",
+    roots: "email.roots",
+    extra_pem: "email.roots.extra_pem",
+    limit: "email.limit",
+};
+
+/// A pooled SMTP client for one account, with its sender and send rate: what the email and the
+/// PEC channels share.
+pub(crate) struct Smtp {
+    pub(crate) transport: AsyncSmtpTransport<Tokio1Executor>,
+    pub(crate) from: Mailbox,
+    pub(crate) limiter: Option<ProviderLimiter>,
+}
+
+impl Smtp {
+    /// Checks `config` (errors name its settings as `names` says) and prepares the pool.
+    pub(crate) fn new(config: &EmailConfig, names: &SmtpSettings) -> Result<Self, ConfigError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::invalid(
-                "email",
+                names.section,
                 "the channel must be built inside a tokio runtime (its connection pool runs a task)",
             ));
         }
         let from: Mailbox = config
             .from
             .parse()
-            .map_err(|e| ConfigError::invalid("email.from", format!("not a mailbox: {e}")))?;
-        let from_domain = from.email.domain().to_owned();
+            .map_err(|e| ConfigError::invalid(names.from, format!("not a mailbox: {e}")))?;
         let port = config.port.unwrap_or(config.security.default_port());
         let tls = match config.security {
             SmtpSecurity::Plain => {
                 if !is_loopback(&config.host) {
                     return Err(ConfigError::invalid(
-                        "email.security",
+                        names.security,
                         "plain SMTP is allowed only toward a loopback relay; use start_tls or tls",
                     ));
                 }
                 Tls::None
             }
-            SmtpSecurity::StartTls => Tls::Required(tls_parameters(&config)?),
-            SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(&config)?),
+            SmtpSecurity::StartTls => Tls::Required(tls_parameters(config, names)?),
+            SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(config, names)?),
         };
         if config.pool_size == 0 {
-            return Err(ConfigError::invalid(
-                "email.pool_size",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::invalid(names.pool_size, "must be at least 1"));
         }
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             .port(port)
@@ -158,25 +192,24 @@ impl EmailChannel {
             (None, None) => {}
             _ => {
                 return Err(ConfigError::invalid(
-                    "email.username",
+                    names.username,
                     "username and password go together",
                 ));
             }
         }
         let limiter = config
             .limit
-            .map(|limit| ProviderLimiter::new(limit, "email.limit"))
+            .map(|limit| ProviderLimiter::new(limit, names.limit))
             .transpose()?;
         Ok(Self {
             transport: builder.build(),
             from,
-            from_domain,
             limiter,
         })
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .trim_start_matches('[')
@@ -185,7 +218,10 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn tls_parameters(config: &EmailConfig) -> Result<TlsParameters, ConfigError> {
+fn tls_parameters(
+    config: &EmailConfig,
+    names: &SmtpSettings,
+) -> Result<TlsParameters, ConfigError> {
     let store = if config.roots.builtin {
         CertificateStore::WebpkiRoots
     } else {
@@ -194,7 +230,7 @@ fn tls_parameters(config: &EmailConfig) -> Result<TlsParameters, ConfigError> {
     let mut builder = TlsParameters::builder(config.host.clone()).certificate_store(store);
     for pem in &config.roots.extra_pem {
         let certificate = Certificate::from_pem(pem.as_bytes())
-            .map_err(|e| ConfigError::invalid("email.roots.extra_pem", e.to_string()))?;
+            .map_err(|e| ConfigError::invalid(names.extra_pem, e.to_string()))?;
         builder = builder.add_root_certificate(certificate);
     }
     if !config.roots.builtin && config.roots.extra_pem.is_empty() {
@@ -202,7 +238,7 @@ fn tls_parameters(config: &EmailConfig) -> Result<TlsParameters, ConfigError> {
     }
     builder
         .build_rustls()
-        .map_err(|e| ConfigError::invalid("email.roots", e.to_string()))
+        .map_err(|e| ConfigError::invalid(names.roots, e.to_string()))
 }
 
 /// What lettre's error means for the delivery toward `address`.
@@ -280,7 +316,7 @@ impl Channel for EmailChannel {
             &job.message.body.content.markdown,
         );
         let email = Message::builder()
-            .from(self.from.clone())
+            .from(self.smtp.from.clone())
             .to(to)
             .subject(text.subject)
             .message_id(Some(format!(
@@ -298,12 +334,12 @@ impl Channel for EmailChannel {
                 )));
             }
         };
-        if let Err(wait) = provider_limit::acquire(self.limiter.as_ref()).await {
+        if let Err(wait) = provider_limit::acquire(self.smtp.limiter.as_ref()).await {
             return Report::from(Outcome::RateLimited {
                 retry_after: Some(wait),
             });
         }
-        match self.transport.send(email).await {
+        match self.smtp.transport.send(email).await {
             Ok(response) => Report::from(Outcome::Delivered {
                 provider_ref: Some(response.message().collect::<Vec<_>>().join(" "))
                     .filter(|r| !r.is_empty()),

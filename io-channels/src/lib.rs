@@ -52,6 +52,8 @@ pub use config_error::ConfigError;
 pub use email::{EmailChannel, EmailConfig};
 #[cfg(feature = "fcm")]
 pub use fcm::{FcmClient, FcmConfig};
+#[cfg(feature = "pec")]
+pub use pec::{PecChannel, PecConfig};
 #[cfg(any(feature = "push", feature = "email"))]
 pub use provider_limit::ProviderLimit;
 #[cfg(feature = "push")]

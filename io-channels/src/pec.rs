@@ -1,10 +1,16 @@
 //! PEC (Posta Elettronica Certificata): certified email to a citizen's digital domicile, whose
 //! receipts from the providers have the legal value of a registered letter with return receipt.
 //!
-//! So far this module holds what every later part reads: the certification data a provider
-//! attaches to each envelope and receipt ([`daticert`]), parsed strictly into types, and the
-//! recognition of a receipt in the sender's mailbox ([`receipt`]), its headers cross-checked
-//! with that data.
+//! - [`submission`]: the channel, submitting a message with legal value to the sender's PEC
+//!   provider over SMTP; the delivery then waits for its receipts.
+//! - [`receipt`]: the recognition of a receipt in the sender's mailbox, its headers
+//!   cross-checked with its certification data, turned into the engine's
+//!   [`io_core::pec::Receipt`].
+//! - [`daticert`]: the certification data a provider attaches to each envelope and receipt,
+//!   parsed strictly into types.
 
 pub mod daticert;
 pub mod receipt;
+pub mod submission;
+
+pub use submission::{PecChannel, PecConfig};

@@ -278,6 +278,11 @@ pub enum SmtpPeerMode<'a> {
 
 impl SmtpPeer {
     pub async fn start(mode: SmtpPeerMode<'_>) -> Self {
+        Self::start_with_auth(mode, None).await
+    }
+
+    /// A peer that requires every session to authenticate as `(user, password)`.
+    pub async fn start_with_auth(mode: SmtpPeerMode<'_>, auth: Option<(&str, &str)>) -> Self {
         // Beside this file, wherever it is compiled from (the channel bench includes it too):
         // `file!()` is relative to the workspace root, one level above any package.
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -296,6 +301,9 @@ impl SmtpPeer {
             std::fs::write(&path, pem).unwrap();
             path
         };
+        if let Some((user, password)) = auth {
+            command.arg("--auth").arg(format!("{user}:{password}"));
+        }
         match mode {
             SmtpPeerMode::Plain => {}
             SmtpPeerMode::StartTls(ca) | SmtpPeerMode::Tls(ca) => {
@@ -462,12 +470,29 @@ impl Harness {
         self.submit_with(to, subject, markdown, None).await
     }
 
+    /// A message with legal value (also delivered by PEC to the citizen's digital domicile).
+    pub async fn submit_legal(&self, to: &FiscalCode, subject: &str, markdown: &str) -> MessageId {
+        self.submit_full(to, subject, markdown, None, true).await
+    }
+
     pub async fn submit_with(
         &self,
         to: &FiscalCode,
         subject: &str,
         markdown: &str,
         require_secure_channels: Option<bool>,
+    ) -> MessageId {
+        self.submit_full(to, subject, markdown, require_secure_channels, false)
+            .await
+    }
+
+    async fn submit_full(
+        &self,
+        to: &FiscalCode,
+        subject: &str,
+        markdown: &str,
+        require_secure_channels: Option<bool>,
+        legal: bool,
     ) -> MessageId {
         let submission = Submission {
             service_id: ServiceId::parse(SERVICE).unwrap(),
@@ -481,7 +506,7 @@ impl Harness {
                     ..Default::default()
                 },
                 feature_level_type: None,
-                legal_value: None,
+                legal_value: Some(legal),
             },
             capabilities: SenderCapabilities::default(),
             idempotency_key: None,

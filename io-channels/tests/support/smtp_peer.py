@@ -1,6 +1,9 @@
 """A loopback SMTP peer for io's email channel tests, on aiosmtpd (PyPI).
 
-Usage: smtp_peer.py PORT OUTDIR [--starttls CERT KEY | --tls CERT KEY]
+Usage: smtp_peer.py PORT OUTDIR [--starttls CERT KEY | --tls CERT KEY] [--auth USER:PASSWORD]
+
+With --auth, every session must authenticate (AUTH PLAIN or LOGIN) as USER with PASSWORD
+before MAIL FROM; on a plain connection too (loopback tests of a client's credentials).
 
 Prints "READY" once it accepts connections. Each accepted message is written, byte for byte
 as received in DATA, to OUTDIR/<n>.eml, with the envelope in OUTDIR/<n>.rcpt. The recipient's
@@ -18,9 +21,13 @@ import os
 import socket
 import ssl
 import sys
+import logging
+
+# aiosmtpd logs a warning about its own use of a deprecated session field on every login.
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 ANSWERS = {
     "busy": "451 4.3.0 Try again later",
@@ -56,15 +63,40 @@ class Handler:
         return "250 2.0.0 Ok: queued as io%06d" % self.count
 
 
+def authenticator_for(user, password):
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == user
+            and auth_data.password.decode() == password
+        )
+        # handled=False: aiosmtpd then answers 535 itself (True would leave the client waiting).
+        return AuthResult(success=ok, handled=False)
+
+    return authenticate
+
+
 def main():
-    port = int(sys.argv[1])
-    outdir = sys.argv[2]
-    mode = sys.argv[3] if len(sys.argv) > 3 else "--plain"
+    args = sys.argv[1:]
+    auth = None
+    if "--auth" in args:
+        at = args.index("--auth")
+        auth = args[at + 1].split(":", 1)
+        del args[at : at + 2]
+    port = int(args[0])
+    outdir = args[1]
+    mode = args[2] if len(args) > 2 else "--plain"
     context = None
     if mode in ("--starttls", "--tls"):
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(sys.argv[4], sys.argv[5])
+        context.load_cert_chain(args[3], args[4])
     kwargs = dict(hostname="127.0.0.1", port=port, decode_data=False)
+    if auth:
+        kwargs.update(
+            authenticator=authenticator_for(*auth),
+            auth_required=True,
+            auth_require_tls=mode != "--plain",
+        )
     if mode == "--starttls":
         kwargs.update(tls_context=context, require_starttls=True)
     elif mode == "--tls":
