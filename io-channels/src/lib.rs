@@ -53,7 +53,7 @@ pub use email::{EmailChannel, EmailConfig};
 #[cfg(feature = "fcm")]
 pub use fcm::{FcmClient, FcmConfig};
 #[cfg(feature = "pec")]
-pub use pec::{PecChannel, PecConfig};
+pub use pec::{MailboxConfig, PecChannel, PecConfig, ReceiptReader};
 #[cfg(any(feature = "push", feature = "email"))]
 pub use provider_limit::ProviderLimit;
 #[cfg(feature = "push")]

@@ -3,6 +3,8 @@
 //!
 //! - [`submission`]: the channel, submitting a message with legal value to the sender's PEC
 //!   provider over SMTP; the delivery then waits for its receipts.
+//! - [`mailbox`]: the reader of the sender's mailbox over IMAP, handing each receipt to the
+//!   engine and moving it out of the inbox once recorded.
 //! - [`receipt`]: the recognition of a receipt in the sender's mailbox, its headers
 //!   cross-checked with its certification data, turned into the engine's
 //!   [`io_core::pec::Receipt`].
@@ -10,7 +12,9 @@
 //!   parsed strictly into types.
 
 pub mod daticert;
+pub mod mailbox;
 pub mod receipt;
 pub mod submission;
 
+pub use mailbox::{MailboxConfig, ReceiptReader};
 pub use submission::{PecChannel, PecConfig};

@@ -43,7 +43,7 @@ impl TrustedRoots {
     }
 
     /// The extra authorities, parsed.
-    #[cfg(feature = "http")]
+    #[cfg(any(feature = "http", feature = "pec"))]
     pub(crate) fn extra_certificates(
         &self,
     ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
@@ -63,7 +63,7 @@ impl TrustedRoots {
     }
 
     /// A rustls client configuration trusting these roots and offering `alpn` protocols.
-    #[cfg(feature = "http")]
+    #[cfg(any(feature = "http", feature = "pec"))]
     pub(crate) fn client_config(&self, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, TlsError> {
         install_default_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();

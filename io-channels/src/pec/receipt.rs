@@ -93,6 +93,34 @@ const TIPO_RICEVUTA: &str = "X-TipoRicevuta";
 const TRASPORTO: &str = "X-Trasporto";
 
 impl Receipt {
+    /// The receipt as the engine records it, with `raw`, the bytes it was parsed from, as
+    /// evidence; `None` when it refers to a message io did not send (its `Message-ID` is not
+    /// one of a PEC delivery), or certifies an envelope rather than a receipt.
+    pub fn for_engine(&self, raw: Vec<u8>) -> Option<io_core::pec::Receipt> {
+        use io_core::pec::ReceiptKind as Kind;
+        let kind = match self.kind {
+            PecKind::Accepted => Kind::Accettazione,
+            PecKind::NotAccepted => Kind::NonAccettazione,
+            PecKind::TakenInCharge => Kind::PresaInCarico,
+            PecKind::Delivered => Kind::AvvenutaConsegna,
+            PecKind::DeliveryErrorWarning => Kind::PreavvisoErroreConsegna,
+            PecKind::DeliveryError => Kind::ErroreConsegna,
+            PecKind::VirusDetected => Kind::RilevazioneVirus,
+            PecKind::Envelope | PecKind::Anomaly => return None,
+        };
+        let delivery = io_core::pec::delivery_of(&self.refers_to)?;
+        let millis = self.data.issued_at.unix_timestamp_nanos() / 1_000_000;
+        let issued_at = io_core::Timestamp::from_millis(i64::try_from(millis).ok()?);
+        Some(io_core::pec::Receipt {
+            delivery,
+            kind,
+            issued_at,
+            provider_id: self.data.identifier.clone(),
+            detail: self.data.extended_error.clone(),
+            raw,
+        })
+    }
+
     /// Recognises and checks a message read from the sender's mailbox.
     pub fn parse(raw: &[u8]) -> Result<Self, ReceiptError> {
         if raw.len() > MAX_RECEIPT_BYTES {

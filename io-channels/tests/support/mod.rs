@@ -574,3 +574,61 @@ pub fn markdown(text: &str) -> String {
     }
     body
 }
+
+// ---------------------------------------------------------------------------------------------
+// PEC receipts
+
+/// The `Message-ID` the samples of tests/daticert/ refer to.
+pub const SAMPLE_MSGID: &str = "01KBF3W8Z2.email@io.comune-prova.it";
+
+/// A receipt of `kind` (an `X-Ricevuta` value with a sample in tests/daticert/) about the
+/// message `msgid` (angle brackets excluded), shaped as a provider sends it: multipart/signed
+/// around the text and `daticert.xml` (sent as 8bit text, so the sample is readable), with a
+/// placeholder signature.
+pub fn pec_receipt(kind: &str, msgid: &str) -> Vec<u8> {
+    let path = format!("{}/tests/daticert/{kind}.xml", env!("CARGO_MANIFEST_DIR"));
+    let daticert = std::fs::read_to_string(path)
+        .unwrap()
+        .replace(SAMPLE_MSGID, msgid);
+    let tipo = if kind == "avvenuta-consegna" {
+        "X-TipoRicevuta: completa\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "From: \"Per conto di: protocollo@pec.comune.example.it\" <posta-certificata@pec.gestore-prova.it>\r\n\
+         To: protocollo@pec.comune.example.it\r\n\
+         Subject: {kind}: Notifica di un atto\r\n\
+         Date: Wed, 02 Dec 2026 09:15:40 +0100\r\n\
+         Message-ID: <{kind}.{msgid}>\r\n\
+         X-Ricevuta: {kind}\r\n\
+         X-Riferimento-Message-ID: <{msgid}>\r\n\
+         {tipo}\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"signed\"\r\n\
+         \r\n\
+         --signed\r\n\
+         Content-Type: multipart/mixed; boundary=\"mixed\"\r\n\
+         \r\n\
+         --mixed\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Ricevuta di {kind}.\r\n\
+         --mixed\r\n\
+         Content-Type: application/xml; name=\"daticert.xml\"\r\n\
+         Content-Disposition: attachment; filename=\"daticert.xml\"\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\
+         \r\n\
+         {daticert}\r\n\
+         --mixed--\r\n\
+         --signed\r\n\
+         Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n\
+         Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         \r\n\
+         cGxhY2Vob2xkZXIsIG5vdCBhIHNpZ25hdHVyZQ==\r\n\
+         --signed--\r\n",
+        daticert = daticert.replace("\r\n", "\n").replace('\n', "\r\n"),
+    )
+    .into_bytes()
+}

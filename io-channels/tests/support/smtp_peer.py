@@ -22,9 +22,12 @@ import socket
 import ssl
 import sys
 import logging
+import warnings
 
 # aiosmtpd logs a warning about its own use of a deprecated session field on every login.
 logging.getLogger("mail.log").setLevel(logging.ERROR)
+# --auth on a plain connection is for loopback tests only; aiosmtpd warns about it every time.
+warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
