@@ -65,6 +65,7 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
             put(put_digital_domicile::<S>),
         )
         .route("/messages/{id}", get(lookup_message::<S>))
+        .route("/messages/{id}/evidence", get(message_evidence::<S>))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             require_admin::<S>,
@@ -544,6 +545,20 @@ async fn put_digital_domicile<S: Store>(
     Err(Problem::conflict(
         "version: the profile kept changing while its domicile was being set; retry",
     ))
+}
+
+/// `GET /adm/messages/{id}/evidence`: the message's evidence bundle (journal entries in their
+/// canonical form, head, PEC receipts byte for byte), which `io-server evidence export` writes
+/// out and anyone can verify offline (`crate::evidence`).
+async fn message_evidence<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let id = crate::services_api::parse_message_id(&id, "id (path)")?;
+    let bundle = crate::evidence::Bundle::of(&*app.store, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no message {id}")))?;
+    Ok(Json(bundle.to_json()))
 }
 
 /// Support's view of a message: the Services API's answer plus the journal check.

@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use io_channels::webhook::WebhookClient;
-use io_channels::{ApnsClient, EmailChannel, FcmClient, PushChannel};
+use io_channels::{ApnsClient, EmailChannel, FcmClient, PecChannel, PushChannel, ReceiptReader};
 use io_core::{CallbackPolicy, Channel, Clock, Engine, Store, SystemClock};
 use io_store::SledStore;
 
@@ -52,6 +52,8 @@ pub struct App<S: Store> {
     pub clock: Arc<dyn Clock>,
     /// False once shutdown began (`/readyz` answers 503).
     pub ready: AtomicBool,
+    /// The reader of the PEC mailbox's receipts, when PEC is configured (run by `serve`).
+    pub pec_reader: Option<Arc<ReceiptReader>>,
 }
 
 /// Why the server cannot start.
@@ -140,6 +142,10 @@ impl<S: Store> App<S> {
         engine_config.callbacks = config.callbacks.policy();
         let metrics = Arc::new(Metrics::default());
         let channels = build_channels(&config.channels)?;
+        let pec_reader = match &config.channels.pec {
+            Some(pec) => Some(Arc::new(ReceiptReader::new(pec.mailbox.clone())?)),
+            None => None,
+        };
         let webhook = Arc::new(WebhookClient::new(&config.callbacks.webhook)?);
         let engine = Engine::new(store.clone(), channels, clock.clone(), engine_config)?
             .with_callbacks(webhook.clone())
@@ -158,6 +164,7 @@ impl<S: Store> App<S> {
             webhook,
             clock,
             ready: AtomicBool::new(true),
+            pec_reader,
             config,
         }))
     }
@@ -168,7 +175,7 @@ impl<S: Store> App<S> {
     }
 }
 
-/// Email and push when configured (the inbox is the engine's own). Channels report effects
+/// Email, push and PEC when configured (the inbox is the engine's own). Channels report effects
 /// (a bounced address, devices to prune) and the engine writes them: none holds the store.
 fn build_channels(
     config: &ChannelsConfig,
@@ -186,6 +193,9 @@ fn build_channels(
             push = push.with_fcm(FcmClient::new(fcm.clone())?);
         }
         channels.push(Arc::new(push));
+    }
+    if let Some(pec) = &config.pec {
+        channels.push(Arc::new(PecChannel::new(pec.submission.clone())?));
     }
     Ok(channels)
 }

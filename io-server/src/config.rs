@@ -134,7 +134,7 @@ impl HttpConfig {
     }
 }
 
-/// The notification channels. The inbox is always on; email and push are on when their
+/// The notification channels. The inbox is always on; email, push and PEC are on when their
 /// section is present.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -145,6 +145,19 @@ pub struct ChannelsConfig {
     pub apns: Option<io_channels::ApnsConfig>,
     /// Push to Android devices.
     pub fcm: Option<io_channels::FcmConfig>,
+    /// PEC to citizens' digital domiciles, for messages with legal value.
+    pub pec: Option<PecSection>,
+}
+
+/// PEC: the sender's certified mailbox at its provider, written to over SMTP and read over
+/// IMAP for the providers' receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PecSection {
+    /// Submissions: the mailbox's SMTP account.
+    pub submission: io_channels::PecConfig,
+    /// Receipts: the mailbox over IMAP, read by the processes that run workers.
+    pub mailbox: io_channels::MailboxConfig,
 }
 
 impl Default for ServerConfig {

@@ -25,6 +25,7 @@ pub mod citizen_api;
 pub mod citizen_token;
 pub mod config;
 pub mod data_dir;
+pub mod evidence;
 pub mod institution_limit;
 pub mod metrics;
 pub mod openapi;

@@ -56,6 +56,8 @@ enum Command {
     Journal(cli::admin::JournalArgs),
     /// Checks a stopped server's store: every record decodes, every journal verifies.
     Store(cli::store::StoreArgs),
+    /// Exports a message's evidence bundle (admin API), or verifies one offline.
+    Evidence(cli::evidence::EvidenceArgs),
 }
 
 /// Parses the command line and runs the command on a multi-threaded runtime.
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Send(args) => return cli::finish(runtime.block_on(cli::send::run(args))),
         Command::Journal(args) => return cli::finish(runtime.block_on(cli::admin::journal(args))),
         Command::Store(args) => return cli::finish(runtime.block_on(cli::store::run(args))),
+        Command::Evidence(args) => return cli::finish(runtime.block_on(cli::evidence::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

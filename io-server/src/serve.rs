@@ -1,5 +1,5 @@
 //! Running the server: the HTTP listener, the engine's worker loops (which also send the
-//! sender callbacks) and the GDPR requests' sweep, with a graceful shutdown that stops
+//! sender callbacks), the GDPR requests' sweep and the PEC mailbox reader, with a graceful shutdown that stops
 //! accepting and lets requests, rounds and a sweep in flight finish, so leases are released by
 //! their commits, not left to expire. Every store write the server waits for is durable when
 //! it returns, so there is nothing to flush at the end.
@@ -70,6 +70,11 @@ pub fn start<S: Store>(app: Arc<App<S>>, listener: TcpListener) -> std::io::Resu
     if app.config.workers > 0 {
         let sweep = crate::citizen_api::data_processing::run(app.clone(), shutdown.subscribe());
         workers.push(tokio::spawn(sweep));
+        if let Some(reader) = app.pec_reader.clone() {
+            let engine = app.engine.clone();
+            let stop = shutdown.subscribe();
+            workers.push(tokio::spawn(async move { reader.run(engine, stop).await }));
+        }
     }
     let router = router(app.clone());
     let app_for_task = app.clone();

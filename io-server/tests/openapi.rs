@@ -55,6 +55,7 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/citizen-tokens"),
     ("PUT", "/profiles/{fiscal_code}/email-validation"),
     ("PUT", "/profiles/{fiscal_code}/digital-domicile"),
+    ("GET", "/messages/{id}/evidence"),
     ("GET", "/messages/{id}"),
 ];
 

@@ -138,7 +138,7 @@ enum JournalCommand {
 }
 
 /// Parses a message id for clap.
-fn parse_message_id(raw: &str) -> Result<MessageId, String> {
+pub(crate) fn parse_message_id(raw: &str) -> Result<MessageId, String> {
     raw.trim()
         .parse()
         .map_err(|e| format!("not a message id: {e}"))

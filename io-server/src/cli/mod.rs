@@ -5,6 +5,7 @@
 //! - [`client`]: the HTTP client (base URL, admin token, problem+json errors).
 //! - [`admin`]: `service …`, `token citizen`, `journal verify`, over the admin API.
 //! - [`send`]: `send`, a resumable bulk send of a CSV file over the Services API.
+//! - [`evidence`]: `evidence export` (admin API) and `evidence verify` (offline, the bundle only).
 //!
 //! Exit status: 0 on success, 1 when the command ran and something failed (a row, a journal
 //! check, a refusal of the server), 2 on a usage or setup error (missing token, unreadable
@@ -12,6 +13,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod client;
+pub(crate) mod evidence;
 pub(crate) mod send;
 pub(crate) mod store;
 

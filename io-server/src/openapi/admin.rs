@@ -496,6 +496,46 @@ pub fn admin_api_document() -> Value {
             .problem(404, "No such message."),
         ),
     );
+    paths.add(
+        "get",
+        "/messages/{id}/evidence",
+        admin(
+            Operation::new(
+                "messageEvidence",
+                "A message's evidence bundle: journal, head and PEC receipts, verifiable offline",
+                TAG_SUPPORT,
+            )
+            .path("id", message_id())
+            .answers(
+                200,
+                "The bundle (`io-server evidence export` writes it out, `io-server evidence verify` checks it).",
+                object(
+                    &["format", "message_id", "entries", "head", "receipts"],
+                    json!({
+                        "format": { "type": "string", "enum": [crate::evidence::FORMAT] },
+                        "message_id": message_id(),
+                        "entries": described(
+                            json!({ "type": "array", "items": { "type": "string" } }),
+                            "The journal's entries in their canonical JSON form, the bytes their hashes cover.",
+                        ),
+                        "head": object(&["seq", "hash"], json!({
+                            "seq": unsigned(),
+                            "hash": { "type": "string" },
+                        })),
+                        "receipts": {
+                            "type": "array",
+                            "items": object(&["sha256", "content_base64"], json!({
+                                "sha256": { "type": "string" },
+                                "content_base64": described(json!({ "type": "string" }), "The receipt exactly as the provider sent it."),
+                            })),
+                        },
+                    }),
+                ),
+            )
+            .problem(400, "The id is not valid.")
+            .problem(404, "No such message."),
+        ),
+    );
     paths.add_document_route("admin API");
 
     let mut schemas = vec![
