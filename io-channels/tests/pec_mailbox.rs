@@ -6,6 +6,8 @@
 
 #[path = "support/imap_peer.rs"]
 mod imap_peer;
+#[path = "support/pec_receipts.rs"]
+mod pec_receipts;
 mod support;
 
 use std::sync::Arc;
@@ -13,22 +15,27 @@ use std::time::Duration;
 
 use imap_peer::ImapPeer;
 use io_channels::email::{EmailConfig, SmtpSecurity};
+use io_channels::pec::compose::Signer;
+use io_channels::pec::daticert::PecKind;
 use io_channels::pec::mailbox::{ImapSecurity, MailboxConfig, Pass};
 use io_channels::{PecChannel, PecConfig, ReceiptReader, TrustedRoots};
 use io_core::{
     Channel, ChannelKind, DeliveryId, DeliveryState, EmailAddress, MessageId, Store, Timestamp,
 };
 use io_store::SledStore;
-use support::{
-    Harness, SAMPLE_MSGID, SmtpPeer, SmtpPeerMode, citizen, markdown, pec_receipt, profile,
-};
+use pec_receipts::{RECEIPT_TIME_UNIX, SAMPLE_MSGID, pec_receipt};
+use support::{Harness, SmtpPeer, SmtpPeerMode, citizen, markdown, profile};
 
-/// A receipt of `kind` about the PEC submission of `message`.
-fn receipt_for(kind: &str, message: MessageId) -> Vec<u8> {
-    pec_receipt(kind, &format!("{message}.pec@pec.comune.example.it"))
+/// A receipt of `kind` about the PEC submission of `message`, signed by `signer`.
+fn receipt_for(kind: PecKind, message: MessageId, signer: &Signer) -> Vec<u8> {
+    pec_receipt(
+        kind,
+        &format!("{message}.pec@pec.comune.example.it"),
+        signer,
+    )
 }
 
-fn mailbox(imap: &ImapPeer) -> MailboxConfig {
+fn mailbox(imap: &ImapPeer, provider: &Signer) -> MailboxConfig {
     MailboxConfig {
         host: "127.0.0.1".into(),
         port: Some(imap.port),
@@ -39,6 +46,7 @@ fn mailbox(imap: &ImapPeer) -> MailboxConfig {
         processed: "io-receipts".into(),
         other: "io-other".into(),
         roots: TrustedRoots::default(),
+        provider_certificates: vec![provider.certificate_pem()],
         poll: Duration::from_millis(200),
         timeout: Duration::from_secs(5),
     }
@@ -97,9 +105,11 @@ async fn receipts_read_over_imap_make_the_delivery_sent_at_its_legal_time() {
     .await;
     let imap = ImapPeer::start().await;
     let (h, id) = submitted(&smtp).await;
-    let reader = ReceiptReader::new(mailbox(&imap)).unwrap();
+    let provider = Signer::generate("Gestore di prova").unwrap();
+    let reader = ReceiptReader::new(mailbox(&imap, &provider)).unwrap();
 
-    imap.append("INBOX", &receipt_for("accettazione", id)).await;
+    imap.append("INBOX", &receipt_for(PecKind::Accepted, id, &provider))
+        .await;
     imap.append(
         "INBOX",
         b"From: cittadino@pec.example.it\r\nSubject: risposta\r\n\r\nGrazie.\r\n",
@@ -128,10 +138,10 @@ async fn receipts_read_over_imap_make_the_delivery_sent_at_its_legal_time() {
         "{accepted:?}"
     );
 
-    let delivered = receipt_for("avvenuta-consegna", id);
+    let delivered = receipt_for(PecKind::Delivered, id, &provider);
     imap.append("INBOX", &delivered).await;
-    // A receipt of a message io never sent (the sample as it is).
-    let foreign = pec_receipt("errore-consegna", SAMPLE_MSGID);
+    // A receipt of a message io never sent.
+    let foreign = pec_receipt(PecKind::DeliveryError, SAMPLE_MSGID, &provider);
     imap.append("INBOX", &foreign).await;
     let pass = reader.read_once(&h.engine).await.unwrap();
     assert_eq!(
@@ -146,10 +156,10 @@ async fn receipts_read_over_imap_make_the_delivery_sent_at_its_legal_time() {
 
     let sent = h.store.delivery(&pec).await.unwrap().unwrap();
     assert_eq!(sent.state, DeliveryState::Sent);
-    // The daticert of the sample: 02/12/2026 09:15:40 +01:00.
+    // The time the delivery receipt's daticert certifies.
     assert_eq!(
         sent.legal_delivery_at,
-        Some(Timestamp::parse_rfc3339("2026-12-02T08:15:40Z").unwrap())
+        Some(Timestamp::from_millis(RECEIPT_TIME_UNIX * 1000))
     );
     // Byte for byte: what the mailbox held is what the store keeps.
     let evidence = h.store.evidence(&id).await.unwrap();
@@ -170,8 +180,9 @@ async fn a_receipt_read_again_after_a_crash_is_counted_once() {
     .await;
     let imap = ImapPeer::start().await;
     let (h, id) = submitted(&smtp).await;
-    let reader = ReceiptReader::new(mailbox(&imap)).unwrap();
-    let accepted = receipt_for("accettazione", id);
+    let provider = Signer::generate("Gestore di prova").unwrap();
+    let reader = ReceiptReader::new(mailbox(&imap, &provider)).unwrap();
+    let accepted = receipt_for(PecKind::Accepted, id, &provider);
     imap.append("INBOX", &accepted).await;
     reader.read_once(&h.engine).await.unwrap();
     let journal = h.engine.verify_journal(&id).await.unwrap().len();
@@ -203,7 +214,8 @@ async fn the_reader_waits_in_idle_and_records_a_receipt_as_it_arrives() {
     let imap = ImapPeer::start().await;
     let (h, id) = submitted(&smtp).await;
     let engine = Arc::new(h.engine);
-    let mut config = mailbox(&imap);
+    let provider = Signer::generate("Gestore di prova").unwrap();
+    let mut config = mailbox(&imap, &provider);
     config.poll = Duration::from_secs(30);
     let reader = ReceiptReader::new(config).unwrap();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -213,7 +225,7 @@ async fn the_reader_waits_in_idle_and_records_a_receipt_as_it_arrives() {
     };
     // Let the reader make its first pass and go idle, then deliver the receipt.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    imap.append("INBOX", &receipt_for("avvenuta-consegna", id))
+    imap.append("INBOX", &receipt_for(PecKind::Delivered, id, &provider))
         .await;
     let pec = DeliveryId::new(id, ChannelKind::Pec);
     let mut sent = false;
@@ -247,6 +259,7 @@ async fn a_mailbox_configuration_is_checked() {
         processed: "io-receipts".into(),
         other: "io-other".into(),
         roots: TrustedRoots::default(),
+        provider_certificates: vec![Signer::generate("Gestore").unwrap().certificate_pem()],
         poll: Duration::from_secs(60),
         timeout: Duration::from_secs(5),
     };
@@ -265,4 +278,41 @@ async fn a_mailbox_configuration_is_checked() {
     assert!(ReceiptReader::new(quoted).is_err());
     let shown = format!("{:?}", imap_less("127.0.0.1", ImapSecurity::Plain));
     assert!(!shown.contains("\"p\""), "{shown}");
+    let mut untrusting = imap_less("127.0.0.1", ImapSecurity::Plain);
+    untrusting.provider_certificates.clear();
+    let error = ReceiptReader::new(untrusting).err().unwrap();
+    assert!(
+        error.to_string().contains("provider_certificates"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_signed_by_an_untrusted_key_is_kept_flagged_and_changes_nothing() {
+    let smtp = SmtpPeer::start_with_auth(
+        SmtpPeerMode::Plain,
+        Some(("protocollo@pec.comune.example.it", "pw")),
+    )
+    .await;
+    let imap = ImapPeer::start().await;
+    let (h, id) = submitted(&smtp).await;
+    let provider = Signer::generate("Gestore di prova").unwrap();
+    let impostor = Signer::generate("Gestore di prova").unwrap();
+    let reader = ReceiptReader::new(mailbox(&imap, &provider)).unwrap();
+    let pec = DeliveryId::new(id, ChannelKind::Pec);
+    let before = h.store.delivery(&pec).await.unwrap().unwrap();
+    imap.append("INBOX", &receipt_for(PecKind::Delivered, id, &impostor))
+        .await;
+    let pass = reader.read_once(&h.engine).await.unwrap();
+    assert_eq!(pass.recorded, 1);
+    assert_eq!(h.store.delivery(&pec).await.unwrap().unwrap(), before);
+    assert_eq!(h.store.evidence(&id).await.unwrap().len(), 1);
+    let journal = h.engine.verify_journal(&id).await.unwrap();
+    assert!(journal.iter().any(|entry| matches!(
+        &entry.event,
+        io_core::JournalEvent::ReceiptRecorded {
+            signed_by: None,
+            ..
+        }
+    )));
 }

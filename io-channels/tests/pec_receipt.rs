@@ -89,6 +89,25 @@ fn mime_that_trips_the_mail_parsers_debug_assertion_is_refused_without_a_panic()
     assert!(Receipt::parse(&raw).is_err());
 }
 
+/// Found by the fuzz target: a Content-Type with non-UTF-8 bytes makes OpenSSL quote them in
+/// its error, which the openssl crate unwraps as UTF-8 and panics on. The signature check
+/// contains it: unverified, no panic, and the next check still works.
+#[test]
+fn a_header_openssl_quotes_as_non_utf8_is_unverified_without_a_panic() {
+    use io_channels::pec::compose::Signer;
+    use io_channels::pec::signature::{self, ProviderCertificates, Signature};
+    let trusted =
+        ProviderCertificates::from_pem(&[Signer::generate("Gestore").unwrap().certificate_pem()])
+            .unwrap();
+    let raw = sample("fuzz-openssl-non-utf8-error.eml");
+    for _ in 0..2 {
+        assert!(matches!(
+            signature::check(&raw, &trusted),
+            Signature::Unverified { .. }
+        ));
+    }
+}
+
 #[test]
 fn headers_that_disagree_with_daticert_or_repeat_are_refused() {
     let delivered = text("avvenuta-consegna.eml");

@@ -86,6 +86,9 @@ pub enum JournalEvent {
         provider_id: String,
         /// SHA-256 of the receipt's bytes, lower-case hex.
         sha256: String,
+        /// Who signed it, as its verified S/MIME signature says; `None`: the signature did
+        /// not verify, and the receipt changed nothing.
+        signed_by: Option<String>,
         /// The delivery's state afterwards.
         state: DeliveryState,
     },

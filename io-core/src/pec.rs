@@ -99,6 +99,10 @@ pub struct Receipt {
     pub provider_id: String,
     /// The provider's explanation of an error (daticert `errore-esteso`).
     pub detail: Option<String>,
+    /// Who signed it, when its S/MIME signature verified against a trusted provider
+    /// certificate; `None` when it did not: such a receipt is kept as evidence and flagged,
+    /// and changes nothing.
+    pub signer: Option<String>,
     /// The receipt exactly as the mailbox holds it: the evidence.
     pub raw: Vec<u8>,
 }
@@ -110,6 +114,7 @@ impl fmt::Debug for Receipt {
             .field("kind", &self.kind)
             .field("issued_at", &self.issued_at)
             .field("provider_id", &self.provider_id)
+            .field("signer", &self.signer)
             .field("bytes", &self.raw.len())
             .finish()
     }
@@ -157,15 +162,16 @@ pub mod failure {
 }
 
 /// The delivery after `receipt`, received at `now`: `None` when the receipt changes nothing
-/// (a final delivery, or a receipt that only informs: presa-in-carico, preavviso). A final
-/// delivery stays as it is: a late receipt is kept as evidence only.
+/// (a final delivery, a receipt that only informs: presa-in-carico, preavviso, or one whose
+/// signature did not verify). A final delivery stays as it is: a late receipt is kept as
+/// evidence only.
 pub fn after_receipt(
     delivery: &Delivery,
     receipt: &Receipt,
     windows: ReceiptWindows,
     now: Timestamp,
 ) -> Option<Delivery> {
-    if delivery.state.is_final() {
+    if delivery.state.is_final() || receipt.signer.is_none() {
         return None;
     }
     let mut next = delivery.clone();

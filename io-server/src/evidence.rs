@@ -377,6 +377,7 @@ mod tests {
                 issued_at: Timestamp::from_millis(2_000),
                 provider_id: "opec.1@gestore".into(),
                 sha256: hex::encode(Sha256::digest(raw)),
+                signed_by: Some("CN=Gestore".into()),
                 state: DeliveryState::Sent,
             });
         }

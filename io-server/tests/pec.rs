@@ -94,6 +94,7 @@ async fn server(simulator: &Simulator, imap: &Pymap) -> TestServer {
             processed: "io-receipts".into(),
             other: "io-other".into(),
             roots: TrustedRoots::default(),
+            provider_certificates: vec![simulator.certificate_pem().to_owned()],
             poll: Duration::from_millis(200),
             timeout: Duration::from_secs(5),
         },

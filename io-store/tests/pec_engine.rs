@@ -87,6 +87,7 @@ impl World {
             issued_at: self.clock.now().minus(Duration::from_secs(1)),
             provider_id: "opec210.20260101.1@pec.provider.example".into(),
             detail: Some("destinatario sconosciuto".into()),
+            signer: Some("CN=Posta certificata, O=Gestore".into()),
             raw: raw.as_bytes().to_vec(),
         }
     }

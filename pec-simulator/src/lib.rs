@@ -15,17 +15,19 @@
 //! - `muto…@`: not even accepted (an acceptance that never comes);
 //! - anything else: accepted, then delivered (`avvenuta-consegna`, complete).
 //!
-//! Receipts carry a placeholder where a provider puts its S/MIME signature.
+//! Receipts are S/MIME signed with a key the simulator makes when it starts; a mailbox reader
+//! trusts its certificate ([`Simulator::certificate_pem`]) as it would a provider's.
 
-pub mod receipts;
-pub mod smtp;
+pub mod outcome;
+mod smtp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use receipts::{Outcome, ReceiptBuilder};
+use io_channels::pec::compose::Signer;
+pub use outcome::Outcome;
 
 /// Where the sender's mailbox is, and who the simulated provider is.
 #[derive(Debug, Clone)]
@@ -44,17 +46,28 @@ pub struct Config {
 pub struct Simulator {
     /// Where it takes submissions.
     pub smtp: SocketAddr,
+    certificate_pem: String,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Simulator {
-    /// Listens for SMTP on `listen` (port 0: any free port).
+    /// Makes its signing key and listens for SMTP on `listen` (port 0: any free port).
     pub async fn start(listen: SocketAddr, config: Config) -> std::io::Result<Self> {
+        let signer = Signer::generate(&config.provider_domain).map_err(std::io::Error::other)?;
+        let certificate_pem = signer.certificate_pem();
         let listener = TcpListener::bind(listen).await?;
         let smtp = listener.local_addr()?;
-        let config = Arc::new(config);
-        let task = tokio::spawn(smtp::serve(listener, config));
-        Ok(Self { smtp, task })
+        let task = tokio::spawn(smtp::serve(listener, Arc::new(config), Arc::new(signer)));
+        Ok(Self {
+            smtp,
+            certificate_pem,
+            task,
+        })
+    }
+
+    /// The certificate its receipts are signed under, PEM: the one a mailbox reader trusts.
+    pub fn certificate_pem(&self) -> &str {
+        &self.certificate_pem
     }
 
     /// Stops listening (sessions in progress end with it).

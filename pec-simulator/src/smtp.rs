@@ -10,20 +10,23 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use io_channels::pec::compose::{ReceiptBuilder, Signer};
+
 use crate::Config;
-use crate::receipts::{Outcome, ReceiptBuilder};
+use crate::outcome::Outcome;
 
 /// The largest submission taken.
 const MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
 
 /// Accepts connections until the task is aborted.
-pub(crate) async fn serve(listener: TcpListener, config: Arc<Config>) {
+pub(crate) async fn serve(listener: TcpListener, config: Arc<Config>, signer: Arc<Signer>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let config = config.clone();
+                let signer = signer.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = session(stream, config).await {
+                    if let Err(error) = session(stream, config, signer).await {
                         tracing::debug!(%error, "SMTP session ended");
                     }
                 });
@@ -33,7 +36,11 @@ pub(crate) async fn serve(listener: TcpListener, config: Arc<Config>) {
     }
 }
 
-async fn session(stream: TcpStream, config: Arc<Config>) -> std::io::Result<()> {
+async fn session(
+    stream: TcpStream,
+    config: Arc<Config>,
+    signer: Arc<Signer>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 pec-simulator ESMTP\r\n").await?;
@@ -114,10 +121,13 @@ async fn session(stream: TcpStream, config: Arc<Config>) -> std::io::Result<()> 
                 let id = format!("sim{}", OffsetDateTime::now_utc().unix_timestamp_nanos());
                 for recipient in std::mem::take(&mut recipients) {
                     let config = config.clone();
+                    let signer = signer.clone();
                     let message = message.clone();
                     let sender = sender.clone();
                     tokio::spawn(async move {
-                        if let Err(error) = deliver(&config, sender, recipient, message).await {
+                        if let Err(error) =
+                            deliver(&config, &signer, sender, recipient, message).await
+                        {
                             tracing::warn!(%error, "receipts not delivered to the sender's mailbox");
                         }
                     });
@@ -192,6 +202,7 @@ async fn read_data(
 /// Appends the receipts of one submission to the sender's mailbox.
 async fn deliver(
     config: &Config,
+    signer: &Signer,
     sender: String,
     recipient: String,
     message: Vec<u8>,
@@ -218,12 +229,13 @@ async fn deliver(
         recipient: recipient.clone(),
     };
     let outcome = Outcome::for_recipient(&recipient);
-    let receipts: Vec<(PecKind, Vec<u8>)> = outcome
-        .receipts()
-        .iter()
-        .enumerate()
-        .map(|(n, kind)| (*kind, builder.build(*kind, n as u32)))
-        .collect();
+    let mut receipts: Vec<(PecKind, Vec<u8>)> = Vec::new();
+    for (n, kind) in outcome.receipts().iter().enumerate() {
+        match builder.build(*kind, n as u32, signer) {
+            Ok(raw) => receipts.push((*kind, raw)),
+            Err(error) => tracing::warn!(%error, %kind, "receipt not signed; not sent"),
+        }
+    }
     if receipts.is_empty() {
         return Ok(());
     }

@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 
 use crate::email::is_loopback;
 use crate::pec::receipt::Receipt;
+use crate::pec::signature::ProviderCertificates;
 use crate::{ConfigError, TrustedRoots};
 
 /// How the connection to the IMAP server is protected.
@@ -64,9 +65,12 @@ pub struct MailboxConfig {
     /// Where messages that are not receipts of io deliveries go (created if missing).
     #[serde(default = "default_other")]
     pub other: String,
-    /// Whose certificates are trusted.
+    /// Whose certificates are trusted for the IMAP server's TLS.
     #[serde(default)]
     pub roots: TrustedRoots,
+    /// The certificates (PEM) the providers sign receipts with, or the authorities that issue
+    /// them: a receipt is trusted only if its S/MIME signature verifies against one.
+    pub provider_certificates: Vec<String>,
     /// The longest wait between passes.
     #[serde(default = "default_poll")]
     pub poll: Duration,
@@ -86,6 +90,7 @@ impl fmt::Debug for MailboxConfig {
             .field("inbox", &self.inbox)
             .field("processed", &self.processed)
             .field("other", &self.other)
+            .field("provider_certificates", &self.provider_certificates.len())
             .field("poll", &self.poll)
             .finish_non_exhaustive()
     }
@@ -185,6 +190,7 @@ impl Connected {
 /// Reads the sender's PEC mailbox for receipts.
 pub struct ReceiptReader {
     config: MailboxConfig,
+    trusted: ProviderCertificates,
     tls: Option<(
         tokio_rustls::TlsConnector,
         rustls::pki_types::ServerName<'static>,
@@ -229,7 +235,12 @@ impl ReceiptReader {
                 "the folders for processed and other messages must differ from the inbox",
             ));
         }
-        Ok(Self { config, tls })
+        let trusted = ProviderCertificates::from_pem(&config.provider_certificates)?;
+        Ok(Self {
+            config,
+            trusted,
+            tls,
+        })
     }
 
     /// One pass: connects, handles every message of the inbox, logs out.
@@ -371,7 +382,7 @@ impl ReceiptReader {
             let raw = self.fetch(session, uid).await?;
             let Some(raw) = raw else { continue };
             let folder = match Receipt::parse(&raw) {
-                Ok(receipt) => match receipt.for_engine(raw) {
+                Ok(receipt) => match receipt.for_engine(raw, &self.trusted) {
                     Some(receipt) => match engine.record_receipt(receipt).await? {
                         ReceiptOutcome::Recorded { .. } => {
                             pass.recorded += 1;

@@ -13,6 +13,7 @@ use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
 use super::daticert::{Daticert, DaticertError, PecKind, ReceiptKind};
+use super::signature::{self, ProviderCertificates, Signature};
 
 /// The largest receipt accepted. A complete delivery receipt carries the original message, so
 /// the bound is that of a PEC message (providers accept up to 100 MB; io sends text only).
@@ -94,9 +95,15 @@ const TRASPORTO: &str = "X-Trasporto";
 
 impl Receipt {
     /// The receipt as the engine records it, with `raw`, the bytes it was parsed from, as
-    /// evidence; `None` when it refers to a message io did not send (its `Message-ID` is not
-    /// one of a PEC delivery), or certifies an envelope rather than a receipt.
-    pub fn for_engine(&self, raw: Vec<u8>) -> Option<io_core::pec::Receipt> {
+    /// evidence, and its signer when its S/MIME signature verifies against `trusted` (an
+    /// unverified receipt is recorded, flagged, and changes nothing); `None` when it refers to
+    /// a message io did not send (its `Message-ID` is not one of a PEC delivery), or certifies
+    /// an envelope rather than a receipt.
+    pub fn for_engine(
+        &self,
+        raw: Vec<u8>,
+        trusted: &ProviderCertificates,
+    ) -> Option<io_core::pec::Receipt> {
         use io_core::pec::ReceiptKind as Kind;
         let kind = match self.kind {
             PecKind::Accepted => Kind::Accettazione,
@@ -111,12 +118,20 @@ impl Receipt {
         let delivery = io_core::pec::delivery_of(&self.refers_to)?;
         let millis = self.data.issued_at.unix_timestamp_nanos() / 1_000_000;
         let issued_at = io_core::Timestamp::from_millis(i64::try_from(millis).ok()?);
+        let signer = match signature::check(&raw, trusted) {
+            Signature::Verified { signer } => Some(signer),
+            Signature::Unverified { reason } => {
+                tracing::warn!(receipt = %self.kind, %reason, "PEC receipt signature not verified: kept as evidence, flagged, not trusted");
+                None
+            }
+        };
         Some(io_core::pec::Receipt {
             delivery,
             kind,
             issued_at,
             provider_id: self.data.identifier.clone(),
             detail: self.data.extended_error.clone(),
+            signer,
             raw,
         })
     }

@@ -45,6 +45,7 @@ fn receipt(kind: ReceiptKind, issued_at: Timestamp) -> Receipt {
         issued_at,
         provider_id: "opec210.20260601.1@pec.provider.it".into(),
         detail: Some("casella piena".into()),
+        signer: Some("CN=Posta certificata, O=Gestore".into()),
         raw: b"Received: ...\r\n\r\nbody".to_vec(),
     }
 }
@@ -174,6 +175,20 @@ fn notices_and_late_receipts_change_nothing() {
         ] {
             assert_eq!(after(&final_delivery, kind), None, "{kind}");
         }
+    }
+}
+
+#[test]
+fn an_unverified_receipt_changes_nothing() {
+    for kind in [
+        ReceiptKind::Accettazione,
+        ReceiptKind::AvvenutaConsegna,
+        ReceiptKind::ErroreConsegna,
+    ] {
+        let mut unsigned = receipt(kind, T0);
+        unsigned.signer = None;
+        let changed = after_receipt(&submitted(None), &unsigned, ReceiptWindows::default(), T0);
+        assert_eq!(changed, None, "{kind}");
     }
 }
 

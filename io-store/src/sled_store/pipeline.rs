@@ -433,6 +433,7 @@ pub(crate) fn receipt(record: ReceiptRecord) -> Job {
             issued_at: receipt.issued_at,
             provider_id: receipt.provider_id.clone(),
             sha256: sha256_hex.clone(),
+            signed_by: receipt.signer.clone(),
             state: delivery.state.clone(),
         });
         if changed {

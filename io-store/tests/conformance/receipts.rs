@@ -51,6 +51,7 @@ fn receipt(message: &Message, kind: ReceiptKind, issued_at: Timestamp, raw: &[u8
         issued_at,
         provider_id: "opec210.1@pec.provider.example".into(),
         detail: None,
+        signer: Some("CN=Posta certificata".into()),
         raw: raw.to_vec(),
     }
 }
@@ -89,6 +90,7 @@ pub(crate) async fn receipts_are_kept_byte_for_byte_and_move_the_delivery_to_sen
             issued_at: t(3_000),
             provider_id: "opec210.1@pec.provider.example".into(),
             sha256: accepted.sha256(),
+            signed_by: Some("CN=Posta certificata".into()),
             state: accepted_state.clone(),
         }]
     );
