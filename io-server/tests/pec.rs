@@ -12,6 +12,7 @@ use std::time::Duration;
 use io_channels::email::{EmailConfig, SmtpSecurity};
 use io_channels::pec::mailbox::ImapSecurity;
 use io_channels::{MailboxConfig, PecConfig, TrustedRoots};
+use io_core::Store;
 use io_server::config::PecSection;
 use pec_simulator::{Config as SimulatorConfig, Simulator};
 use reqwest::{Method, StatusCode};
@@ -62,8 +63,54 @@ async fn pymap() -> Pymap {
     panic!("pymap did not listen within 15 s");
 }
 
+/// The number of messages in `folder` of the sender's mailbox.
+async fn count(imap: &Pymap, folder: &str) -> u32 {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", imap.port))
+        .await
+        .unwrap();
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.unwrap();
+    let mut session = client
+        .login(MAILBOX, PASSWORD)
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let exists = match session.select(folder).await {
+        Ok(mailbox) => mailbox.exists,
+        Err(_) => 0,
+    };
+    session.logout().await.unwrap();
+    exists
+}
+
+/// A simulator appending receipts to `imap`.
+async fn simulator(imap: &Pymap) -> Simulator {
+    Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimulatorConfig {
+            imap: format!("127.0.0.1:{}", imap.port).parse().unwrap(),
+            user: MAILBOX.into(),
+            password: PASSWORD.into(),
+            provider_domain: "pec.gestore.example".into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// A server with one worker and PEC through `simulator` and `imap`.
 async fn server(simulator: &Simulator, imap: &Pymap) -> TestServer {
+    TestServer::start_with(pec_config(simulator, imap, "INBOX", "io-receipts")).await
+}
+
+/// The configuration of [`server`], its receipt reader reading `inbox` and moving what it
+/// recorded to `processed`.
+fn pec_config(
+    simulator: &Simulator,
+    imap: &Pymap,
+    inbox: &str,
+    processed: &str,
+) -> io_server::ServerConfig {
     let mut config = test_config();
     config.workers = 1;
     config.engine.idle_poll = Duration::from_millis(50);
@@ -90,8 +137,8 @@ async fn server(simulator: &Simulator, imap: &Pymap) -> TestServer {
             security: ImapSecurity::Plain,
             username: MAILBOX.into(),
             password: PASSWORD.into(),
-            inbox: "INBOX".into(),
-            processed: "io-receipts".into(),
+            inbox: inbox.into(),
+            processed: processed.into(),
             other: "io-other".into(),
             roots: TrustedRoots::default(),
             provider_certificates: vec![simulator.certificate_pem().to_owned()],
@@ -99,7 +146,7 @@ async fn server(simulator: &Simulator, imap: &Pymap) -> TestServer {
             timeout: Duration::from_secs(5),
         },
     });
-    TestServer::start_with(config).await
+    config
 }
 
 /// A citizen with a profile and the digital domicile `domicile`.
@@ -177,17 +224,7 @@ async fn io_server(args: &[&str]) -> (i32, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legal_message_is_delivered_by_pec_and_its_evidence_verifies_offline() {
     let imap = pymap().await;
-    let simulator = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimulatorConfig {
-            imap: format!("127.0.0.1:{}", imap.port).parse().unwrap(),
-            user: MAILBOX.into(),
-            password: PASSWORD.into(),
-            provider_domain: "pec.gestore.example".into(),
-        },
-    )
-    .await
-    .unwrap();
+    let simulator = simulator(&imap).await;
     let server = server(&simulator, &imap).await;
     let (_, key) = server.create_service(ALL_GROUPS).await;
     let citizen = "RSSMRA85T10A562S";
@@ -232,6 +269,33 @@ async fn a_legal_message_is_delivered_by_pec_and_its_evidence_verifies_offline()
         .to_owned();
     let (code, _) = io_server(&["evidence", "verify", bundle_path, "--head", &head]).await;
     assert_eq!(code, 0);
+    // The providers' signatures, checked offline too: with the simulator's certificate they
+    // verify; with another provider's they do not.
+    let certificate = dir.path().join("provider.pem");
+    std::fs::write(&certificate, simulator.certificate_pem()).unwrap();
+    let certificate = certificate.to_str().unwrap();
+    let (code, out) = io_server(&[
+        "evidence",
+        "verify",
+        bundle_path,
+        "--provider-certificates",
+        certificate,
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("signed by CN=Posta certificata"), "{out}");
+    let stranger = dir.path().join("stranger.pem");
+    let other = io_channels::pec::compose::Signer::generate("Altro").unwrap();
+    std::fs::write(&stranger, other.certificate_pem()).unwrap();
+    let (code, out) = io_server(&[
+        "evidence",
+        "verify",
+        bundle_path,
+        "--provider-certificates",
+        stranger.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 1, "{out}");
     let (code, out) =
         io_server(&["evidence", "verify", bundle_path, "--head", &"0".repeat(64)]).await;
     assert_eq!(code, 1, "{out}");
@@ -259,17 +323,7 @@ async fn a_legal_message_is_delivered_by_pec_and_its_evidence_verifies_offline()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_error_receipt_fails_the_delivery_with_the_provider_s_reason() {
     let imap = pymap().await;
-    let simulator = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimulatorConfig {
-            imap: format!("127.0.0.1:{}", imap.port).parse().unwrap(),
-            user: MAILBOX.into(),
-            password: PASSWORD.into(),
-            provider_domain: "pec.gestore.example".into(),
-        },
-    )
-    .await
-    .unwrap();
+    let simulator = simulator(&imap).await;
     let server = server(&simulator, &imap).await;
     let (_, key) = server.create_service(ALL_GROUPS).await;
     let citizen = "RSSMRA85T10A562S";
@@ -280,4 +334,91 @@ async fn a_delivery_error_receipt_fails_the_delivery_with_the_provider_s_reason(
     let reason = pec["failure_reason"].as_str().unwrap();
     assert!(reason.starts_with("pec_delivery_error: 5.1.1"), "{reason}");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_between_submission_and_receipts_loses_nothing_and_counts_nothing_twice() {
+    let imap = pymap().await;
+    let simulator = simulator(&imap).await;
+    // First run: the reader watches a folder the receipts never reach, so they wait in the
+    // inbox while the server stops.
+    let first =
+        TestServer::start_with(pec_config(&simulator, &imap, "io-held", "io-receipts")).await;
+    let (_, key) = first.create_service(ALL_GROUPS).await;
+    let citizen = "RSSMRA85T10A562S";
+    citizen_with_domicile(&first, citizen, "mario.rossi@pec.example.it").await;
+    let id = send_legal(&first, &key, citizen).await;
+    for _ in 0..300 {
+        if count(&imap, "INBOX").await == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&imap, "INBOX").await, 2, "both receipts arrived");
+    let shown: Value = first
+        .api(Method::GET, &format!("/messages/{citizen}/{id}"), &key)
+        .fetch_json()
+        .await;
+    let pec = shown["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"] == "pec")
+        .unwrap()
+        .clone();
+    assert_eq!(pec["status"], "SUBMITTED", "{pec}");
+    let dir = first.stop_keeping_data().await;
+
+    // Second run on the same data: the receipts are read once, the delivery is SENT.
+    let clock: std::sync::Arc<dyn io_core::Clock> = std::sync::Arc::new(io_core::SystemClock);
+    let second = TestServer::start_in(
+        pec_config(&simulator, &imap, "INBOX", "io-receipts"),
+        clock.clone(),
+        dir,
+    )
+    .await;
+    let pec = final_pec_delivery(&second, &key, citizen, &id).await;
+    assert_eq!(pec["status"], "SENT", "{pec}");
+    assert_eq!(pec["attempts"], 1, "not submitted again");
+    let dir = second.stop_keeping_data().await;
+
+    // Third run: a reader that died before moving them finds the receipts again; nothing
+    // changes and nothing is counted twice.
+    let receipts = count(&imap, "io-receipts").await;
+    assert_eq!(receipts, 2);
+    let third = TestServer::start_in(
+        pec_config(&simulator, &imap, "io-receipts", "io-done"),
+        clock,
+        dir,
+    )
+    .await;
+    let journal = |server: &TestServer| {
+        let id = id.parse().unwrap();
+        let engine = server.app.engine.clone();
+        async move { engine.verify_journal(&id).await.unwrap() }
+    };
+    for _ in 0..100 {
+        if count(&imap, "io-receipts").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&imap, "io-done").await, 2, "read again and moved");
+    let entries = journal(&third).await;
+    let recorded = entries
+        .iter()
+        .filter(|entry| matches!(entry.event, io_core::JournalEvent::ReceiptRecorded { .. }))
+        .count();
+    assert_eq!(recorded, 2, "each receipt once");
+    assert_eq!(
+        third
+            .app
+            .store
+            .evidence(&id.parse().unwrap())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    third.stop().await;
 }

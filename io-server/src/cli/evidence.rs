@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use io_channels::pec::signature::{self, ProviderCertificates, Signature};
 use io_core::MessageId;
 use io_server::evidence::Bundle;
 use reqwest::StatusCode;
@@ -35,8 +36,9 @@ enum EvidenceCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Verifies a bundle offline: the journal's chain and head, and every receipt against the
-    /// SHA-256 the journal names. Exit status 1 if anything does not match.
+    /// Verifies a bundle offline: the journal's chain and head, every receipt against the
+    /// SHA-256 the journal names and, given the providers' certificates, its S/MIME signature.
+    /// Exit status 1 if anything does not match.
     Verify {
         /// The bundle's directory.
         bundle: PathBuf,
@@ -44,6 +46,10 @@ enum EvidenceCommand {
         /// bundle's head must be this one.
         #[arg(long)]
         head: Option<String>,
+        /// A PEM file of the providers' certificates: each receipt's S/MIME signature must
+        /// verify against one of them too.
+        #[arg(long)]
+        provider_certificates: Option<PathBuf>,
     },
 }
 
@@ -55,7 +61,11 @@ pub(crate) async fn run(args: EvidenceArgs) -> Result<(), CliError> {
             message,
             out,
         } => export(&admin, &message, out).await,
-        EvidenceCommand::Verify { bundle, head } => verify(bundle, head.as_deref()),
+        EvidenceCommand::Verify {
+            bundle,
+            head,
+            provider_certificates,
+        } => verify(bundle, head.as_deref(), provider_certificates),
     }
 }
 
@@ -78,15 +88,56 @@ async fn export(admin: &AdminArgs, id: &MessageId, out: PathBuf) -> Result<(), C
     Ok(())
 }
 
-fn verify(dir: PathBuf, head: Option<&str>) -> Result<(), CliError> {
+fn verify(
+    dir: PathBuf,
+    head: Option<&str>,
+    provider_certificates: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let trusted = match provider_certificates {
+        Some(path) => {
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| CliError::setup(format!("{}: {e}", path.display())))?;
+            Some(ProviderCertificates::from_pem(&[pem]).map_err(CliError::setup)?)
+        }
+        None => None,
+    };
     let bundle = Bundle::read_dir(&dir).map_err(CliError::setup)?;
     println!("message: {}", bundle.message_id);
     match bundle.verify(head) {
         Ok(verified) => {
             println!("journal: verified, {} entries", verified.entries);
             println!("head: {}", verified.head);
+            let mut unsigned = 0;
             for (kind, issued_at, sha256) in &verified.receipts {
-                println!("receipt: {kind} {} {sha256}", issued_at.to_rfc3339());
+                let signature = match &trusted {
+                    None => String::new(),
+                    Some(trusted) => {
+                        let bytes = bundle
+                            .receipts
+                            .iter()
+                            .find(|r| &r.sha256 == sha256)
+                            .map(|r| r.bytes.as_slice())
+                            .unwrap_or_default();
+                        match signature::check(bytes, trusted) {
+                            Signature::Verified { signer } => format!(" signed by {signer}"),
+                            Signature::Unverified { reason } => {
+                                unsigned += 1;
+                                format!(" NOT signed by a trusted provider: {reason}")
+                            }
+                        }
+                    }
+                };
+                println!(
+                    "receipt: {kind} {} {sha256}{signature}",
+                    issued_at.to_rfc3339()
+                );
+            }
+            if unsigned > 0 {
+                println!("evidence: NOT verified: {unsigned} receipts without a trusted signature");
+                return Err(CliError::failed(format!(
+                    "the evidence of message {} has receipts without a trusted signature",
+                    bundle.message_id
+                )));
             }
             println!("evidence: verified");
             Ok(())
