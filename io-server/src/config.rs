@@ -402,6 +402,13 @@ mod tests {
         assert!(email.limit.is_some());
         assert_eq!(config.channels.apns.unwrap().topic, "it.example.app");
         assert!(config.channels.fcm.is_some());
+        let pec = config.channels.pec.expect("pec configured");
+        assert_eq!(
+            pec.submission.smtp.security,
+            io_channels::email::SmtpSecurity::Tls
+        );
+        assert_eq!(pec.mailbox.provider_certificates.len(), 1);
+        assert_eq!(pec.mailbox.processed, "io-receipts", "the default folder");
         let cap = config.engine.rate_limits.per_citizen.unwrap();
         assert_eq!((cap.count.get(), cap.per.as_secs()), (10, 3600));
     }

@@ -36,8 +36,13 @@ pub struct CheckReport {
     pub damaged: Vec<DamagedRecord>,
 }
 
-/// Decodes a record of `kind`; `None` for kinds whose value carries no format to check.
-fn decode_record(kind: u8, value: &[u8]) -> Option<(&'static str, Result<(), StoreError>)> {
+/// Decodes the record at `key` of `kind`; `None` for kinds whose value carries no format to
+/// check.
+fn decode_record(
+    kind: u8,
+    key: &[u8],
+    value: &[u8],
+) -> Option<(&'static str, Result<(), StoreError>)> {
     fn typed<T: for<'de> Deserialize<'de>>(
         what: &'static str,
         value: &[u8],
@@ -57,6 +62,7 @@ fn decode_record(kind: u8, value: &[u8]) -> Option<(&'static str, Result<(), Sto
         kind::STATE => Some(("message state", MessageState::decode(value).map(drop))),
         kind::ERASED => Some(("erased message", MessageState::decode(value).map(drop))),
         kind::JOURNAL => Some(("journal", journal::check_record(value))),
+        kind::EVIDENCE => Some(("evidence", check_evidence(key, value))),
         kind::ATTEMPTS => Some((
             "attempts",
             pipeline::round_entries(value)
@@ -67,6 +73,25 @@ fn decode_record(kind: u8, value: &[u8]) -> Option<(&'static str, Result<(), Sto
                 }),
         )),
         _ => None,
+    }
+}
+
+/// A kept receipt: its bytes must still hash to the SHA-256 its key names.
+fn check_evidence(key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    use sha2::{Digest, Sha256};
+    let corrupt = |detail: &str| StoreError::Corrupt {
+        what: "evidence",
+        detail: detail.into(),
+    };
+    let named = key
+        .get(17..49)
+        .ok_or_else(|| corrupt("a key shorter than its layout"))?;
+    let (_, bytes) = pipeline::evidence_value(value)
+        .ok_or_else(|| corrupt("a value shorter than its layout"))?;
+    if Sha256::digest(bytes).as_slice() == named {
+        Ok(())
+    } else {
+        Err(corrupt("the receipt's bytes no longer match their SHA-256"))
     }
 }
 
@@ -106,7 +131,7 @@ impl SledStore {
             {
                 report.messages.push(MessageId::from_bytes(bytes));
             }
-            if let Some((what, Err(error))) = decode_record(record_kind, &value) {
+            if let Some((what, Err(error))) = decode_record(record_kind, &key, &value) {
                 report.damaged.push(DamagedRecord {
                     what,
                     key: hex::encode(&key),
@@ -155,6 +180,29 @@ mod tests {
         );
         assert_eq!(seen.last(), Some(&report.records));
         assert_eq!(report.records, store.record_count());
+    }
+
+    #[test]
+    fn a_kept_receipt_whose_bytes_changed_is_reported() {
+        use sha2::{Digest, Sha256};
+        let store = SledStore::temporary().unwrap();
+        let id: MessageId = "01J0000000000000000000000A".parse().unwrap();
+        let record = |bytes: &[u8]| {
+            let mut value = 3u64.to_be_bytes().to_vec();
+            value.extend_from_slice(bytes);
+            value
+        };
+        let sound: [u8; 32] = Sha256::digest(b"ricevuta").into();
+        let altered: [u8; 32] = Sha256::digest(b"ricevuta originale").into();
+        let tree = store.tree();
+        tree.insert(keys::evidence(&id, &sound), record(b"ricevuta"))
+            .unwrap();
+        tree.insert(keys::evidence(&id, &altered), record(b"ricevuta alterata"))
+            .unwrap();
+        let report = store.check(&mut |_| {});
+        assert_eq!(report.damaged.len(), 1, "{:?}", report.damaged);
+        assert_eq!(report.damaged[0].what, "evidence");
+        assert!(report.damaged[0].detail.contains("SHA-256"));
     }
 
     #[test]
