@@ -13,7 +13,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imap_peer::ImapPeer;
+use imap_peer::{ImapPeer, ImapsFront};
 use io_channels::email::{EmailConfig, SmtpSecurity};
 use io_channels::pec::compose::Signer;
 use io_channels::pec::daticert::PecKind;
@@ -315,4 +315,60 @@ async fn a_receipt_signed_by_an_untrusted_key_is_kept_flagged_and_changes_nothin
             ..
         }
     )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailbox_is_read_over_implicit_tls_against_the_configured_roots() {
+    let smtp = SmtpPeer::start_with_auth(
+        SmtpPeerMode::Plain,
+        Some(("protocollo@pec.comune.example.it", "pw")),
+    )
+    .await;
+    let imap = ImapPeer::start().await;
+    let ca = support::test_ca();
+    let front = ImapsFront::start(&ca, &imap).await;
+    let (h, id) = submitted(&smtp).await;
+    let provider = Signer::generate("Gestore di prova").unwrap();
+    let over_tls = |roots: TrustedRoots| {
+        let mut config = mailbox(&imap, &provider);
+        config.host = "localhost".into();
+        config.port = Some(front.port);
+        config.security = ImapSecurity::Tls;
+        config.roots = roots;
+        config
+    };
+    imap.append("INBOX", &receipt_for(PecKind::Delivered, id, &provider))
+        .await;
+    // The public roots do not include the test authority: nothing is read.
+    let untrusting = ReceiptReader::new(over_tls(TrustedRoots::default())).unwrap();
+    let error = untrusting.read_once(&h.engine).await.unwrap_err();
+    assert!(error.to_string().contains("TLS"), "{error}");
+    assert!(error.is_retriable());
+    assert_eq!(imap.messages("INBOX").await.len(), 1);
+    // Trusting it, the receipt is read over TLS and recorded.
+    let reader = ReceiptReader::new(over_tls(TrustedRoots::only(ca.ca_pem.clone()))).unwrap();
+    let pass = reader.read_once(&h.engine).await.unwrap();
+    assert_eq!(pass.recorded, 1);
+    let pec = DeliveryId::new(id, ChannelKind::Pec);
+    assert_eq!(
+        h.store.delivery(&pec).await.unwrap().unwrap().state,
+        DeliveryState::Sent
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_a_login_error_that_is_not_retried_as_is() {
+    let imap = ImapPeer::start().await;
+    let provider = Signer::generate("Gestore di prova").unwrap();
+    let mut config = mailbox(&imap, &provider);
+    config.password = "sbagliata".into();
+    let reader = ReceiptReader::new(config).unwrap();
+    let store = Arc::new(SledStore::temporary().unwrap());
+    let h = Harness::new(store, vec![], false).await;
+    let error = reader.read_once(&h.engine).await.unwrap_err();
+    assert!(
+        matches!(error, io_channels::pec::mailbox::MailboxError::Login(_)),
+        "{error}"
+    );
+    assert!(!error.is_retriable());
 }

@@ -88,3 +88,55 @@ impl ImapPeer {
         found.into_iter().map(|(_, raw)| raw).collect()
     }
 }
+
+/// Implicit TLS (IMAPS) in front of `peer`, with the leaf certificate of `ca`: what a provider's
+/// port 993 is. Stops when dropped.
+pub(crate) struct ImapsFront {
+    pub(crate) port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ImapsFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ImapsFront {
+    pub(crate) async fn start(ca: &crate::support::TestCa, peer: &ImapPeer) -> Self {
+        use std::sync::Arc;
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![ca.leaf_der.clone()],
+                PrivateKeyDer::Pkcs8(ca.leaf_key_der.clone_key()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let backend = peer.port;
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut plain) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        Self { port, task }
+    }
+}
