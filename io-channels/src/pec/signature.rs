@@ -35,7 +35,7 @@ impl ProviderCertificates {
             X509StoreBuilder::new().map_err(|e| ConfigError::invalid(setting, e.to_string()))?;
         let mut count = 0;
         for pem in pems {
-            let certificates = X509::stack_from_pem(pem.as_bytes())
+            let certificates = contained(|| X509::stack_from_pem(pem.as_bytes()))
                 .map_err(|e| ConfigError::invalid(setting, format!("not PEM certificates: {e}")))?;
             if certificates.is_empty() {
                 return Err(ConfigError::invalid(setting, "no CERTIFICATE block found"));
