@@ -20,6 +20,9 @@ pub struct Activation {
     pub status: ActivationStatus,
     /// When the status was last set: the start of a PENDING grace period.
     pub updated_at: Timestamp,
+    /// IO's version: 0 when first stored, +1 on each change (set by the store).
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// IO's activation states.

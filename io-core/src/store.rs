@@ -181,11 +181,12 @@ pub trait Store: Send + Sync + 'static {
         fiscal_code: &FiscalCode,
     ) -> impl Future<Output = Result<Vec<ServicePreference>, StoreError>> + Send;
 
-    /// Stores an activation.
+    /// Stores an activation as the next version of the service's activation for the citizen
+    /// (0 for the first; the given `version` is ignored) and returns it as stored.
     fn put_activation(
         &self,
         activation: &Activation,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Activation, StoreError>> + Send;
     /// The activation of a service by a citizen.
     fn activation(
         &self,

@@ -25,7 +25,7 @@ use crate::api_keys::{constant_time_eq, key_hash};
 use crate::app::App;
 use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
-use crate::services_api::activations::{ActivationPayload, activation_view};
+use crate::services_api::activations::{ActivationPayload, ActivationView, activation_view};
 use crate::services_api::parse_fiscal_code;
 use crate::views::MessageResponse;
 
@@ -403,7 +403,7 @@ where
 async fn get_activation<S: Store>(
     State(app): State<Arc<App<S>>>,
     Path((service_id, fiscal_code)): Path<(String, String)>,
-) -> ApiResult<Json<ActivationPayload>> {
+) -> ApiResult<Json<ActivationView>> {
     let service = stored_service(&app, &service_id).await?;
     let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
     let activation = app
@@ -418,17 +418,22 @@ async fn get_activation<S: Store>(
 async fn put_activation<S: Store>(
     State(app): State<Arc<App<S>>>,
     JsonBody(payload): JsonBody<ActivationPayload>,
-) -> ApiResult<Json<ActivationPayload>> {
-    let service = stored_service(&app, &payload.service_id).await?;
+) -> ApiResult<Json<ActivationView>> {
+    let service_id = payload
+        .service_id
+        .as_deref()
+        .ok_or_else(|| Problem::bad_request("service_id: required on the admin API"))?;
+    let service = stored_service(&app, service_id).await?;
     let fiscal_code = parse_fiscal_code(&payload.fiscal_code, "fiscal_code")?;
     let activation = Activation {
         service_id: service.service_id,
         fiscal_code,
         status: payload.status,
         updated_at: app.clock.now(),
+        version: 0,
     };
-    app.store.put_activation(&activation).await?;
-    Ok(Json(activation_view(&activation)))
+    let stored = app.store.put_activation(&activation).await?;
+    Ok(Json(activation_view(&stored)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -83,6 +83,11 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
             "/subscriptions-feed/{date}",
             get(profiles::subscriptions_feed::<S>),
         )
+        // IO's paths end with a slash; the slash-less form (io's first) is kept.
+        .route(
+            "/activations/",
+            post(activations::get_activation::<S>).put(activations::put_activation::<S>),
+        )
         .route(
             "/activations",
             post(activations::get_activation::<S>).put(activations::put_activation::<S>),

@@ -225,6 +225,16 @@ async fn admin_activations_are_set_and_read_for_any_service() {
         .fetch_json()
         .await;
     assert_eq!(read["status"], "PENDING");
+    assert_eq!(read["version"], 0);
+    // The admin names the service: without it, 400.
+    let anonymous = server
+        .admin(Method::PUT, "/adm/activations")
+        .json(&json!({"fiscal_code": CITIZEN, "status": "ACTIVE"}))
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(anonymous, StatusCode::BAD_REQUEST).await;
+    assert!(problem["detail"].as_str().unwrap().contains("service_id"));
     let bad = server
         .admin(Method::PUT, "/adm/activations")
         .json(&json!({"fiscal_code": CITIZEN, "service_id": id, "status": "MAYBE"}))

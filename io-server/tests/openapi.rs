@@ -21,6 +21,8 @@ const SERVICES_ROUTES: &[(&str, &str)] = &[
     ("GET", "/subscriptions-feed/{date}"),
     ("POST", "/activations"),
     ("PUT", "/activations"),
+    ("POST", "/activations/"),
+    ("PUT", "/activations/"),
 ];
 
 /// The routes of `citizen_api::router`.

@@ -881,6 +881,78 @@ async fn activations_are_for_special_services_and_open_their_inbox() {
     expect_problem(other, StatusCode::FORBIDDEN).await;
 }
 
+/// IO's contract (io-functions-services): `POST /activations/` and `PUT /activations/`, the body
+/// `{fiscal_code, status}` with the service taken from the key, the answer with `version`.
+#[tokio::test]
+async fn activations_follow_io_s_contract_with_versions() {
+    let server = TestServer::start().await;
+    server.put_profile(CITIZEN).await;
+    let (id, key) = server
+        .create_service_with(json!({
+            "groups": ALL_GROUPS,
+            "service_metadata": {"scope": "NATIONAL", "category": "SPECIAL"}
+        }))
+        .await;
+    let put =
+        |path: &'static str, body: Value| server.api(Method::PUT, path, &key).json(&body).send();
+    let first: Value = put(
+        "/activations/",
+        json!({"fiscal_code": CITIZEN, "status": "PENDING"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        first,
+        json!({"fiscal_code": CITIZEN, "service_id": id, "status": "PENDING", "version": 0})
+    );
+    // The slash-less path, a service_id that is the caller's, a stale version (ignored).
+    let second: Value = put(
+        "/activations",
+        json!({"fiscal_code": CITIZEN, "service_id": id, "status": "ACTIVE", "version": 0}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(second["version"], 1);
+    assert_eq!(second["status"], "ACTIVE");
+    let read: Value = server
+        .api(Method::POST, "/activations/", &key)
+        .json(&json!({"fiscal_code": CITIZEN}))
+        .fetch_json()
+        .await;
+    assert_eq!(read, second);
+    // Refusals: another service, no status, an unknown field, a malformed code.
+    for (body, status) in [
+        (
+            json!({"fiscal_code": CITIZEN, "service_id": "another", "status": "ACTIVE"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (json!({"fiscal_code": CITIZEN}), StatusCode::BAD_REQUEST),
+        (
+            json!({"fiscal_code": CITIZEN, "status": "ACTIVE", "extra": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"fiscal_code": "NOTACODE", "status": "ACTIVE"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let response = put("/activations/", body.clone()).await.unwrap();
+        expect_problem(response, status).await;
+    }
+    let unchanged: Value = server
+        .api(Method::POST, "/activations/", &key)
+        .json(&json!({"fiscal_code": CITIZEN}))
+        .fetch_json()
+        .await;
+    assert_eq!(unchanged["version"], 1);
+}
+
 #[tokio::test]
 async fn metrics_count_what_the_engine_committed() {
     let server = TestServer::start().await;

@@ -639,9 +639,14 @@ impl Store for SledStore {
         )
     }
 
-    async fn put_activation(&self, activation: &Activation) -> Result<(), StoreError> {
-        self.write_done(citizens::put_activation(activation.clone()))
-            .await
+    async fn put_activation(&self, activation: &Activation) -> Result<Activation, StoreError> {
+        match self
+            .write(citizens::put_activation(activation.clone()))
+            .await?
+        {
+            Output::Activation(stored) => Ok(stored),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn activation(

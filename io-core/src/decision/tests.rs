@@ -88,6 +88,7 @@ impl Case {
             fiscal_code: citizen(),
             status,
             updated_at: ACTIVATED_AT,
+            version: 0,
         });
     }
 }

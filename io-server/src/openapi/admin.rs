@@ -403,8 +403,12 @@ pub fn admin_api_document() -> Value {
                 "Set any service's activation for a citizen",
                 TAG_ACTIVATIONS,
             )
-            .json_body(schema_ref("Activation"))
-            .answers(200, "The activation as stored.", schema_ref("Activation"))
+            .json_body(schema_ref("AdminActivationInput"))
+            .answers(
+                200,
+                "The activation as stored, with its new version.",
+                schema_ref("Activation"),
+            )
             .problem(400, "The service id or the fiscal code is not valid.")
             .problem(404, "No such service."),
         ),
@@ -544,6 +548,7 @@ pub fn admin_api_document() -> Value {
         ("ServiceMetadata", service_metadata()),
         ("Keys", keys()),
         ("Activation", schemas::activation()),
+        ("AdminActivationInput", schemas::activation_input(true)),
         ("MessageLookup", lookup),
     ];
     schemas.extend(schemas::message_response_components());

@@ -410,16 +410,43 @@ pub(crate) fn message_response() -> Value {
 
 /// IO's `Activation` (`services_api::activations::ActivationPayload`).
 pub(crate) fn activation() -> Value {
-    closed_object(
-        &["fiscal_code", "service_id", "status"],
+    object(
+        &["fiscal_code", "service_id", "status", "version"],
         json!({
             "fiscal_code": fiscal_code(),
             "service_id": service_id(),
-            "status": described(
-                variants!(ActivationStatus: Active, Pending, Inactive),
-                "PENDING lets messages in during a grace period (24 h by default).",
-            ),
-            "version": described(unsigned(), "Ignored on input."),
+            "status": activation_status(),
+            "version": described(unsigned(), "0 when first stored, +1 on each change."),
+        }),
+    )
+}
+
+fn activation_status() -> Value {
+    described(
+        variants!(ActivationStatus: Active, Pending, Inactive),
+        "PENDING lets messages in during a grace period (24 h by default).",
+    )
+}
+
+/// An activation as written (`services_api::activations::ActivationPayload`): IO's
+/// `{fiscal_code, status}`; `service_id` required where the caller may name any service.
+pub(crate) fn activation_input(service_required: bool) -> Value {
+    let required: &[&str] = if service_required {
+        &["fiscal_code", "service_id", "status"]
+    } else {
+        &["fiscal_code", "status"]
+    };
+    closed_object(
+        required,
+        json!({
+            "fiscal_code": fiscal_code(),
+            "service_id": described(service_id(), if service_required {
+                "The SPECIAL service."
+            } else {
+                "Optional: the calling service (403 for another)."
+            }),
+            "status": activation_status(),
+            "version": described(unsigned(), "Ignored: the store numbers versions."),
         }),
     )
 }

@@ -274,36 +274,39 @@ pub fn services_api_document() -> Value {
             .problem(403, "The key lacks ApiSubscriptionsFeedRead."),
         ),
     );
-    paths.add(
-        "post",
-        "/activations",
-        authenticated(special_only(
-            Operation::new(
-                "getActivation",
-                "The calling SPECIAL service's activation for a citizen",
-                TAG_ACTIVATIONS,
-            )
-            .json_body(schema_ref("FiscalCodePayload"))
-            .answers(200, "The activation.", schema_ref("Activation"))
-            .problem(400, "The fiscal code is not valid.")
-            .problem(404, "No activation for this citizen."),
-        )),
-    );
-    paths.add(
-        "put",
-        "/activations",
-        authenticated(special_only(
-            Operation::new(
-                "upsertActivation",
-                "Set the calling SPECIAL service's activation for a citizen",
-                TAG_ACTIVATIONS,
-            )
-            .json_body(schema_ref("Activation"))
-            .answers(200, "The activation as stored.", schema_ref("Activation"))
-            .problem(400, "The fiscal code is not valid.")
-            .problem(403, "service_id is not the calling service."),
-        )),
-    );
+    // IO's paths end with a slash; the slash-less form is served too.
+    for (path, suffix) in [("/activations/", ""), ("/activations", "WithoutSlash")] {
+        paths.add(
+            "post",
+            path,
+            authenticated(special_only(
+                Operation::new(
+                    &format!("getActivation{suffix}"),
+                    "The calling SPECIAL service's activation for a citizen",
+                    TAG_ACTIVATIONS,
+                )
+                .json_body(schema_ref("FiscalCodePayload"))
+                .answers(200, "The activation.", schema_ref("Activation"))
+                .problem(400, "The fiscal code is not valid.")
+                .problem(404, "No activation for this citizen."),
+            )),
+        );
+        paths.add(
+            "put",
+            path,
+            authenticated(special_only(
+                Operation::new(
+                    &format!("upsertActivation{suffix}"),
+                    "Set the calling SPECIAL service's activation for a citizen (the service is the key's)",
+                    TAG_ACTIVATIONS,
+                )
+                .json_body(schema_ref("ActivationInput"))
+                .answers(200, "The activation as stored, with its new version.", schema_ref("Activation"))
+                .problem(400, "The fiscal code is not valid.")
+                .problem(403, "service_id is not the calling service."),
+            )),
+        );
+    }
     paths.add_document_route("Services API");
 
     let mut schemas = vec![
@@ -328,6 +331,7 @@ pub fn services_api_document() -> Value {
             ),
         ),
         ("Activation", schemas::activation()),
+        ("ActivationInput", schemas::activation_input(false)),
     ];
     schemas.extend(schemas::message_response_components());
     document(Api {

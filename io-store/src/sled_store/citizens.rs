@@ -103,16 +103,20 @@ pub(crate) fn put_preference(
     })
 }
 
-/// The job of `put_activation`.
-pub(crate) fn put_activation(activation: Activation) -> Job {
+/// The job of `put_activation`: the next version of the activation, returned as stored.
+pub(crate) fn put_activation(mut activation: Activation) -> Job {
     Box::new(move |tx| {
         let key = keys::pair(
             kind::ACTIVATION,
             activation.service_id.as_str(),
             activation.fiscal_code.as_str(),
         );
+        activation.version = match tx.get(&key)? {
+            Some(bytes) => decode::<Activation>("activation", &bytes)?.version + 1,
+            None => 0,
+        };
         tx.insert(key, encode(&activation));
-        Ok(Output::Done)
+        Ok(Output::Activation(activation))
     })
 }
 

@@ -70,6 +70,8 @@ pub(crate) enum Output {
     Each(Vec<Result<(), StoreError>>),
     /// What recording a PEC receipt came to.
     Receipt(io_core::ReceiptOutcome),
+    /// An activation as stored (with its version).
+    Activation(io_core::Activation),
 }
 
 /// A write of the store, run once on the committer thread.

@@ -531,12 +531,18 @@ async fn activation_is_stored_per_service_and_citizen(store: impl Store) {
         fiscal_code: citizen(),
         status: ActivationStatus::Pending,
         updated_at: T0,
+        version: 7, // ignored: the store numbers versions
     };
     assert_eq!(
         store.activation(&sid("svc"), &citizen()).await.unwrap(),
         None
     );
-    store.put_activation(&pending).await.unwrap();
+    let stored = store.put_activation(&pending).await.unwrap();
+    let pending = Activation {
+        version: 0,
+        ..pending
+    };
+    assert_eq!(stored, pending);
     assert_eq!(
         store.activation(&sid("svc"), &citizen()).await.unwrap(),
         Some(pending.clone())
@@ -556,13 +562,20 @@ async fn activation_is_stored_per_service_and_citizen(store: impl Store) {
     let active = Activation {
         status: ActivationStatus::Active,
         updated_at: t(1_000),
-        ..pending
+        ..pending.clone()
     };
-    store.put_activation(&active).await.unwrap();
+    let stored = store.put_activation(&active).await.unwrap();
+    assert_eq!(stored.version, 1);
     assert_eq!(
         store.activation(&sid("svc"), &citizen()).await.unwrap(),
-        Some(active)
+        Some(stored)
     );
+    // Another citizen's activation of the same service starts at 0.
+    let theirs = Activation {
+        fiscal_code: other_citizen(),
+        ..pending
+    };
+    assert_eq!(store.put_activation(&theirs).await.unwrap().version, 0);
 }
 
 async fn installations_are_listed_per_citizen_only(store: impl Store) {
@@ -1666,6 +1679,7 @@ async fn preferences_and_activations_of_a_citizen_are_listed_in_service_order(st
         fiscal_code,
         status,
         updated_at: T0,
+        version: 0,
     };
     let mine = [
         activation("svc", citizen(), ActivationStatus::Pending),
@@ -1708,6 +1722,7 @@ async fn two_citizens_with_data(store: &impl Store) -> [Vec<MessageId>; 2] {
             fiscal_code: fc.clone(),
             status: ActivationStatus::Active,
             updated_at: T0,
+            version: 0,
         };
         store.put_activation(&activation).await.unwrap();
         store
