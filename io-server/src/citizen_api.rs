@@ -3,9 +3,11 @@
 //! their own data: another citizen's message is "not found", never "forbidden".
 //!
 //! One submodule per resource: [`profile`], [`preferences`], [`messages`] (inbox, message,
-//! read and archive flags), [`installations`] (push devices), [`data_processing`] (GDPR
-//! download and erasure requests, and the background work that carries them out).
+//! read and archive flags), [`installations`] (push devices), [`catalogue`] (the institutions
+//! and services the app lists), [`data_processing`] (GDPR download and erasure requests, and
+//! the background work that carries them out).
 
+pub mod catalogue;
 pub mod data_processing;
 pub mod installations;
 pub mod messages;
@@ -37,6 +39,12 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
             "/profile",
             get(profile::get_profile::<S>).post(profile::post_profile::<S>),
         )
+        .route("/institutions", get(catalogue::list_institutions::<S>))
+        .route(
+            "/institutions/{fiscal_code}/services",
+            get(catalogue::list_services::<S>),
+        )
+        .route("/services/{service_id}", get(catalogue::get_service::<S>))
         .route(
             "/services/{service_id}/preferences",
             get(preferences::get_preference::<S>).post(preferences::post_preference::<S>),

@@ -1852,3 +1852,169 @@ async fn a_legal_message_without_a_pec_channel_follows_the_ordinary_rules() {
     let refused = send(bad).await.unwrap();
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_catalogue_lists_visible_services_by_institution_searchable_and_paged() {
+    let server = TestServer::start().await;
+    let token = server.citizen_token(CITIZEN).await;
+    let service =
+        |name: &str, organization: &str, fiscal_code: &str, visible: bool, scope: &str| {
+            json!({
+                "groups": ALL_GROUPS,
+                "service_name": name,
+                "organization_name": organization,
+                "organization_fiscal_code": fiscal_code,
+                "is_visible": visible,
+                "service_metadata": {
+                    "scope": scope,
+                    "category": "STANDARD",
+                    "description": format!("Il servizio {name}"),
+                    "privacy_url": "https://comune.example.it/privacy",
+                    "email": "urp@comune.example.it",
+                    "phone": "+39 06 0606"
+                }
+            })
+        };
+    let (tari, _) = server
+        .create_service_with(service(
+            "Tassa rifiuti",
+            "Comune di Roma",
+            "01000000008",
+            true,
+            "LOCAL",
+        ))
+        .await;
+    server
+        .create_service_with(service(
+            "Anagrafe",
+            "Comune di Roma",
+            "01000000008",
+            true,
+            "LOCAL",
+        ))
+        .await;
+    let (hidden, _) = server
+        .create_service_with(service(
+            "Servizio nascosto",
+            "Comune di Roma",
+            "01000000008",
+            false,
+            "LOCAL",
+        ))
+        .await;
+    server
+        .create_service_with(service(
+            "Bollo auto",
+            "Agenzia delle Entrate",
+            "02000000006",
+            true,
+            "NATIONAL",
+        ))
+        .await;
+    server
+        .create_service_with(service(
+            "Solo bozza",
+            "Ente invisibile",
+            "03000000004",
+            false,
+            "NATIONAL",
+        ))
+        .await;
+
+    let all = citizen_get(&server, "/institutions", &token).await;
+    assert_eq!(all["count"], 2, "{all}");
+    let names: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Agenzia delle Entrate", "Comune di Roma"]);
+    assert_eq!(
+        all["items"][1]["services"], 2,
+        "the invisible service is not counted"
+    );
+
+    // Search by a service's name, case ignored; by scope; paged.
+    let found = citizen_get(&server, "/institutions?search=RIFIUTI", &token).await;
+    assert_eq!(found["count"], 1);
+    assert_eq!(found["items"][0]["fiscal_code"], "01000000008");
+    let hidden_search = citizen_get(&server, "/institutions?search=nascosto", &token).await;
+    assert_eq!(
+        hidden_search["count"], 0,
+        "invisible services are not searched"
+    );
+    let national = citizen_get(&server, "/institutions?scope=NATIONAL", &token).await;
+    assert_eq!(national["items"][0]["name"], "Agenzia delle Entrate");
+    assert_eq!(national["count"], 1);
+    let second = citizen_get(&server, "/institutions?limit=1&offset=1", &token).await;
+    assert_eq!(
+        (
+            second["count"].as_u64(),
+            second["items"].as_array().unwrap().len()
+        ),
+        (Some(2), 1)
+    );
+    assert_eq!(second["items"][0]["name"], "Comune di Roma");
+
+    let services = citizen_get(&server, "/institutions/01000000008/services", &token).await;
+    let listed: Vec<&str> = services["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["Anagrafe", "Tassa rifiuti"]);
+
+    let details = citizen_get(&server, &format!("/services/{tari}"), &token).await;
+    assert_eq!(details["organization"]["name"], "Comune di Roma");
+    assert_eq!(details["scope"], "LOCAL");
+    assert_eq!(details["privacy_url"], "https://comune.example.it/privacy");
+    assert_eq!(details["contacts"]["email"], "urp@comune.example.it");
+    assert_eq!(details["contacts"]["phone"], "+39 06 0606");
+
+    // Not found, malformed, out of range, unknown parameters, no token.
+    for (path, status) in [
+        (format!("/services/{hidden}"), StatusCode::NOT_FOUND),
+        ("/services/no%20such".to_owned(), StatusCode::BAD_REQUEST),
+        (
+            "/institutions/03000000004/services".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/institutions/12345/services".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/institutions?limit=0".to_owned(), StatusCode::BAD_REQUEST),
+        (
+            "/institutions?limit=101".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/institutions?offset=-1".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/institutions?scope=REGIONAL".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/institutions?search={}", "x".repeat(101)),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/institutions?page=2".to_owned(), StatusCode::BAD_REQUEST),
+    ] {
+        let response = server
+            .citizen(Method::GET, &path, &token)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, status).await;
+    }
+    let anonymous = server
+        .request(Method::GET, "/app/v1/institutions")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(anonymous, StatusCode::UNAUTHORIZED).await;
+}

@@ -2,13 +2,16 @@
 
 use io_core::{
     BlockedChannel, Choice, PushNotificationsContentType, PushPlatform, ReminderStatus,
-    RequestStatus, ServicePreferencesMode,
+    RequestStatus, ServiceCategory, ServicePreferencesMode, ServiceScope,
 };
+
+use crate::citizen_api::catalogue;
 use serde_json::{Value, json};
 
 use super::schemas::{
     boolean, closed_object, described, email_input, fiscal_code, message_id, nullable, object,
-    preferred_language, schema_ref, service_id, timestamp, unsigned, variants,
+    organization_fiscal_code, preferred_language, schema_ref, service_id, timestamp, unsigned,
+    variants,
 };
 use super::{Api, Operation, Paths, document};
 
@@ -16,6 +19,7 @@ const TAG_PROFILE: &str = "profile";
 const TAG_MESSAGES: &str = "messages";
 const TAG_DEVICES: &str = "devices";
 const TAG_PRIVACY: &str = "privacy";
+const TAG_CATALOGUE: &str = "catalogue";
 
 /// `GET /messages`'s `page_size` bounds and default (`citizen_api::list_messages`).
 const PAGE_SIZE: (u64, u64, u64) = (1, 100, 25);
@@ -300,6 +304,85 @@ fn data_archive() -> Value {
     )
 }
 
+/// A page of `item` (`citizen_api::catalogue::Page`).
+fn catalogue_page(item: Value) -> Value {
+    object(
+        &["items", "count", "offset", "limit"],
+        json!({
+            "items": { "type": "array", "items": item },
+            "count": described(unsigned(), "Every item matching, over all pages."),
+            "offset": unsigned(),
+            "limit": unsigned(),
+        }),
+    )
+}
+
+fn scope() -> Value {
+    variants!(ServiceScope: National, Local)
+}
+
+fn institutions_page() -> Value {
+    catalogue_page(object(
+        &["fiscal_code", "name", "services"],
+        json!({
+            "fiscal_code": organization_fiscal_code(),
+            "name": { "type": "string" },
+            "services": described(unsigned(), "How many of its services are visible."),
+        }),
+    ))
+}
+
+fn services_page() -> Value {
+    catalogue_page(object(
+        &["service_id", "service_name", "department_name", "scope"],
+        json!({
+            "service_id": service_id(),
+            "service_name": { "type": "string" },
+            "department_name": { "type": "string" },
+            "scope": scope(),
+        }),
+    ))
+}
+
+fn service_details() -> Value {
+    let text = || json!({ "type": "string" });
+    object(
+        &[
+            "service_id",
+            "service_name",
+            "department_name",
+            "organization",
+            "scope",
+            "category",
+            "contacts",
+            "version",
+        ],
+        json!({
+            "service_id": service_id(),
+            "service_name": text(),
+            "department_name": text(),
+            "organization": object(&["name", "fiscal_code"], json!({
+                "name": text(),
+                "fiscal_code": organization_fiscal_code(),
+            })),
+            "scope": scope(),
+            "category": variants!(ServiceCategory: Standard, Special),
+            "description": text(),
+            "contacts": object(&[], json!({
+                "web_url": text(),
+                "support_url": text(),
+                "email": text(),
+                "pec": text(),
+                "phone": text(),
+                "address": text(),
+            })),
+            "privacy_url": text(),
+            "tos_url": text(),
+            "version": unsigned(),
+        }),
+    )
+}
+
 /// The OpenAPI document of the citizen API (`/app/v1`).
 pub fn citizen_api_document() -> Value {
     let mut paths = Paths::default();
@@ -329,6 +412,73 @@ pub fn citizen_api_document() -> Value {
             )
             .problem(409, "version is not the current one.")
             .problem(412, "The email is already validated by another citizen."),
+        ),
+    );
+    let paging = |operation: Operation| {
+        operation
+            .query(
+                "offset",
+                json!({ "type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0 }),
+            )
+            .query(
+                "limit",
+                json!({ "type": "integer", "minimum": catalogue::LIMIT.0, "maximum": catalogue::LIMIT.1, "default": catalogue::LIMIT.2 }),
+            )
+    };
+    paths.add(
+        "get",
+        "/institutions",
+        citizen(
+            paging(
+                Operation::new(
+                    "listInstitutions",
+                    "The institutions with services citizens can see, by name",
+                    TAG_CATALOGUE,
+                )
+                .query(
+                    "search",
+                    described(
+                        json!({ "type": "string", "maxLength": catalogue::SEARCH_MAX }),
+                        "Part of the institution's name or of one of its services' names or descriptions (case ignored).",
+                    ),
+                )
+                .query("scope", variants!(ServiceScope: National, Local)),
+            )
+            .answers(200, "One page.", schema_ref("InstitutionsPage"))
+            .problem(400, "A query parameter is not valid."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/institutions/{fiscal_code}/services",
+        citizen(
+            paging(Operation::new(
+                "listInstitutionServices",
+                "An institution's services citizens can see, by name",
+                TAG_CATALOGUE,
+            ))
+            .path("fiscal_code", organization_fiscal_code())
+            .answers(200, "One page.", schema_ref("ServicesPage"))
+            .problem(400, "The fiscal code or a query parameter is not valid.")
+            .problem(
+                404,
+                "No institution with visible services has this fiscal code.",
+            ),
+        ),
+    );
+    paths.add(
+        "get",
+        "/services/{service_id}",
+        citizen(
+            Operation::new(
+                "getService",
+                "A service's details: scope, contacts, privacy and terms",
+                TAG_CATALOGUE,
+            )
+            .path("service_id", service_id())
+            .answers(200, "The service.", schema_ref("ServiceDetails"))
+            .problem(400, "The service id is not valid.")
+            .problem(404, "No visible service has this id."),
         ),
     );
     let preference_path = "/services/{service_id}/preferences";
@@ -540,6 +690,9 @@ pub fn citizen_api_document() -> Value {
         ("MessageFlags", message_flags()),
         ("DataRequest", data_request()),
         ("DataArchive", data_archive()),
+        ("InstitutionsPage", institutions_page()),
+        ("ServicesPage", services_page()),
+        ("ServiceDetails", service_details()),
     ];
     schemas.extend(
         super::schemas::message_response_components()

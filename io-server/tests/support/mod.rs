@@ -204,8 +204,10 @@ impl TestServer {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let service: Value = response.json().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{text}");
+        let service: Value = serde_json::from_str(&text).unwrap();
         let id = service["service_id"].as_str().unwrap().to_string();
         let keys: Value = self
             .admin(Method::GET, &format!("/adm/services/{id}/keys"))

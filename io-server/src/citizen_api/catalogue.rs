@@ -1,0 +1,296 @@
+//! The service catalogue the app shows in its services tab: the institutions with services
+//! citizens can see, searchable and paged, each institution's services, and a service's
+//! details (scope, contacts, privacy and terms). Only visible services (`is_visible`) are
+//! listed or shown; an invisible one is "not found".
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use io_core::{OrganizationFiscalCode, Service, ServiceCategory, ServiceId, ServiceScope, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::problem::{ApiResult, Problem};
+
+/// Page size bounds and default.
+pub const LIMIT: (usize, usize, usize) = (1, 100, 20);
+/// The longest search text, in characters.
+pub const SEARCH_MAX: usize = 100;
+
+/// `GET /institutions` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstitutionsQuery {
+    search: Option<String>,
+    scope: Option<String>,
+    offset: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /institutions/{fiscal_code}/services` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    offset: Option<String>,
+    limit: Option<String>,
+}
+
+/// A page of `T`.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    items: Vec<T>,
+    /// All the items matching, over every page.
+    count: usize,
+    offset: usize,
+    limit: usize,
+}
+
+/// An institution of the catalogue.
+#[derive(Debug, Serialize)]
+pub struct InstitutionItem {
+    fiscal_code: String,
+    name: String,
+    /// How many of its services are visible.
+    services: usize,
+}
+
+/// A service in an institution's list.
+#[derive(Debug, Serialize)]
+pub struct ServiceItem {
+    service_id: String,
+    service_name: String,
+    department_name: String,
+    scope: ServiceScope,
+}
+
+/// A service's details.
+#[derive(Debug, Serialize)]
+pub struct ServiceDetails {
+    service_id: String,
+    service_name: String,
+    department_name: String,
+    organization: Organization,
+    scope: ServiceScope,
+    category: ServiceCategory,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    contacts: Contacts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    privacy_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tos_url: Option<String>,
+    version: u64,
+}
+
+/// The institution behind a service.
+#[derive(Debug, Serialize)]
+pub struct Organization {
+    name: String,
+    fiscal_code: String,
+}
+
+/// How a citizen reaches a service's office.
+#[derive(Debug, Serialize)]
+pub struct Contacts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    support_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pec: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
+}
+
+fn number(
+    raw: Option<&str>,
+    name: &str,
+    range: (usize, usize),
+    default: usize,
+) -> ApiResult<usize> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (range.0..=range.1).contains(&n) => Ok(n),
+            _ => Err(Problem::bad_request(format!(
+                "{name}: expected an integer in {}..={}",
+                range.0, range.1
+            ))),
+        },
+    }
+}
+
+fn paging(offset: Option<&str>, limit: Option<&str>) -> ApiResult<(usize, usize)> {
+    let offset = number(offset, "offset", (0, 1_000_000), 0)?;
+    let limit = number(limit, "limit", (LIMIT.0, LIMIT.1), LIMIT.2)?;
+    Ok((offset, limit))
+}
+
+fn page<T>(all: Vec<T>, offset: usize, limit: usize) -> Page<T> {
+    let count = all.len();
+    let items = all.into_iter().skip(offset).take(limit).collect();
+    Page {
+        items,
+        count,
+        offset,
+        limit,
+    }
+}
+
+/// The visible services, each with its institution's fiscal code.
+async fn visible<S: Store>(app: &App<S>) -> ApiResult<Vec<Service>> {
+    let mut services = app.store.services().await?;
+    services.retain(|service| service.is_visible);
+    Ok(services)
+}
+
+/// Lower-cased, for a search that ignores case.
+fn folded(text: &str) -> String {
+    text.to_lowercase()
+}
+
+/// `GET /institutions`: the institutions with visible services, by name; `search` matches the
+/// institution's name or one of its services' names or descriptions (case ignored); `scope`
+/// keeps the institutions with a service of that scope.
+pub(super) async fn list_institutions<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    query: Result<Query<InstitutionsQuery>, QueryRejection>,
+) -> ApiResult<Json<Page<InstitutionItem>>> {
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let (offset, limit) = paging(query.offset.as_deref(), query.limit.as_deref())?;
+    let search = match query.search.as_deref().map(str::trim) {
+        Some(text) if text.chars().count() > SEARCH_MAX => {
+            return Err(Problem::bad_request(format!(
+                "search: at most {SEARCH_MAX} characters"
+            )));
+        }
+        Some("") | None => None,
+        Some(text) => Some(folded(text)),
+    };
+    let scope = match query.scope.as_deref() {
+        None => None,
+        Some("NATIONAL") => Some(ServiceScope::National),
+        Some("LOCAL") => Some(ServiceScope::Local),
+        Some(_) => return Err(Problem::bad_request("scope: expected NATIONAL or LOCAL")),
+    };
+    let mut institutions: BTreeMap<String, (String, Vec<Service>)> = BTreeMap::new();
+    for service in visible(&app).await? {
+        institutions
+            .entry(service.organization_fiscal_code.as_str().to_owned())
+            .or_insert_with(|| (service.organization_name.clone(), Vec::new()))
+            .1
+            .push(service);
+    }
+    let mut items: Vec<InstitutionItem> = institutions
+        .into_iter()
+        .filter(|(_, (name, services))| {
+            let in_scope = scope
+                .is_none_or(|scope| services.iter().any(|s| s.service_metadata.scope == scope));
+            let found = search.as_ref().is_none_or(|text| {
+                folded(name).contains(text)
+                    || services.iter().any(|s| {
+                        folded(&s.service_name).contains(text)
+                            || s.service_metadata
+                                .description
+                                .as_deref()
+                                .is_some_and(|d| folded(d).contains(text))
+                    })
+            });
+            in_scope && found
+        })
+        .map(|(fiscal_code, (name, services))| InstitutionItem {
+            fiscal_code,
+            name,
+            services: services.len(),
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        folded(&a.name)
+            .cmp(&folded(&b.name))
+            .then_with(|| a.fiscal_code.cmp(&b.fiscal_code))
+    });
+    Ok(Json(page(items, offset, limit)))
+}
+
+/// `GET /institutions/{fiscal_code}/services`: an institution's visible services, by name.
+pub(super) async fn list_services<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Path(fiscal_code): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult<Json<Page<ServiceItem>>> {
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let (offset, limit) = paging(query.offset.as_deref(), query.limit.as_deref())?;
+    let fiscal_code = OrganizationFiscalCode::parse(&fiscal_code)
+        .map_err(|e| Problem::bad_request(format!("fiscal_code (path): {e}")))?;
+    let mut services: Vec<Service> = visible(&app)
+        .await?
+        .into_iter()
+        .filter(|s| s.organization_fiscal_code == fiscal_code)
+        .collect();
+    if services.is_empty() {
+        return Err(Problem::not_found(
+            "no institution with visible services has this fiscal code",
+        ));
+    }
+    services.sort_by(|a, b| {
+        folded(&a.service_name)
+            .cmp(&folded(&b.service_name))
+            .then_with(|| a.service_id.cmp(&b.service_id))
+    });
+    let items = services
+        .into_iter()
+        .map(|s| ServiceItem {
+            service_id: s.service_id.as_str().to_owned(),
+            service_name: s.service_name,
+            department_name: s.department_name,
+            scope: s.service_metadata.scope,
+        })
+        .collect();
+    Ok(Json(page(items, offset, limit)))
+}
+
+/// `GET /services/{service_id}`: a visible service's details.
+pub(super) async fn get_service<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Path(service_id): Path<String>,
+) -> ApiResult<Json<ServiceDetails>> {
+    let id = ServiceId::parse(&service_id)
+        .map_err(|e| Problem::bad_request(format!("service_id (path): {e}")))?;
+    let service = app
+        .store
+        .service(&id)
+        .await?
+        .filter(|s| s.is_visible)
+        .ok_or_else(|| Problem::not_found("no visible service with this id"))?;
+    let metadata = service.service_metadata;
+    Ok(Json(ServiceDetails {
+        service_id: service.service_id.as_str().to_owned(),
+        service_name: service.service_name,
+        department_name: service.department_name,
+        organization: Organization {
+            name: service.organization_name,
+            fiscal_code: service.organization_fiscal_code.as_str().to_owned(),
+        },
+        scope: metadata.scope,
+        category: metadata.category,
+        description: metadata.description,
+        contacts: Contacts {
+            web_url: metadata.web_url,
+            support_url: metadata.support_url,
+            email: metadata.email,
+            pec: metadata.pec,
+            phone: metadata.phone,
+            address: metadata.address,
+        },
+        privacy_url: metadata.privacy_url,
+        tos_url: metadata.tos_url,
+        version: service.version,
+    }))
+}
