@@ -73,7 +73,14 @@ pub fn start<S: Store>(app: Arc<App<S>>, listener: TcpListener) -> std::io::Resu
         if let Some(reader) = app.pec_reader.clone() {
             let engine = app.engine.clone();
             let stop = shutdown.subscribe();
-            workers.push(tokio::spawn(async move { reader.run(engine, stop).await }));
+            let run = {
+                let stop = stop.clone();
+                move || {
+                    let (reader, engine, stop) = (reader.clone(), engine.clone(), stop.clone());
+                    async move { reader.run(engine, stop).await }
+                }
+            };
+            workers.push(tokio::spawn(supervised("PEC mailbox reader", stop, run)));
         }
     }
     let router = router(app.clone());
@@ -100,6 +107,30 @@ pub fn start<S: Store>(app: Arc<App<S>>, listener: TcpListener) -> std::io::Resu
         shutdown,
         task,
     })
+}
+
+/// Runs the task `start` makes until it returns, making it again if it panics (after a
+/// second), unless `stop` turned true: used for the PEC mailbox reader, since everything it
+/// reads comes from outside and one malformed receipt must not stop the reading of all the
+/// others (the panics found so far are contained where they arise, SECURITY.md).
+async fn supervised<F, Fut>(what: &'static str, stop: watch::Receiver<bool>, start: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match tokio::spawn(start()).await {
+            Ok(()) => return,
+            Err(error) if error.is_panic() => {
+                tracing::error!(task = what, "a background task panicked; starting it again");
+                if *stop.borrow() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 /// How long a request may take to send its body, for [`crate::body`]: put in every request's
@@ -158,4 +189,40 @@ async fn accept_loop(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_supervised_task_that_panics_is_started_again_until_it_returns() {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let (_stop, stopping) = watch::channel(false);
+        let counted = starts.clone();
+        supervised("test", stopping, move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                assert!(n >= 2, "a panic of start {n}");
+            }
+        })
+        .await;
+        assert_eq!(starts.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_supervised_task_is_not_started_again_once_stopping() {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let (stop, stopping) = watch::channel(false);
+        stop.send(true).unwrap();
+        let counted = starts.clone();
+        supervised("test", stopping, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { panic!("always") }
+        })
+        .await;
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+    }
 }
