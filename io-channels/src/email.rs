@@ -147,7 +147,45 @@ pub(crate) struct Smtp {
     pub(crate) limiter: Option<ProviderLimiter>,
 }
 
+/// What handing one message to the SMTP server came to.
+pub(crate) enum Sending {
+    /// The server took it; its answer, kept as evidence.
+    Taken {
+        /// The server's reply text (its queue id), if any.
+        provider_ref: Option<String>,
+    },
+    /// The server refused it, or did not answer: the channel classifies the error.
+    Refused(lettre::transport::smtp::Error),
+    /// Not sent: the message could not be built, or the account's rate holds it back.
+    NotSent(Report),
+}
+
 impl Smtp {
+    /// Sends `email` (as the builder left it) within the account's rate.
+    pub(crate) async fn send(&self, email: Result<Message, lettre::error::Error>) -> Sending {
+        let email = match email {
+            Ok(email) => email,
+            Err(error) => {
+                return Sending::NotSent(Report::from(Outcome::Permanent(PermanentReason::new(
+                    "unbuildable_email",
+                    error.to_string(),
+                ))));
+            }
+        };
+        if let Err(wait) = provider_limit::acquire(self.limiter.as_ref()).await {
+            return Sending::NotSent(Report::from(Outcome::RateLimited {
+                retry_after: Some(wait),
+            }));
+        }
+        match self.transport.send(email).await {
+            Ok(response) => Sending::Taken {
+                provider_ref: Some(response.message().collect::<Vec<_>>().join(" "))
+                    .filter(|r| !r.is_empty()),
+            },
+            Err(error) => Sending::Refused(error),
+        }
+    }
+
     /// Checks `config` (errors name its settings as `names` says) and prepares the pool.
     pub(crate) fn new(config: &EmailConfig, names: &SmtpSettings) -> Result<Self, ConfigError> {
         if tokio::runtime::Handle::try_current().is_err() {
@@ -325,26 +363,10 @@ impl Channel for EmailChannel {
                 self.from_domain
             )))
             .multipart(MultiPart::alternative_plain_html(text.plain, text.html));
-        let email = match email {
-            Ok(email) => email,
-            Err(error) => {
-                return Report::from(Outcome::Permanent(PermanentReason::new(
-                    "unbuildable_email",
-                    error.to_string(),
-                )));
-            }
-        };
-        if let Err(wait) = provider_limit::acquire(self.smtp.limiter.as_ref()).await {
-            return Report::from(Outcome::RateLimited {
-                retry_after: Some(wait),
-            });
-        }
-        match self.smtp.transport.send(email).await {
-            Ok(response) => Report::from(Outcome::Delivered {
-                provider_ref: Some(response.message().collect::<Vec<_>>().join(" "))
-                    .filter(|r| !r.is_empty()),
-            }),
-            Err(error) => classify(&error, address),
+        match self.smtp.send(email).await {
+            Sending::Taken { provider_ref } => Report::from(Outcome::Delivered { provider_ref }),
+            Sending::Refused(error) => classify(&error, address),
+            Sending::NotSent(report) => report,
         }
     }
 }

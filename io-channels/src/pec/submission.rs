@@ -17,15 +17,14 @@ use io_core::{
     Channel, ChannelKind, DeliveryJob, DeliveryTarget, Outcome, PermanentReason, Report,
     TransientCause,
 };
+use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncTransport, Message};
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
-use crate::email::{EmailConfig, Smtp, SmtpSettings};
+use crate::email::{EmailConfig, Sending, Smtp, SmtpSettings};
 use crate::error_text::error_chain;
-use crate::provider_limit;
 
 /// The sender's PEC mailbox at its provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,27 +189,11 @@ impl Channel for PecChannel {
             .message_id(Some(message_id))
             .date(system_time(job.now))
             .multipart(MultiPart::alternative_plain_html(plain, html));
-        let email = match email {
-            Ok(email) => email,
-            Err(error) => {
-                return Report::from(Outcome::Permanent(PermanentReason::new(
-                    "unbuildable_email",
-                    error.to_string(),
-                )));
-            }
-        };
-        if let Err(wait) = provider_limit::acquire(self.smtp.limiter.as_ref()).await {
-            return Report::from(Outcome::RateLimited {
-                retry_after: Some(wait),
-            });
+        match self.smtp.send(email).await {
+            Sending::Taken { provider_ref } => Report::from(Outcome::Submitted { provider_ref }),
+            Sending::Refused(error) => Report::from(classify(&error)),
+            Sending::NotSent(report) => report,
         }
-        Report::from(match self.smtp.transport.send(email).await {
-            Ok(response) => Outcome::Submitted {
-                provider_ref: Some(response.message().collect::<Vec<_>>().join(" "))
-                    .filter(|r| !r.is_empty()),
-            },
-            Err(error) => classify(&error),
-        })
     }
 }
 

@@ -104,20 +104,7 @@ impl Drop for ImapsFront {
 
 impl ImapsFront {
     pub(crate) async fn start(ca: &crate::support::TestCa, peer: &ImapPeer) -> Self {
-        use std::sync::Arc;
-        use tokio_rustls::rustls;
-        use tokio_rustls::rustls::pki_types::PrivateKeyDer;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![ca.leaf_der.clone()],
-                PrivateKeyDer::Pkcs8(ca.leaf_key_der.clone_key()),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(ca.server_config()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let backend = peer.port;

@@ -42,6 +42,22 @@ pub struct TestCa {
     pub leaf_key_der: PrivatePkcs8KeyDer<'static>,
 }
 
+impl TestCa {
+    /// A rustls server configuration presenting the leaf.
+    pub fn server_config(&self) -> rustls::ServerConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.leaf_der.clone()],
+                PrivateKeyDer::Pkcs8(self.leaf_key_der.clone_key()),
+            )
+            .unwrap()
+    }
+}
+
 pub fn test_ca() -> TestCa {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
@@ -144,16 +160,7 @@ impl Drop for HttpPeer {
 impl HttpPeer {
     /// HTTPS with the leaf of `ca`, offering h2 and http/1.1.
     pub async fn tls(ca: &TestCa, handler: Handler) -> Self {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![ca.leaf_der.clone()],
-                PrivateKeyDer::Pkcs8(ca.leaf_key_der.clone_key()),
-            )
-            .unwrap();
+        let mut config = ca.server_config();
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Self::start(
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
