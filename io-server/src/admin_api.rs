@@ -460,7 +460,7 @@ async fn mint_citizen_token<S: Store>(
     })))
 }
 
-/// How many times [`validate_email`] retries when the citizen updates the profile meanwhile.
+/// How many times [`change_profile`] starts over when the citizen updates the profile meanwhile.
 const VALIDATION_ATTEMPTS: usize = 3;
 
 /// `PUT /adm/profiles/{fiscal_code}/email-validation`: marks the profile's current email
@@ -473,34 +473,59 @@ async fn validate_email<S: Store>(
     Path(fiscal_code): Path<String>,
 ) -> ApiResult<Json<Profile>> {
     let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
+    change_profile(
+        &app,
+        &fiscal_code,
+        "its email was being validated",
+        |profile| {
+            if profile.email.is_none() {
+                return Err(Problem::conflict(
+                    "email: the profile has no email address to validate",
+                ));
+            }
+            Ok((!profile.is_email_validated).then(|| {
+                let mut validated = profile.clone();
+                validated.is_email_validated = true;
+                validated
+            }))
+        },
+    )
+    .await
+    .map(Json)
+}
+
+/// Applies `change` to the citizen's current profile and stores the result as the next
+/// version, starting over from a fresh read when the citizen changed the profile meanwhile (up
+/// to `VALIDATION_ATTEMPTS` times; `what` names the change in the final 409). `change` answers
+/// `None` when there is nothing to write. 404 without a profile; 412 when the store refuses a
+/// validated email another citizen holds.
+async fn change_profile<S: Store>(
+    app: &App<S>,
+    fiscal_code: &io_core::FiscalCode,
+    what: &str,
+    change: impl Fn(&Profile) -> Result<Option<Profile>, Problem>,
+) -> ApiResult<Profile> {
     for _ in 0..VALIDATION_ATTEMPTS {
         let profile = app
             .store
-            .profile(&fiscal_code)
+            .profile(fiscal_code)
             .await?
             .ok_or_else(|| Problem::not_found("no profile for this fiscal code"))?;
-        if profile.email.is_none() {
-            return Err(Problem::conflict(
-                "email: the profile has no email address to validate",
-            ));
-        }
-        if profile.is_email_validated {
-            return Ok(Json(profile));
-        }
-        let mut validated = profile.clone();
-        validated.is_email_validated = true;
-        validated.version = profile.version + 1;
-        match app.store.put_profile(&validated).await {
-            Ok(()) => return Ok(Json(validated)),
+        let Some(mut next) = change(&profile)? else {
+            return Ok(profile);
+        };
+        next.version = profile.version + 1;
+        match app.store.put_profile(&next).await {
+            Ok(()) => return Ok(next),
             Err(StoreError::Taken { .. }) => return Err(crate::citizen_api::profile::email_taken()),
             // The citizen changed the profile meanwhile: start over from the new version.
             Err(StoreError::Conflict { .. }) => {}
             Err(other) => return Err(other.into()),
         }
     }
-    Err(Problem::conflict(
-        "version: the profile kept changing while its email was being validated; retry",
-    ))
+    Err(Problem::conflict(format!(
+        "version: the profile kept changing while {what}; retry"
+    )))
 }
 
 /// `PUT /adm/profiles/{fiscal_code}/digital-domicile` body.
@@ -528,28 +553,20 @@ async fn put_digital_domicile<S: Store>(
         .map(EmailAddress::parse)
         .transpose()
         .map_err(|e| Problem::bad_request(format!("digital_domicile: {e}")))?;
-    for _ in 0..VALIDATION_ATTEMPTS {
-        let profile = app
-            .store
-            .profile(&fiscal_code)
-            .await?
-            .ok_or_else(|| Problem::not_found("no profile for this fiscal code"))?;
-        if profile.digital_domicile == domicile {
-            return Ok(Json(profile));
-        }
-        let mut next = profile.clone();
-        next.digital_domicile = domicile.clone();
-        next.version = profile.version + 1;
-        match app.store.put_profile(&next).await {
-            Ok(()) => return Ok(Json(next)),
-            // The citizen changed the profile meanwhile: start over from the new version.
-            Err(StoreError::Conflict { .. }) => {}
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(Problem::conflict(
-        "version: the profile kept changing while its domicile was being set; retry",
-    ))
+    change_profile(
+        &app,
+        &fiscal_code,
+        "its domicile was being set",
+        |profile| {
+            Ok((profile.digital_domicile != domicile).then(|| {
+                let mut next = profile.clone();
+                next.digital_domicile = domicile.clone();
+                next
+            }))
+        },
+    )
+    .await
+    .map(Json)
 }
 
 /// `GET /adm/messages/{id}/evidence`: the message's evidence bundle (journal entries in their
