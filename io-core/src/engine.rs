@@ -276,7 +276,8 @@ impl<S: Store> Engine<S> {
     /// Runs rounds until `shutdown` turns true: the worker loop. Up to `rounds_in_flight`
     /// rounds overlap, so a round held up by a slow provider (up to `send_timeout`) does not
     /// hold up the work that becomes due meanwhile: the next round claims it. Sleeps when idle
-    /// until the next task is due, a submit arrives, or `idle_poll` passes. On shutdown it stops
+    /// until the next task is due, a submit arrives (in this process, or in another one
+    /// sharing the store: [`Store::work_queued`]), or `idle_poll` passes. On shutdown it stops
     /// claiming and lets the rounds in flight finish. Start several loops for more concurrency;
     /// with a shared database, in several processes.
     ///
@@ -327,6 +328,7 @@ impl<S: Store> Engine<S> {
                 }
                 () = tokio::time::sleep(wait), if idle && !stopping => idle = false,
                 () = self.new_work.notified(), if idle && !stopping => idle = false,
+                () = self.store.work_queued(), if idle && !stopping => idle = false,
                 changed = shutdown.changed(), if !stopping => sender_gone = changed.is_err(),
             }
         }

@@ -280,6 +280,12 @@ pub trait Store: Send + Sync + 'static {
     fn next_due_at(&self) -> impl Future<Output = Result<Option<Timestamp>, StoreError>> + Send;
     /// Number of queued tasks (due or not, leased or not): the engine's backlog.
     fn backlog(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Resolves when work may have been queued by another process sharing the store, so that
+    /// an idle worker looks for it at once rather than at its next poll. A store that one
+    /// process owns never resolves: the engine knows its own submits.
+    fn work_queued(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 
     /// Records processing decisions, each atomically and independently of the others (one
     /// result per record, in order; `LeaseLost` for a task whose lease was taken over). Taking

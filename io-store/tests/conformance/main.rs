@@ -2251,10 +2251,20 @@ async fn fresh_sled() -> SledStore {
 }
 
 conformance!(on_sled, fresh_sled());
-// The PostgreSQL backend (feature "postgres", a fresh schema per test from
-// IO_TEST_DATABASE_URL) will be instantiated here:
-// #[cfg(feature = "postgres")]
-// conformance!(on_postgres, fresh_postgres());
+
+/// A fresh PostgreSQL store in a schema of its own, dropped with the store, on the database of
+/// `IO_TEST_DATABASE_URL` (default: the loopback server `.ci/run` starts).
+#[cfg(feature = "postgres")]
+async fn fresh_postgres() -> io_store::PostgresStore {
+    let url = std::env::var("IO_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| io_store::postgres_store::TEST_DATABASE_URL.to_string());
+    io_store::PostgresStore::temporary(&url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {url} is needed by these tests: {e}"))
+}
+
+#[cfg(feature = "postgres")]
+conformance!(on_postgres, fresh_postgres());
 
 // ---------------------------------------------------------------------------------------------
 // Backend-specific: sled

@@ -1,0 +1,671 @@
+//! Reference data (services, their API access and callback targets) and the citizen's records
+//! (profiles with the uniqueness of validated emails, preferences, activations, installations,
+//! message flags, the subscriptions feed) on PostgreSQL.
+//!
+//! A versioned write reads the stored version `FOR UPDATE` and writes in the same transaction,
+//! so two writers from the same version cannot both succeed: the second waits for the first
+//! and then finds the version moved (`Conflict`).
+
+use io_core::{
+    Activation, ApiKeyOwner, CallbackTarget, DayFeed, EmailAddress, FeedDay, FeedEvent, FeedScope,
+    FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation, InstallationId, KeyHash,
+    KeySlot, MessageFlags, MessageId, Profile, Service, ServiceAccess, ServiceId,
+    ServicePreference, StoreError, Subscription,
+};
+use sqlx::{PgConnection, Row};
+
+use super::{PostgresStore, backend, decode, encode, id_bytes, signed, unsigned};
+
+/// The scope column of the feed: `*` for every service.
+fn scope_key(scope: &FeedScope) -> &str {
+    match scope {
+        FeedScope::AllServices => "*",
+        FeedScope::Service(id) => id.as_str(),
+    }
+}
+
+/// One `body` column of a row found by a query, decoded.
+async fn fetch_body<T: for<'de> serde::Deserialize<'de>>(
+    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    store: &PostgresStore,
+    what: &'static str,
+) -> Result<Option<T>, StoreError> {
+    match query.fetch_optional(store.pool()).await.map_err(backend)? {
+        Some(row) => decode(what, row.try_get::<&str, _>(0).map_err(backend)?).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every `body` column of the rows found, decoded, in the query's order.
+async fn fetch_bodies<T: for<'de> serde::Deserialize<'de>>(
+    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    store: &PostgresStore,
+    what: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    query
+        .fetch_all(store.pool())
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| decode(what, row.try_get::<&str, _>(0).map_err(backend)?))
+        .collect()
+}
+
+// -- Services -----------------------------------------------------------------------------------
+
+async fn put_service_in(conn: &mut PgConnection, service: &Service) -> Result<(), StoreError> {
+    let stored: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM services WHERE service_id = $1 FOR UPDATE")
+            .bind(service.service_id.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+    let expected = stored.map_or(1, |v| unsigned(v) + 1);
+    if service.version != expected {
+        return Err(StoreError::Conflict {
+            what: "service",
+            stored: expected.saturating_sub(1),
+            given: service.version.saturating_sub(1),
+        });
+    }
+    sqlx::query(
+        "INSERT INTO services (service_id, version, body) VALUES ($1, $2, $3::jsonb)
+         ON CONFLICT (service_id) DO UPDATE SET version = excluded.version, body = excluded.body",
+    )
+    .bind(service.service_id.as_str())
+    .bind(signed(service.version))
+    .bind(encode(service))
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+async fn put_access_in(
+    conn: &mut PgConnection,
+    service: &ServiceId,
+    access: &ServiceAccess,
+) -> Result<(), StoreError> {
+    let stored: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM service_access WHERE service_id = $1 FOR UPDATE")
+            .bind(service.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+    let expected = stored.map_or(1, |v| unsigned(v) + 1);
+    if access.version != expected {
+        return Err(StoreError::Conflict {
+            what: "service access",
+            stored: expected - 1,
+            given: access.version.saturating_sub(1),
+        });
+    }
+    let hashes: Vec<Vec<u8>> = KeySlot::ALL
+        .iter()
+        .map(|slot| access.key_hash(*slot).to_vec())
+        .collect();
+    // The replaced keys stop authenticating in the same write as the new ones start.
+    sqlx::query("DELETE FROM api_keys WHERE service_id = $1 AND NOT (key_hash = ANY($2))")
+        .bind(service.as_str())
+        .bind(&hashes)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    for slot in KeySlot::ALL {
+        let owner = ApiKeyOwner {
+            service_id: service.clone(),
+            slot,
+        };
+        sqlx::query(
+            "INSERT INTO api_keys (key_hash, service_id, body) VALUES ($1, $2, $3::jsonb)
+             ON CONFLICT (key_hash) DO UPDATE SET service_id = excluded.service_id, body = excluded.body",
+        )
+        .bind(access.key_hash(slot).to_vec())
+        .bind(service.as_str())
+        .bind(encode(&owner))
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    }
+    sqlx::query(
+        "INSERT INTO service_access (service_id, version, body) VALUES ($1, $2, $3::jsonb)
+         ON CONFLICT (service_id) DO UPDATE SET version = excluded.version, body = excluded.body",
+    )
+    .bind(service.as_str())
+    .bind(signed(access.version))
+    .bind(encode(access))
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) async fn put_service(
+    store: &PostgresStore,
+    service: &Service,
+    access: Option<&ServiceAccess>,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    put_service_in(&mut tx, service).await?;
+    if let Some(access) = access {
+        put_access_in(&mut tx, &service.service_id, access).await?;
+    }
+    tx.commit().await.map_err(backend)
+}
+
+pub(super) async fn put_service_access(
+    store: &PostgresStore,
+    service: &ServiceId,
+    access: &ServiceAccess,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    put_access_in(&mut tx, service, access).await?;
+    tx.commit().await.map_err(backend)
+}
+
+pub(super) async fn service(
+    store: &PostgresStore,
+    id: &ServiceId,
+) -> Result<Option<Service>, StoreError> {
+    fetch_body(
+        sqlx::query("SELECT body::text FROM services WHERE service_id = $1").bind(id.as_str()),
+        store,
+        "service",
+    )
+    .await
+}
+
+pub(super) async fn services(store: &PostgresStore) -> Result<Vec<Service>, StoreError> {
+    fetch_bodies(
+        sqlx::query("SELECT body::text FROM services ORDER BY service_id"),
+        store,
+        "service",
+    )
+    .await
+}
+
+pub(super) async fn service_access(
+    store: &PostgresStore,
+    service: &ServiceId,
+) -> Result<Option<ServiceAccess>, StoreError> {
+    fetch_body(
+        sqlx::query("SELECT body::text FROM service_access WHERE service_id = $1")
+            .bind(service.as_str()),
+        store,
+        "service access",
+    )
+    .await
+}
+
+pub(super) async fn api_key_owner(
+    store: &PostgresStore,
+    hash: &KeyHash,
+) -> Result<Option<ApiKeyOwner>, StoreError> {
+    fetch_body(
+        sqlx::query("SELECT body::text FROM api_keys WHERE key_hash = $1").bind(hash.to_vec()),
+        store,
+        "api key",
+    )
+    .await
+}
+
+pub(super) async fn put_callback(
+    store: &PostgresStore,
+    service: &ServiceId,
+    target: Option<&CallbackTarget>,
+) -> Result<(), StoreError> {
+    match target {
+        Some(target) => sqlx::query(
+            "INSERT INTO callback_targets (service_id, body) VALUES ($1, $2::jsonb)
+             ON CONFLICT (service_id) DO UPDATE SET body = excluded.body",
+        )
+        .bind(service.as_str())
+        .bind(encode(target)),
+        None => {
+            sqlx::query("DELETE FROM callback_targets WHERE service_id = $1").bind(service.as_str())
+        }
+    }
+    .execute(store.pool())
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) async fn callback(
+    store: &PostgresStore,
+    service: &ServiceId,
+) -> Result<Option<CallbackTarget>, StoreError> {
+    fetch_body(
+        sqlx::query("SELECT body::text FROM callback_targets WHERE service_id = $1")
+            .bind(service.as_str()),
+        store,
+        "callback",
+    )
+    .await
+}
+
+// -- Profiles -----------------------------------------------------------------------------------
+
+/// The key of a validated email's owner: addresses compare without regard to case.
+fn email_key(email: &EmailAddress) -> String {
+    email.as_str().to_ascii_lowercase()
+}
+
+/// The address a profile holds validated, if any.
+fn claimed(profile: &Profile) -> Option<&EmailAddress> {
+    profile
+        .email
+        .as_ref()
+        .filter(|_| profile.is_email_validated)
+}
+
+/// Writes `profile` if its version follows the stored one (0 for a new profile), keeping the
+/// owners of validated emails in step.
+pub(super) async fn put_profile_in(
+    conn: &mut PgConnection,
+    profile: &Profile,
+) -> Result<(), StoreError> {
+    let fiscal_code = profile.fiscal_code.as_str();
+    let previous: Option<String> =
+        sqlx::query_scalar("SELECT body::text FROM profiles WHERE fiscal_code = $1 FOR UPDATE")
+            .bind(fiscal_code)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+    let previous: Option<Profile> = previous.map(|text| decode("profile", &text)).transpose()?;
+    let expected = previous.as_ref().map_or(0, |p| p.version + 1);
+    if profile.version != expected {
+        return Err(StoreError::Conflict {
+            what: "profile",
+            stored: expected.saturating_sub(1),
+            given: profile.version.saturating_sub(1),
+        });
+    }
+    let before = previous.as_ref().and_then(claimed).map(email_key);
+    let after = claimed(profile).map(email_key);
+    if before.is_some() && before != after {
+        sqlx::query("DELETE FROM validated_emails WHERE email = $1 AND fiscal_code = $2")
+            .bind(before.as_deref())
+            .bind(fiscal_code)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+    }
+    if let Some(email) = &after {
+        // The primary key decides between two citizens validating one address at once.
+        let owner: Option<String> = sqlx::query_scalar(
+            "INSERT INTO validated_emails (email, fiscal_code) VALUES ($1, $2)
+             ON CONFLICT (email) DO UPDATE SET email = excluded.email
+             RETURNING fiscal_code",
+        )
+        .bind(email)
+        .bind(fiscal_code)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+        if owner.as_deref() != Some(fiscal_code) {
+            return Err(StoreError::Taken {
+                what: "validated email address",
+            });
+        }
+    }
+    sqlx::query(
+        "INSERT INTO profiles (fiscal_code, version, body) VALUES ($1, $2, $3::jsonb)
+         ON CONFLICT (fiscal_code) DO UPDATE SET version = excluded.version, body = excluded.body",
+    )
+    .bind(fiscal_code)
+    .bind(signed(profile.version))
+    .bind(encode(profile))
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Records a feed event (the last of a day per scope and citizen wins).
+pub(super) async fn feed_in(conn: &mut PgConnection, event: &FeedEvent) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO feed (day, scope, citizen, subscribed) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (day, scope, citizen) DO UPDATE SET subscribed = excluded.subscribed",
+    )
+    .bind(FeedDay::of(event.at).days_since_epoch())
+    .bind(scope_key(&event.scope))
+    .bind(event.citizen.as_str())
+    .bind(event.change == Subscription::Subscribed)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) async fn put_profile(
+    store: &PostgresStore,
+    profile: &Profile,
+    event: Option<&FeedEvent>,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    put_profile_in(&mut tx, profile).await?;
+    if let Some(event) = event {
+        feed_in(&mut tx, event).await?;
+    }
+    tx.commit().await.map_err(backend)
+}
+
+pub(super) async fn profile(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+) -> Result<Option<Profile>, StoreError> {
+    fetch_body(
+        sqlx::query("SELECT body::text FROM profiles WHERE fiscal_code = $1")
+            .bind(fiscal_code.as_str()),
+        store,
+        "profile",
+    )
+    .await
+}
+
+pub(super) async fn email_owner(
+    store: &PostgresStore,
+    email: &EmailAddress,
+) -> Result<Option<FiscalCode>, StoreError> {
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT fiscal_code FROM validated_emails WHERE email = $1")
+            .bind(email_key(email))
+            .fetch_optional(store.pool())
+            .await
+            .map_err(backend)?;
+    owner
+        .map(|owner| {
+            FiscalCode::parse(&owner).map_err(|e| StoreError::Corrupt {
+                what: "email owner",
+                detail: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+// -- Preferences, activations, installations ----------------------------------------------------
+
+pub(super) async fn put_preference(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+    preference: &ServicePreference,
+    event: Option<&FeedEvent>,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "INSERT INTO preferences (fiscal_code, service_id, settings_version, body)
+         VALUES ($1, $2, $3, $4::jsonb)
+         ON CONFLICT (fiscal_code, service_id, settings_version) DO UPDATE SET body = excluded.body",
+    )
+    .bind(fiscal_code.as_str())
+    .bind(preference.service_id.as_str())
+    .bind(signed(preference.settings_version))
+    .bind(encode(preference))
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    if let Some(event) = event {
+        feed_in(&mut tx, event).await?;
+    }
+    tx.commit().await.map_err(backend)
+}
+
+pub(super) async fn preference(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+    service: &ServiceId,
+    settings_version: u64,
+) -> Result<Option<ServicePreference>, StoreError> {
+    fetch_body(
+        sqlx::query(
+            "SELECT body::text FROM preferences
+             WHERE fiscal_code = $1 AND service_id = $2 AND settings_version = $3",
+        )
+        .bind(fiscal_code.as_str())
+        .bind(service.as_str())
+        .bind(signed(settings_version)),
+        store,
+        "preference",
+    )
+    .await
+}
+
+pub(super) async fn preferences_of(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+) -> Result<Vec<ServicePreference>, StoreError> {
+    fetch_bodies(
+        sqlx::query(
+            "SELECT body::text FROM preferences WHERE fiscal_code = $1
+             ORDER BY service_id, settings_version",
+        )
+        .bind(fiscal_code.as_str()),
+        store,
+        "preference",
+    )
+    .await
+}
+
+pub(super) async fn put_activation(
+    store: &PostgresStore,
+    activation: &Activation,
+) -> Result<Activation, StoreError> {
+    let mut stored = activation.clone();
+    // The row's version moves in the statement that writes it: concurrent writers each get
+    // their own version.
+    let version: i64 = sqlx::query_scalar(
+        "INSERT INTO activations (service_id, fiscal_code, version, body)
+         VALUES ($1, $2, 0, $3::jsonb)
+         ON CONFLICT (service_id, fiscal_code)
+         DO UPDATE SET version = activations.version + 1, body = excluded.body
+         RETURNING version",
+    )
+    .bind(activation.service_id.as_str())
+    .bind(activation.fiscal_code.as_str())
+    .bind(encode(activation))
+    .fetch_one(store.pool())
+    .await
+    .map_err(backend)?;
+    stored.version = unsigned(version);
+    Ok(stored)
+}
+
+/// The stored activation with the row's version (the body's is whatever the writer gave).
+fn activation_row(row: &sqlx::postgres::PgRow) -> Result<Activation, StoreError> {
+    let mut activation: Activation =
+        decode("activation", row.try_get::<&str, _>(0).map_err(backend)?)?;
+    activation.version = unsigned(row.try_get::<i64, _>(1).map_err(backend)?);
+    Ok(activation)
+}
+
+pub(super) async fn activation(
+    store: &PostgresStore,
+    service: &ServiceId,
+    fiscal_code: &FiscalCode,
+) -> Result<Option<Activation>, StoreError> {
+    sqlx::query(
+        "SELECT body::text, version FROM activations WHERE service_id = $1 AND fiscal_code = $2",
+    )
+    .bind(service.as_str())
+    .bind(fiscal_code.as_str())
+    .fetch_optional(store.pool())
+    .await
+    .map_err(backend)?
+    .as_ref()
+    .map(activation_row)
+    .transpose()
+}
+
+pub(super) async fn activations_of(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+) -> Result<Vec<Activation>, StoreError> {
+    sqlx::query(
+        "SELECT body::text, version FROM activations WHERE fiscal_code = $1 ORDER BY service_id",
+    )
+    .bind(fiscal_code.as_str())
+    .fetch_all(store.pool())
+    .await
+    .map_err(backend)?
+    .iter()
+    .map(activation_row)
+    .collect()
+}
+
+pub(super) async fn put_installation(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+    installation: &Installation,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO installations (fiscal_code, installation_id, body) VALUES ($1, $2, $3::jsonb)
+         ON CONFLICT (fiscal_code, installation_id) DO UPDATE SET body = excluded.body",
+    )
+    .bind(fiscal_code.as_str())
+    .bind(installation.installation_id.as_str())
+    .bind(encode(installation))
+    .execute(store.pool())
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) async fn remove_installation(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+    installation: &InstallationId,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM installations WHERE fiscal_code = $1 AND installation_id = $2")
+        .bind(fiscal_code.as_str())
+        .bind(installation.as_str())
+        .execute(store.pool())
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) async fn installations(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+) -> Result<Vec<Installation>, StoreError> {
+    fetch_bodies(
+        sqlx::query(
+            "SELECT body::text FROM installations WHERE fiscal_code = $1 ORDER BY installation_id",
+        )
+        .bind(fiscal_code.as_str()),
+        store,
+        "installation",
+    )
+    .await
+}
+
+// -- Message flags and the feed -----------------------------------------------------------------
+
+pub(super) async fn message_flags(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+    message: &MessageId,
+) -> Result<MessageFlags, StoreError> {
+    Ok(fetch_body(
+        sqlx::query(
+            "SELECT body::text FROM message_flags WHERE fiscal_code = $1 AND message_id = $2",
+        )
+        .bind(fiscal_code.as_str())
+        .bind(id_bytes(message)),
+        store,
+        "message flags",
+    )
+    .await?
+    .unwrap_or_default())
+}
+
+/// Changes the flags under the row's lock (a row of default flags is made to lock if there is
+/// none; it is kept only if the change writes), so two changes at once apply one after the
+/// other.
+pub(super) async fn change_message_flags(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+    message: &MessageId,
+    change: FlagsChange,
+) -> Result<Result<MessageFlags, FlagsError>, StoreError> {
+    let mut tx = store.begin().await?;
+    let default = encode(&MessageFlags::default());
+    sqlx::query(
+        "INSERT INTO message_flags (fiscal_code, message_id, body) VALUES ($1, $2, $3::jsonb)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(fiscal_code.as_str())
+    .bind(id_bytes(message))
+    .bind(&default)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    let current: String = sqlx::query_scalar(
+        "SELECT body::text FROM message_flags WHERE fiscal_code = $1 AND message_id = $2 FOR UPDATE",
+    )
+    .bind(fiscal_code.as_str())
+    .bind(id_bytes(message))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(backend)?;
+    let current: MessageFlags = decode("message flags", &current)?;
+    let changed = current.changed(change);
+    if let Ok(next) = &changed
+        && *next != current
+    {
+        sqlx::query(
+            "UPDATE message_flags SET body = $3::jsonb WHERE fiscal_code = $1 AND message_id = $2",
+        )
+        .bind(fiscal_code.as_str())
+        .bind(id_bytes(message))
+        .bind(encode(next))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+    } else {
+        tx.rollback().await.map_err(backend)?;
+    }
+    Ok(changed)
+}
+
+pub(super) async fn record_feed_event(
+    store: &PostgresStore,
+    event: &FeedEvent,
+) -> Result<(), StoreError> {
+    let mut conn = store.pool().acquire().await.map_err(backend)?;
+    feed_in(&mut conn, event).await
+}
+
+pub(super) async fn subscriptions_feed(
+    store: &PostgresStore,
+    day: FeedDay,
+    service: &ServiceId,
+) -> Result<DayFeed, StoreError> {
+    // A service-level event of a citizen overrides a profile-level one.
+    let rows = sqlx::query(
+        "SELECT DISTINCT ON (citizen) citizen, subscribed FROM feed
+         WHERE day = $1 AND scope IN ('*', $2)
+         ORDER BY citizen, (scope = '*')",
+    )
+    .bind(day.days_since_epoch())
+    .bind(service.as_str())
+    .fetch_all(store.pool())
+    .await
+    .map_err(backend)?;
+    let mut feed = DayFeed::default();
+    for row in rows {
+        let citizen: &str = row.try_get(0).map_err(backend)?;
+        let hash = FiscalCodeHash::parse(citizen).map_err(|e| StoreError::Corrupt {
+            what: "feed",
+            detail: e.to_string(),
+        })?;
+        if row.try_get::<bool, _>(1).map_err(backend)? {
+            feed.subscribed.push(hash);
+        } else {
+            feed.unsubscribed.push(hash);
+        }
+    }
+    Ok(feed)
+}
