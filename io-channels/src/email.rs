@@ -177,12 +177,23 @@ impl Smtp {
                 retry_after: Some(wait),
             }));
         }
-        match self.transport.send(email).await {
-            Ok(response) => Sending::Taken {
+        // The exchange runs as a task of its own, so that the engine giving up on this send
+        // (`send_timeout`) cannot cut it in the middle: lettre puts a connection dropped
+        // mid-exchange back in its pool, where the next message's commands would land inside
+        // this one's transaction (a "503 nested MAIL", or worse, inside its DATA). The task
+        // ends by itself, bounded by the per-command `timeout`.
+        let transport = self.transport.clone();
+        let exchange = tokio::spawn(async move { transport.send(email).await });
+        match exchange.await {
+            Ok(Ok(response)) => Sending::Taken {
                 provider_ref: Some(response.message().collect::<Vec<_>>().join(" "))
                     .filter(|r| !r.is_empty()),
             },
-            Err(error) => Sending::Refused(error),
+            Ok(Err(error)) => Sending::Refused(error),
+            Err(_) => Sending::NotSent(Report::from(Outcome::Transient {
+                retry_after: None,
+                cause: TransientCause::Connection,
+            })),
         }
     }
 
@@ -304,7 +315,9 @@ fn classify_reply(code: u16, address: &EmailAddress, detail: impl FnOnce() -> St
             Outcome::InvalidRecipient,
             vec![Effect::EmailBounced(address.clone())],
         ),
-        400..=499 => Report::from(Outcome::Transient {
+        // "Bad sequence of commands" is about the client's session, never the recipient:
+        // another connection succeeds.
+        400..=499 | 503 => Report::from(Outcome::Transient {
             retry_after: None,
             cause: TransientCause::ServerError(code),
         }),
@@ -393,6 +406,14 @@ mod tests {
             Report::from(Outcome::Transient {
                 retry_after: None,
                 cause: TransientCause::ServerError(451)
+            })
+        );
+        // A session out of step (a "nested MAIL") is retried on another connection.
+        assert_eq!(
+            classify_reply(503, &address, String::new),
+            Report::from(Outcome::Transient {
+                retry_after: None,
+                cause: TransientCause::ServerError(503)
             })
         );
         for code in [552, 554] {

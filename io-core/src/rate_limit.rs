@@ -44,6 +44,34 @@ pub struct RateLimits {
     pub per_citizen: Option<RateLimit>,
 }
 
+impl RateLimit {
+    /// This limit's share when `processes` enforce it side by side: the count divided among
+    /// them (rounded up, at least 1), the period unchanged.
+    pub fn divided_among(self, processes: u32) -> Self {
+        let share = self.count.get().div_ceil(processes.max(1));
+        Self {
+            count: NonZeroU32::new(share).unwrap_or(NonZeroU32::MIN),
+            per: self.per,
+        }
+    }
+}
+
+impl RateLimits {
+    /// Each limit's share when `processes` share one store and each enforces its own limiters
+    /// (see [`RateLimit::divided_among`]).
+    pub fn divided_among(&self, processes: u32) -> Self {
+        Self {
+            per_service: self.per_service.map(|l| l.divided_among(processes)),
+            per_channel: self
+                .per_channel
+                .iter()
+                .map(|(channel, l)| (*channel, l.divided_among(processes)))
+                .collect(),
+            per_citizen: self.per_citizen.map(|l| l.divided_among(processes)),
+        }
+    }
+}
+
 /// A limit whose period is zero or too long for the limiter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rate limit {limit:?} is not usable: its period must be positive and below 584 years")]
@@ -167,5 +195,29 @@ impl Limiters {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+    }
+}
+
+#[cfg(test)]
+mod division_tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_divided_among_processes_rounding_up_and_never_to_zero() {
+        let limit = |count| RateLimit {
+            count: NonZeroU32::new(count).unwrap(),
+            per: Duration::from_secs(1),
+        };
+        let mut limits = RateLimits {
+            per_service: Some(limit(100)),
+            per_channel: BTreeMap::new(),
+            per_citizen: Some(limit(1)),
+        };
+        limits.per_channel.insert(ChannelKind::Email, limit(10));
+        let shared = limits.divided_among(3);
+        assert_eq!(shared.per_service, Some(limit(34)));
+        assert_eq!(shared.per_channel[&ChannelKind::Email], limit(4));
+        assert_eq!(shared.per_citizen, Some(limit(1)));
+        assert_eq!(limits.divided_among(1), limits);
     }
 }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use io_channels::webhook::WebhookClient;
 use io_channels::{ApnsClient, EmailChannel, FcmClient, PecChannel, PushChannel, ReceiptReader};
 use io_core::{CallbackPolicy, Channel, Clock, Engine, Store, SystemClock};
-use io_store::SledStore;
+use io_store::{PostgresOptions, PostgresStore, SledStore};
 
 use crate::api_keys::KeyDeriver;
 use crate::citizen_token::{CitizenVerifier, Hs256Tokens};
@@ -73,6 +73,12 @@ pub enum StartError {
     /// The store.
     #[error(transparent)]
     Store(#[from] io_store::SledStoreError),
+    /// The PostgreSQL store.
+    #[error(transparent)]
+    Postgres(#[from] io_store::PostgresStoreError),
+    /// `[store]` does not fit the way the server was opened.
+    #[error("store: {0}")]
+    StoreConfig(String),
     /// The engine's configuration.
     #[error("engine configuration: {0}")]
     Engine(#[from] io_core::EngineConfigError),
@@ -94,34 +100,88 @@ pub struct Opened<S: Store> {
     pub generated_admin_token: Option<String>,
 }
 
+/// What every start reads from the data directory: the secrets and the admin token.
+struct Prepared {
+    secrets: Secrets,
+    admin_token: String,
+    generated: bool,
+}
+
+fn prepare(config: &ServerConfig) -> Result<Prepared, StartError> {
+    let data_error = |source| StartError::Data {
+        path: config.data.display().to_string(),
+        source,
+    };
+    crate::data_dir::prepare(&config.data)?;
+    let secrets = Secrets::load_or_create(&config.data).map_err(data_error)?;
+    let (admin_token, generated) =
+        crate::secrets::admin_token(config.admin_token.as_deref(), &config.data)
+            .map_err(data_error)?;
+    Ok(Prepared {
+        secrets,
+        admin_token,
+        generated,
+    })
+}
+
 impl App<SledStore> {
-    /// Opens the data directory and the store `[store]` names (sled in `<data>/store`, its
-    /// page cache bounded by `store.cache_mb`), loads or creates the secrets, builds the
-    /// engine. Workers are started by [`crate::serve`].
+    /// Opens the data directory and the sled store in `<data>/store` (its page cache bounded
+    /// by `store.cache_mb`), loads or creates the secrets, builds the engine. Workers are
+    /// started by [`crate::serve`].
     pub fn open(config: ServerConfig) -> Result<Opened<SledStore>, StartError> {
-        let data_error = |source| StartError::Data {
-            path: config.data.display().to_string(),
-            source,
-        };
-        crate::data_dir::prepare(&config.data)?;
-        let secrets = Secrets::load_or_create(&config.data).map_err(data_error)?;
-        let (admin_token, generated) =
-            crate::secrets::admin_token(config.admin_token.as_deref(), &config.data)
-                .map_err(data_error)?;
-        let store = match config.store.kind {
-            StoreKind::Sled => Arc::new(SledStore::open_with_cache(
-                config.data.join("store"),
-                config.store.cache_bytes(),
-            )?),
-        };
+        if config.store.kind != StoreKind::Sled {
+            return Err(StartError::StoreConfig(
+                "this start opens the sled store; the configuration names another kind".into(),
+            ));
+        }
+        let prepared = prepare(&config)?;
+        let store = Arc::new(SledStore::open_with_cache(
+            config.data.join("store"),
+            config.store.cache_bytes(),
+        )?);
         crate::data_dir::restrict_contents(&config.data)?;
-        Self::with_store(config, store, &secrets, &admin_token, Arc::new(SystemClock)).map(|app| {
-            Opened {
-                app,
-                generated_admin_token: generated.then_some(admin_token),
-            }
-        })
+        finish_open(config, store, prepared)
     }
+}
+
+impl App<PostgresStore> {
+    /// Connects to the PostgreSQL database `store.url` names (migrating its schema), loads or
+    /// creates the secrets in the data directory — every process sharing the database needs
+    /// the same ones — and builds the engine.
+    pub async fn open_postgres(config: ServerConfig) -> Result<Opened<PostgresStore>, StartError> {
+        let Some(url) = config.store.url.clone().filter(|u| !u.trim().is_empty()) else {
+            return Err(StartError::StoreConfig(
+                "kind = \"postgres\" needs store.url (IO_STORE__URL), a postgres:// URL".into(),
+            ));
+        };
+        let prepared = prepare(&config)?;
+        let store = PostgresStore::connect_with(PostgresOptions {
+            url,
+            schema: config.store.schema.clone(),
+            max_connections: config.store.max_connections,
+        })
+        .await?;
+        crate::data_dir::restrict_contents(&config.data)?;
+        finish_open(config, Arc::new(store), prepared)
+    }
+}
+
+fn finish_open<S: Store>(
+    config: ServerConfig,
+    store: Arc<S>,
+    prepared: Prepared,
+) -> Result<Opened<S>, StartError> {
+    let Prepared {
+        secrets,
+        admin_token,
+        generated,
+    } = prepared;
+    App::with_store(config, store, &secrets, &admin_token, Arc::new(SystemClock)).map(|app| {
+        Opened {
+            app,
+            generated_admin_token: generated.then_some(admin_token),
+        }
+    })
 }
 
 impl<S: Store> App<S> {
@@ -140,6 +200,9 @@ impl<S: Store> App<S> {
         }
         let mut engine_config = config.engine.clone();
         engine_config.callbacks = config.callbacks.policy();
+        // Processes sharing a store each enforce their share of the limits.
+        let processes = config.store.processes.max(1);
+        engine_config.rate_limits = engine_config.rate_limits.divided_among(processes);
         let metrics = Arc::new(Metrics::default());
         let channels = build_channels(&config.channels)?;
         let pec_reader = match &config.channels.pec {
@@ -159,7 +222,7 @@ impl<S: Store> App<S> {
             citizen_verifier: Arc::new(tokens.clone()),
             citizen_tokens: tokens,
             admin_token_hash: crate::api_keys::key_hash(admin_token),
-            limiter: InstitutionLimiter::new(&config.rate_limit),
+            limiter: InstitutionLimiter::new(&config.rate_limit.divided_among(processes)),
             metrics,
             webhook,
             clock,

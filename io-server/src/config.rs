@@ -56,8 +56,9 @@ pub struct ServerConfig {
     pub store: StoreConfig,
 }
 
-/// The store backend. `kind = "sled"` (the embedded store in `<data>/store`) is the only one
-/// for now; PostgreSQL will be a second kind, chosen by a `match` in [`crate::app`].
+/// The store backend: `kind = "sled"` (the embedded store in `<data>/store`, one process) or
+/// `kind = "postgres"` with a `url` (several processes on one database, README "Several
+/// processes on PostgreSQL").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
@@ -69,6 +70,17 @@ pub struct StoreConfig {
     /// part of the queue and the inboxes. Raise it on a machine with memory to spare for big
     /// inboxes or deep backlogs.
     pub cache_mb: u64,
+    /// PostgreSQL: the `postgres://` URL (`IO_STORE__URL`). Required with `kind = "postgres"`.
+    pub url: Option<String>,
+    /// PostgreSQL: the schema io's tables live in (created if absent); the database's default
+    /// (`public`) when unset.
+    pub schema: Option<String>,
+    /// PostgreSQL: the connection pool's size per process.
+    pub max_connections: u32,
+    /// How many io processes share this store. Rate limits (the per-institution tier and the
+    /// engine's delivery limits) are divided among them, so that together they keep to the
+    /// configured rates when requests and work are spread evenly across processes.
+    pub processes: u32,
 }
 
 /// The store backends.
@@ -77,6 +89,8 @@ pub struct StoreConfig {
 pub enum StoreKind {
     /// The embedded sled store in `<data>/store`.
     Sled,
+    /// PostgreSQL at `store.url`.
+    Postgres,
 }
 
 /// Bytes in a MiB.
@@ -87,6 +101,10 @@ impl Default for StoreConfig {
         Self {
             kind: StoreKind::Sled,
             cache_mb: io_store::DEFAULT_CACHE_BYTES / MIB,
+            url: None,
+            schema: None,
+            max_connections: io_store::DEFAULT_MAX_CONNECTIONS,
+            processes: 1,
         }
     }
 }
@@ -202,6 +220,35 @@ impl Default for RateLimitConfig {
                 per_secs: NonZeroU64::new(5).expect("nonzero"),
             },
             institutions: BTreeMap::new(),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Each tier's share when `processes` serve the API side by side, each with its own
+    /// limiter: the calls divided among them (rounded up, at least 1), the period unchanged.
+    pub fn divided_among(&self, processes: u32) -> Self {
+        Self {
+            default: self.default.divided_among(processes),
+            institutions: self
+                .institutions
+                .iter()
+                .map(|(code, tier)| (code.clone(), tier.divided_among(processes)))
+                .collect(),
+        }
+    }
+}
+
+impl Tier {
+    /// This tier's share among `processes` (see [`RateLimitConfig::divided_among`]).
+    pub fn divided_among(self, processes: u32) -> Self {
+        match self {
+            Self::Limited { calls, per_secs } => Self::Limited {
+                calls: NonZeroU32::new(calls.get().div_ceil(processes.max(1)))
+                    .unwrap_or(NonZeroU32::MIN),
+                per_secs,
+            },
+            Self::Unlimited => Self::Unlimited,
         }
     }
 }
@@ -352,6 +399,28 @@ mod tests {
     }
 
     #[test]
+    fn tiers_are_divided_among_processes_rounding_up() {
+        let tier = |calls| Tier::Limited {
+            calls: NonZeroU32::new(calls).unwrap(),
+            per_secs: NonZeroU64::new(5).unwrap(),
+        };
+        let mut config = RateLimitConfig {
+            default: tier(150),
+            institutions: BTreeMap::new(),
+        };
+        config.institutions.insert("15376371009".into(), tier(2));
+        config
+            .institutions
+            .insert("00000000000".into(), Tier::Unlimited);
+        let shared = config.divided_among(3);
+        assert_eq!(shared.default, tier(50));
+        assert_eq!(shared.institutions["15376371009"], tier(1));
+        assert_eq!(shared.institutions["00000000000"], Tier::Unlimited);
+        assert_eq!(config.divided_among(1), config);
+        assert_eq!(config.divided_among(0), config);
+    }
+
+    #[test]
     fn tiers_parse_from_words_and_tables() {
         let tier: Tier = serde_json::from_str("\"unlimited\"").unwrap();
         assert_eq!(tier, Tier::Unlimited);
@@ -424,9 +493,18 @@ mod tests {
         std::fs::write(&path, "[store]\nkind = \"sled\"\ncache_mb = 256\n").unwrap();
         let config = ServerConfig::load(Some(&path)).unwrap();
         assert_eq!(config.store.cache_bytes(), 256 * 1024 * 1024);
-        std::fs::write(&path, "[store]\nkind = \"postgres\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[store]\nkind = \"postgres\"\nurl = \"postgres://io@db/io\"\nprocesses = 3\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(Some(&path)).unwrap();
+        assert_eq!(config.store.kind, StoreKind::Postgres);
+        assert_eq!(config.store.url.as_deref(), Some("postgres://io@db/io"));
+        assert_eq!(config.store.processes, 3);
+        std::fs::write(&path, "[store]\nkind = \"mysql\"\n").unwrap();
         let error = ServerConfig::load(Some(&path)).unwrap_err().to_string();
-        assert!(error.contains("postgres"), "{error}");
+        assert!(error.contains("mysql"), "{error}");
     }
 
     #[test]

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use io_core::Store;
+use io_server::app::Opened;
+use io_server::config::StoreKind;
 use io_server::{App, ServerConfig};
 
 mod cli;
@@ -117,7 +120,14 @@ async fn serve(
         config.data = data;
     }
     let listen = config.listen;
-    let opened = App::open(config)?;
+    match config.store.kind {
+        StoreKind::Sled => run(App::open(config)?, listen).await,
+        StoreKind::Postgres => run(App::open_postgres(config).await?, listen).await,
+    }
+}
+
+/// Serves `opened` on `listen` until Ctrl-C or SIGTERM.
+async fn run<S: Store>(opened: Opened<S>, listen: SocketAddr) -> anyhow::Result<()> {
     if let Some(token) = &opened.generated_admin_token {
         println!("admin token (generated, kept in the data directory; shown once): {token}");
     }

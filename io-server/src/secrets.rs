@@ -46,6 +46,27 @@ pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
+/// Creates `path` with `contents` (owner-only) unless it exists, atomically: the file appears
+/// whole or not at all, and of several processes starting together on one data directory (a
+/// PostgreSQL deployment) exactly one writes it. Returns the contents in force: `contents`,
+/// or what the first writer wrote.
+pub fn create_once(path: &Path, contents: &[u8]) -> io::Result<Vec<u8>> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary =
+        path.with_file_name(format!(".{name}.{}.{}", std::process::id(), random_hex(4)));
+    write_private(&temporary, contents)?;
+    let linked = fs::hard_link(&temporary, path);
+    let _ = fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(contents.to_vec()),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => fs::read(path),
+        Err(error) => Err(error),
+    }
+}
+
 impl Secrets {
     /// Reads `<dir>/secrets.json`, creating it on first start.
     pub fn load_or_create(dir: &Path) -> io::Result<Self> {
@@ -63,8 +84,13 @@ impl Secrets {
                     token_signing: random_hex(32),
                 };
                 let json = serde_json::to_vec_pretty(&secrets).map_err(io::Error::other)?;
-                write_private(&path, &json)?;
-                Ok(secrets)
+                let in_force = create_once(&path, &json)?;
+                serde_json::from_slice(&in_force).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", path.display()),
+                    )
+                })
             }
             Err(error) => Err(error),
         }
@@ -86,9 +112,47 @@ pub fn admin_token(configured: Option<&str>, dir: &Path) -> io::Result<(String, 
         )),
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             let token = random_hex(24);
-            write_private(&path, token.as_bytes())?;
-            Ok((token, true))
+            let in_force = create_once(&path, token.as_bytes())?;
+            let generated = in_force == token.as_bytes();
+            Ok((
+                String::from_utf8_lossy(&in_force).trim().to_string(),
+                generated,
+            ))
         }
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_starting_together_agree_on_one_set_of_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded: Vec<Secrets> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| Secrets::load_or_create(dir.path()).unwrap()))
+                .collect();
+            starts.into_iter().map(|s| s.join().unwrap()).collect()
+        });
+        for secrets in &loaded {
+            assert_eq!(secrets.key_derivation, loaded[0].key_derivation);
+            assert_eq!(secrets.token_signing, loaded[0].token_signing);
+        }
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("secrets.json")]);
+        let tokens: Vec<(String, bool)> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| admin_token(None, dir.path()).unwrap()))
+                .collect();
+            starts.into_iter().map(|s| s.join().unwrap()).collect()
+        });
+        assert!(tokens.iter().all(|(t, _)| *t == tokens[0].0));
+        assert_eq!(tokens.iter().filter(|(_, generated)| *generated).count(), 1);
     }
 }

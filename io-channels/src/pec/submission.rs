@@ -136,7 +136,8 @@ fn classify(error: &lettre::transport::smtp::Error) -> Outcome {
 /// What a refusal with reply `code` means; `detail` describes it for a permanent failure.
 fn classify_reply(code: u16, detail: impl FnOnce() -> String) -> Outcome {
     match code {
-        400..=499 => Outcome::Transient {
+        // 503, "bad sequence of commands", is about the session, not the submission.
+        400..=499 | 503 => Outcome::Transient {
             retry_after: None,
             cause: TransientCause::ServerError(code),
         },

@@ -221,7 +221,7 @@ pub(super) async fn claim(
             },
         ));
     }
-    claimed.sort_by(|a, b| a.0.cmp(&b.0));
+    claimed.sort_by_key(|(order, _)| *order);
     Ok(claimed.into_iter().map(|(_, task)| task).collect())
 }
 
