@@ -54,7 +54,14 @@ pub struct App<S: Store> {
     pub ready: AtomicBool,
     /// The reader of the PEC mailbox's receipts, when PEC is configured (run by `serve`).
     pub pec_reader: Option<Arc<ReceiptReader>>,
+    /// The last backlog reading far from the bound, and when it was taken.
+    backlog_reading: std::sync::Mutex<Option<(Instant, u64)>>,
 }
+
+/// How far below `max_backlog` a reading must be to be reused, and for how long: no load
+/// crosses that margin within that time, so a reused reading never lets the bound be passed.
+const BACKLOG_MARGIN: u64 = 10_000;
+const BACKLOG_READING_AGE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -228,8 +235,32 @@ impl<S: Store> App<S> {
             clock,
             ready: AtomicBool::new(true),
             pec_reader,
+            backlog_reading: std::sync::Mutex::new(None),
             config,
         }))
+    }
+
+    /// The queue's backlog for the back-pressure check of a submit. Counting a shared queue
+    /// costs a scan on PostgreSQL, so a reading more than [`BACKLOG_MARGIN`] below the bound is
+    /// reused for [`BACKLOG_READING_AGE`]; near the bound every submit counts afresh.
+    pub async fn backlog_for_admission(&self) -> Result<u64, io_core::StoreError> {
+        let recent = *self
+            .backlog_reading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, backlog)) = recent
+            && at.elapsed() < BACKLOG_READING_AGE
+        {
+            return Ok(backlog);
+        }
+        let backlog = self.store.backlog().await?;
+        let far = backlog.saturating_add(BACKLOG_MARGIN) < self.config.max_backlog;
+        *self
+            .backlog_reading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            far.then(|| (Instant::now(), backlog));
+        Ok(backlog)
     }
 
     /// Whether the server still takes new work.

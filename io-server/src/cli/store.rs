@@ -42,6 +42,13 @@ pub(crate) async fn run(args: StoreArgs) -> Result<(), CliError> {
     if let Some(data) = data {
         config.data = data;
     }
+    if config.store.kind == io_server::config::StoreKind::Postgres {
+        return Err(CliError::setup(
+            "store check reads the embedded sled store; this configuration uses PostgreSQL, \
+             whose pages PostgreSQL checks itself (pg_amcheck) — verify journals with \
+             `io-server journal`",
+        ));
+    }
     let path = config.data.join("store");
     if !path.is_dir() {
         return Err(CliError::setup(format!(

@@ -86,7 +86,7 @@ async fn submit<S: Store>(
         })?),
     };
     // Back-pressure: a bounded queue answers 429 rather than growing without limit.
-    let backlog = app.store.backlog().await?;
+    let backlog = app.backlog_for_admission().await?;
     if backlog > app.config.max_backlog {
         return Err(Problem::typed(
             StatusCode::TOO_MANY_REQUESTS,
