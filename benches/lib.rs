@@ -83,23 +83,44 @@ pub fn submission(fiscal_code: &FiscalCode) -> Submission {
 pub async fn seed(store: &impl Store) {
     store.put_service(&service()).await.expect("seed service");
     for n in 0..1000 {
-        let fiscal_code = citizen(n);
-        let mut profile = Profile::new(fiscal_code.clone());
-        let address = format!("cittadino{n}@example.it");
-        profile.email = Some(EmailAddress::parse(&address).expect("valid"));
-        profile.is_email_validated = true;
-        store.put_profile(&profile).await.expect("seed profile");
-        let device = Installation {
-            installation_id: InstallationId::parse(&format!("device-{n}")).expect("valid"),
-            platform: PushPlatform::Fcmv1,
-            push_channel: "token".into(),
-            updated_at: Timestamp::EPOCH,
-        };
-        store
-            .put_installation(&fiscal_code, &device)
-            .await
-            .expect("seed device");
+        seed_citizen(store, n).await;
     }
+}
+
+/// [`seed`] with 64 citizens written at a time, so that a store with group commit (sled) or a
+/// pool of connections (PostgreSQL) seeds in a fraction of the time. The same records.
+pub async fn seed_concurrently<S: Store>(store: Arc<S>) {
+    store.put_service(&service()).await.expect("seed service");
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..64 {
+        let store = store.clone();
+        writers.spawn(async move {
+            for n in (writer..1000).step_by(64) {
+                seed_citizen(&*store, n).await;
+            }
+        });
+    }
+    writers.join_all().await;
+}
+
+/// The `n`-th citizen of [`seed`]: a profile with a validated email, and a device.
+async fn seed_citizen(store: &impl Store, n: u32) {
+    let fiscal_code = citizen(n);
+    let mut profile = Profile::new(fiscal_code.clone());
+    let address = format!("cittadino{n}@example.it");
+    profile.email = Some(EmailAddress::parse(&address).expect("valid"));
+    profile.is_email_validated = true;
+    store.put_profile(&profile).await.expect("seed profile");
+    let device = Installation {
+        installation_id: InstallationId::parse(&format!("device-{n}")).expect("valid"),
+        platform: PushPlatform::Fcmv1,
+        push_channel: "token".into(),
+        updated_at: Timestamp::EPOCH,
+    };
+    store
+        .put_installation(&fiscal_code, &device)
+        .await
+        .expect("seed device");
 }
 
 /// A channel that accepts everything at once: the benchmarks measure the engine and the store.
