@@ -181,9 +181,23 @@ async fn send_legal(server: &TestServer, key: &str, fiscal_code: &str) -> String
         .to_owned()
 }
 
-/// The PEC delivery of a message once it is final (at most 15 s).
+/// Shows the server's and the simulator's logs with a failing test's output (the test
+/// harness captures them), so a delivery that does not end says why.
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "info,io_channels=debug,pec_simulator=debug",
+        ))
+        .with_test_writer()
+        .try_init();
+}
+
+/// The PEC delivery of a message once it is final. The bound only stops a hung test (a pass
+/// takes well under a second); on time-out the delivery, its journal and the mailbox's folders
+/// are printed.
 async fn final_pec_delivery(server: &TestServer, key: &str, fiscal_code: &str, id: &str) -> Value {
-    for _ in 0..300 {
+    let mut last = Value::Null;
+    for _ in 0..1200 {
         let shown: Value = server
             .api(Method::GET, &format!("/messages/{fiscal_code}/{id}"), key)
             .fetch_json()
@@ -194,14 +208,28 @@ async fn final_pec_delivery(server: &TestServer, key: &str, fiscal_code: &str, i
             .flatten()
             .find(|d| d["channel"] == "pec")
             .cloned();
-        if let Some(pec) = pec
+        if let Some(pec) = &pec
             && matches!(pec["status"].as_str(), Some("SENT" | "FAILED"))
         {
-            return pec;
+            return pec.clone();
         }
+        last = shown;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the PEC delivery of {id} did not end within 15 s");
+    let journal = server
+        .app
+        .engine
+        .verify_journal(&id.parse().unwrap())
+        .await
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|entry| format!("{:?}", entry.event))
+                .collect::<Vec<_>>()
+        });
+    panic!(
+        "the PEC delivery of {id} did not end within 60 s\nmessage: {last:#}\njournal: {journal:#?}"
+    );
 }
 
 /// Runs `io-server args…`; exit code and stdout.
@@ -223,6 +251,7 @@ async fn io_server(args: &[&str]) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legal_message_is_delivered_by_pec_and_its_evidence_verifies_offline() {
+    logs();
     let imap = pymap().await;
     let simulator = simulator(&imap).await;
     let server = server(&simulator, &imap).await;
@@ -322,6 +351,7 @@ async fn a_legal_message_is_delivered_by_pec_and_its_evidence_verifies_offline()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_error_receipt_fails_the_delivery_with_the_provider_s_reason() {
+    logs();
     let imap = pymap().await;
     let simulator = simulator(&imap).await;
     let server = server(&simulator, &imap).await;
@@ -338,6 +368,7 @@ async fn a_delivery_error_receipt_fails_the_delivery_with_the_provider_s_reason(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_between_submission_and_receipts_loses_nothing_and_counts_nothing_twice() {
+    logs();
     let imap = pymap().await;
     let simulator = simulator(&imap).await;
     // First run: the reader watches a folder the receipts never reach, so they wait in the

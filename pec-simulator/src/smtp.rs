@@ -236,6 +236,32 @@ async fn deliver(
             Err(error) => tracing::warn!(%error, %kind, "receipt not signed; not sent"),
         }
     }
+    // A provider keeps a receipt until the sender's mailbox takes it: a refused connection or
+    // a failed APPEND is tried again, and only the receipts not yet appended are sent.
+    let mut attempt = 1;
+    loop {
+        match append(config, &recipient, &mut receipts).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < APPEND_ATTEMPTS => {
+                tracing::info!(%error, attempt, "the sender's mailbox refused the receipts; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
+                    .await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// How many times the receipts of one submission are offered to the sender's mailbox.
+const APPEND_ATTEMPTS: u32 = 10;
+
+/// Appends `receipts` to the sender's inbox in order, removing each once appended.
+async fn append(
+    config: &Config,
+    recipient: &str,
+    receipts: &mut Vec<(PecKind, Vec<u8>)>,
+) -> Result<(), async_imap::error::Error> {
     if receipts.is_empty() {
         return Ok(());
     }
@@ -246,9 +272,10 @@ async fn deliver(
         .login(&config.user, &config.password)
         .await
         .map_err(|(error, _)| error)?;
-    for (kind, raw) in receipts {
-        session.append("INBOX", None, None, &raw).await?;
+    while let Some((kind, raw)) = receipts.first() {
+        session.append("INBOX", None, None, raw).await?;
         tracing::info!(%kind, %recipient, "receipt delivered to the sender's mailbox");
+        receipts.remove(0);
     }
     session.logout().await?;
     Ok(())
