@@ -25,6 +25,7 @@ mod pipeline;
 mod queue;
 mod records;
 mod schema;
+mod writes;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -105,6 +106,8 @@ struct Inner {
     /// Woken by the listener when another process (or this one) queued work.
     work: Arc<tokio::sync::Notify>,
     listener: tokio::task::JoinHandle<()>,
+    /// How often this process notifies the others of work.
+    notices: queue::NoticeThrottle,
     /// Dropped with the store: a temporary store's schema.
     temporary: Option<TemporarySchema>,
 }
@@ -136,6 +139,18 @@ impl Drop for TemporarySchema {
                     .connect_with(PgConnectOptions::from_str(&url).ok()?)
                     .await
                     .ok()?;
+                // A session of the store may still hold locks in its schema: a transaction
+                // dropped without commit is rolled back by a task of the store's runtime, which
+                // cannot run while this drop blocks it (a test's current-thread runtime). The
+                // store is gone; its sessions are ended.
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&name)
+                .execute(&pool)
+                .await
+                .ok()?;
                 let sql = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                     .execute(&pool)
@@ -257,7 +272,9 @@ impl PostgresStore {
     ) -> Result<Self, PostgresStoreError> {
         let mut connect = PgConnectOptions::from_str(&options.url)
             .map_err(|e| PostgresStoreError::Url(e.to_string()))?
-            .application_name("io");
+            // A temporary store's sessions carry its schema's name, so that dropping it can end
+            // any it left behind.
+            .application_name(temporary.as_ref().map_or("io", |t| t.name.as_str()));
         if let Some(schema) = &options.schema {
             if !is_plain_identifier(schema) {
                 return Err(PostgresStoreError::Schema(schema.clone()));
@@ -278,6 +295,10 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
+            // No ping before each use: it is a round trip per transaction (a third of a
+            // submit's). A connection the server closed (a restart) fails its next statement
+            // once and is discarded; the engine retries that work, an HTTP request gets a 503.
+            .test_before_acquire(false)
             .connect_with(connect)
             .await
             .map_err(|e| PostgresStoreError::Connect(e.to_string()))?;
@@ -291,6 +312,7 @@ impl PostgresStore {
                 pool,
                 work,
                 listener,
+                notices: queue::NoticeThrottle::new(),
                 temporary,
             }),
         })
@@ -304,6 +326,11 @@ impl PostgresStore {
     /// The schema a temporary store lives in.
     pub fn temporary_schema(&self) -> Option<&str> {
         self.inner.temporary.as_ref().map(|t| t.name.as_str())
+    }
+
+    /// Whether a write that queued work due at once should notify the other processes.
+    pub(crate) fn notices(&self) -> &queue::NoticeThrottle {
+        &self.inner.notices
     }
 
     pub(crate) async fn begin(

@@ -139,8 +139,9 @@ fn backend(error: sled::Error) -> StoreError {
 
 /// How long `open` waits for the directory's lock. sled releases it from its own background
 /// I/O threads a moment after the last handle is dropped, so a reopen in the same process
-/// right after a drop may find it still held; another process holding it is a real conflict.
-const LOCK_WAIT: Duration = Duration::from_secs(3);
+/// right after a drop may find it still held (seconds, on a loaded machine: seen past 3 s); another
+/// process holding it is a real conflict.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, SledStoreError> {
     let started = std::time::Instant::now();

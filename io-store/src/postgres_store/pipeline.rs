@@ -5,243 +5,30 @@
 //! messages at once, in id order, so two batches cannot deadlock), checks the task's token,
 //! and only then writes; a record whose lease was lost writes nothing and fails alone. The
 //! message's row holds its journal head, so appends to one journal are serialized by that lock
-//! and the chain has no gap or fork whichever process writes.
+//! and the chain has no gap or fork whichever process writes. A batch's writes are gathered
+//! and sent together at its end ([`Writes`]): one statement per table, whatever its size.
 
 use io_core::{
     AcceptOutcome, AcceptRecord, AttemptStart, CallbackCursor, CallbackRecord, Delivery,
-    DeliveryId, DeliveryRecord, Effect, Evidence, FiscalCode, Installation, JournalEntry,
-    JournalEvent, JournalHead, Message, MessageId, MessageStatus, ProcessRecord, Profile,
-    ReceiptOutcome, ReceiptRecord, ServiceId, StoreError, StoredJournal, StoredMessage, Task,
-    Timestamp,
+    DeliveryId, DeliveryRecord, Effect, Evidence, FiscalCode, Installation, JournalEvent,
+    JournalHead, Message, MessageId, MessageStatus, ProcessRecord, Profile, ReceiptOutcome,
+    ReceiptRecord, StoreError, StoredJournal, StoredMessage, Task, Timestamp,
 };
 use sqlx::{PgConnection, Row};
 
-use super::queue::{self, callback_sub, delivery_sub, process_sub};
+use super::queue::{self, callback_sub, delivery_sub, lease_lost, process_sub};
+use super::writes::{Locked, Writes, lock_rows};
 use super::{PostgresStore, backend, decode, encode, id_bytes, message_id, millis};
 
-/// What changes of a message, read under its row's lock and written back with the changes.
-struct Locked {
-    id: MessageId,
-    service_id: ServiceId,
-    status: MessageStatus,
-    updated_at: Timestamp,
-    head: Option<JournalHead>,
-    outbox: Option<CallbackCursor>,
-    /// Whether a task was queued due at once: the workers are woken at commit.
-    wake: bool,
-}
-
-impl Locked {
-    fn journal_len(&self) -> u64 {
-        self.head.as_ref().map_or(0, |head| head.seq + 1)
-    }
-}
-
-fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        detail: detail.into(),
-    }
-}
-
-/// Reads the message's row under lock; `None` when it is gone (erased).
-async fn lock(conn: &mut PgConnection, id: &MessageId) -> Result<Option<Locked>, StoreError> {
-    let Some(row) = sqlx::query(
-        "SELECT service_id, status::text, updated_at, head_seq, head_hash, outbox::text
-         FROM messages WHERE message_id = $1 FOR UPDATE",
-    )
-    .bind(id_bytes(id))
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(backend)?
-    else {
-        return Ok(None);
-    };
-    let service_id = ServiceId::parse(row.try_get::<&str, _>(0).map_err(backend)?)
-        .map_err(|e| corrupt("messages", e.to_string()))?;
-    let status: MessageStatus = decode("message status", row.try_get(1).map_err(backend)?)?;
-    let head = match (
-        row.try_get::<Option<i64>, _>(3).map_err(backend)?,
-        row.try_get::<Option<String>, _>(4).map_err(backend)?,
-    ) {
-        (Some(seq), Some(hash)) => Some(JournalHead {
-            seq: u64::try_from(seq).map_err(|_| corrupt("messages", "negative journal seq"))?,
-            hash,
-        }),
-        _ => None,
-    };
-    let outbox = row
-        .try_get::<Option<&str>, _>(5)
-        .map_err(backend)?
-        .map(|text| decode("callback outbox", text))
-        .transpose()?;
-    Ok(Some(Locked {
-        id: *id,
-        service_id,
-        status,
-        updated_at: Timestamp::from_millis(row.try_get(2).map_err(backend)?),
-        head,
-        outbox,
-        wake: false,
-    }))
-}
-
-/// Locks the rows of `messages` in id order, before a batch writes any of them.
-async fn lock_all(conn: &mut PgConnection, mut messages: Vec<MessageId>) -> Result<(), StoreError> {
-    messages.sort();
-    messages.dedup();
-    let ids: Vec<Vec<u8>> = messages.iter().map(id_bytes).collect();
-    sqlx::query(
-        "SELECT message_id FROM messages WHERE message_id = ANY($1) ORDER BY message_id FOR UPDATE",
-    )
-    .bind(&ids)
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
-    Ok(())
-}
-
-/// Writes back what changed of a locked message, and wakes the workers if it queued work.
-async fn write_back(conn: &mut PgConnection, locked: &Locked) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE messages SET status = $2::jsonb, updated_at = $3, head_seq = $4, head_hash = $5,
-             outbox = $6::jsonb
-         WHERE message_id = $1",
-    )
-    .bind(id_bytes(&locked.id))
-    .bind(encode(&locked.status))
-    .bind(millis(locked.updated_at))
-    .bind(locked.head.as_ref().map(|h| super::signed(h.seq)))
-    .bind(locked.head.as_ref().map(|h| h.hash.as_str()))
-    .bind(locked.outbox.as_ref().map(encode))
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
-    if locked.wake {
-        queue::wake(conn).await?;
-    }
-    Ok(())
-}
-
-/// Appends `events` to the locked message's journal, and queues its callback outbox if it was
-/// waiting for an entry.
-async fn append(
-    conn: &mut PgConnection,
-    locked: &mut Locked,
-    at: Timestamp,
-    events: &[JournalEvent],
-) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut seqs = Vec::with_capacity(events.len());
-    let mut entries = Vec::with_capacity(events.len());
-    for event in events {
-        let json = serde_json::to_vec(event).unwrap_or_default();
-        let (bytes, head) = JournalEntry::encode_after(locked.head.as_ref(), at, &json);
-        seqs.push(super::signed(head.seq));
-        entries.push(bytes);
-        locked.head = Some(head);
-    }
-    sqlx::query(
-        "INSERT INTO journal (message_id, seq, entry)
-         SELECT $1, seq, entry FROM unnest($2::bigint[], $3::bytea[]) AS e(seq, entry)",
-    )
-    .bind(id_bytes(&locked.id))
-    .bind(&seqs)
-    .bind(&entries)
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
-    if locked.outbox.is_some() {
-        // A callback task already queued (or leased) keeps its time.
-        let queued = sqlx::query(
-            "INSERT INTO tasks (message_id, sub, service_id, due_at, token) VALUES ($1, $2, $3, $4, NULL)
-             ON CONFLICT (message_id, sub) DO NOTHING",
-        )
-        .bind(id_bytes(&locked.id))
-        .bind(callback_sub())
-        .bind(locked.service_id.as_str())
-        .bind(millis(at))
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-        locked.wake |= queued.rows_affected() == 1;
-    }
-    Ok(())
-}
-
-/// Stores each delivery, queuing each not final at its next attempt (releasing any lease) and
-/// taking each final one out of the queue.
-async fn put_deliveries(
-    conn: &mut PgConnection,
-    locked: &mut Locked,
-    deliveries: &[Delivery],
-    at: Timestamp,
-) -> Result<(), StoreError> {
-    if deliveries.is_empty() {
-        return Ok(());
-    }
-    let channels: Vec<i16> = deliveries
-        .iter()
-        .map(|d| delivery_sub(d.id.channel))
-        .collect();
-    let bodies: Vec<String> = deliveries.iter().map(encode).collect();
-    sqlx::query(
-        "INSERT INTO deliveries (message_id, channel, body)
-         SELECT $1, channel, body::jsonb FROM unnest($2::smallint[], $3::text[]) AS d(channel, body)
-         ON CONFLICT (message_id, channel) DO UPDATE SET body = excluded.body",
-    )
-    .bind(id_bytes(&locked.id))
-    .bind(&channels)
-    .bind(&bodies)
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
-    for delivery in deliveries {
-        let sub = delivery_sub(delivery.id.channel);
-        if delivery.state.is_final() {
-            queue::remove(conn, &locked.id, sub).await?;
-        } else {
-            queue::put(
-                conn,
-                &locked.id,
-                sub,
-                &locked.service_id,
-                delivery.next_attempt_at,
-            )
-            .await?;
-            locked.wake |= delivery.next_attempt_at <= at;
-        }
-    }
-    Ok(())
-}
-
-async fn into_inbox(
-    conn: &mut PgConnection,
-    fiscal_code: &FiscalCode,
-    message: &MessageId,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO inbox (fiscal_code, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(fiscal_code.as_str())
-    .bind(id_bytes(message))
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
-    Ok(())
-}
-
-/// The locked message of a task; `LeaseLost` when it is gone or the lease was taken over.
+/// The locked row of a task's message; `LeaseLost` when it is gone or the lease was taken over.
 async fn lock_for(conn: &mut PgConnection, task: &Task) -> Result<Locked, StoreError> {
-    let locked = lock(conn, &task.kind.message())
-        .await?
-        .ok_or_else(|| StoreError::LeaseLost {
-            task: format!("{:?}", task.kind),
-        })?;
-    queue::check_lease(conn, task).await?;
-    Ok(locked)
+    let message = task.kind.message();
+    let mut rows = lock_rows(conn, [message]).await?;
+    let held = queue::held_leases(conn, [task]).await?;
+    match rows.remove(&message) {
+        Some(locked) if held.contains(&queue::claim_key(task)) => Ok(locked),
+        _ => Err(lease_lost(task)),
+    }
 }
 
 pub(super) async fn accept(
@@ -250,81 +37,59 @@ pub(super) async fn accept(
 ) -> Result<AcceptOutcome, StoreError> {
     let message = &record.message;
     let created_at = message.created_at;
-    let mut tx = store.begin().await?;
-    if let Some((key, expires_at)) = &record.idempotency {
-        // An expired record is taken over; a live one is the earlier use.
-        let taken = sqlx::query(
-            "INSERT INTO idempotency (service_id, key, message_id, content_hash, expires_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (service_id, key) DO UPDATE SET message_id = excluded.message_id,
-                 content_hash = excluded.content_hash, expires_at = excluded.expires_at
-             WHERE idempotency.expires_at <= $6",
-        )
-        .bind(message.sender_service_id.as_str())
-        .bind(key.as_str())
-        .bind(id_bytes(&message.id))
-        .bind(&record.content_hash)
-        .bind(millis(*expires_at))
-        .bind(millis(created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        if taken.rows_affected() == 0 {
-            let row = sqlx::query(
-                "SELECT message_id, content_hash FROM idempotency WHERE service_id = $1 AND key = $2",
-            )
-            .bind(message.sender_service_id.as_str())
-            .bind(key.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-            return Ok(AcceptOutcome::Existing {
-                message_id: message_id(row.try_get::<&[u8], _>(0).map_err(backend)?)?,
-                content_hash: row.try_get(1).map_err(backend)?,
-            });
-        }
+    let mut locked = Locked::new(
+        message,
+        record.status,
+        record.open_callbacks.then(CallbackCursor::default),
+    );
+    let mut writes = Writes::default();
+    if record.status == MessageStatus::Accepted {
+        writes.queue(&locked, process_sub(), created_at, created_at);
     }
-    let fiscal_code = &message.body.fiscal_code;
-    sqlx::query(
-        "INSERT INTO messages (message_id, service_id, fiscal_code, body, status, created_at,
-             updated_at)
-         VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $6)",
+    writes.put_deliveries(&locked, &record.deliveries, created_at);
+    writes.append(&mut locked, created_at, &record.events);
+    if record.into_inbox {
+        writes.list_in_inbox(&message.body.fiscal_code, message.id);
+    }
+    let Some((key, expires_at)) = &record.idempotency else {
+        // One statement, atomic on its own: no transaction to open and commit.
+        let mut conn = store.pool().acquire().await.map_err(backend)?;
+        writes.flush(&mut conn, [&locked], store.notices()).await?;
+        return Ok(AcceptOutcome::Created);
+    };
+    let mut tx = store.begin().await?;
+    // An expired record is taken over; a live one is the earlier use.
+    let taken = sqlx::query(
+        "INSERT INTO idempotency (service_id, key, message_id, content_hash, expires_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (service_id, key) DO UPDATE SET message_id = excluded.message_id,
+             content_hash = excluded.content_hash, expires_at = excluded.expires_at
+         WHERE idempotency.expires_at <= $6",
     )
-    .bind(id_bytes(&message.id))
     .bind(message.sender_service_id.as_str())
-    .bind(fiscal_code.as_str())
-    .bind(encode(message))
-    .bind(encode(&record.status))
+    .bind(key.as_str())
+    .bind(id_bytes(&message.id))
+    .bind(&record.content_hash)
+    .bind(millis(*expires_at))
     .bind(millis(created_at))
     .execute(&mut *tx)
     .await
     .map_err(backend)?;
-    let mut locked = Locked {
-        id: message.id,
-        service_id: message.sender_service_id.clone(),
-        status: record.status,
-        updated_at: created_at,
-        head: None,
-        outbox: record.open_callbacks.then(CallbackCursor::default),
-        wake: false,
-    };
-    if record.status == MessageStatus::Accepted {
-        queue::put(
-            &mut tx,
-            &message.id,
-            process_sub(),
-            &locked.service_id,
-            created_at,
+    if taken.rows_affected() == 0 {
+        let row = sqlx::query(
+            "SELECT message_id, content_hash FROM idempotency WHERE service_id = $1 AND key = $2",
         )
-        .await?;
-        locked.wake = true;
+        .bind(message.sender_service_id.as_str())
+        .bind(key.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        return Ok(AcceptOutcome::Existing {
+            message_id: message_id(row.try_get::<&[u8], _>(0).map_err(backend)?)?,
+            content_hash: row.try_get(1).map_err(backend)?,
+        });
     }
-    put_deliveries(&mut tx, &mut locked, &record.deliveries, created_at).await?;
-    append(&mut tx, &mut locked, created_at, &record.events).await?;
-    if record.into_inbox {
-        into_inbox(&mut tx, fiscal_code, &message.id).await?;
-    }
-    write_back(&mut tx, &locked).await?;
+    writes.flush(&mut tx, [&locked], store.notices()).await?;
     tx.commit().await.map_err(backend)?;
     Ok(AcceptOutcome::Created)
 }
@@ -337,26 +102,59 @@ enum Work {
 }
 
 impl Work {
-    fn message(&self) -> MessageId {
+    fn task(&self) -> &Task {
         match self {
-            Self::Process(record) => record.task.kind.message(),
-            Self::Start(start) => start.task.kind.message(),
-            Self::Deliver(record) => record.task.kind.message(),
+            Self::Process(record) => &record.task,
+            Self::Start(start) => &start.task,
+            Self::Deliver(record) => &record.task,
         }
     }
 
-    async fn apply(self, conn: &mut PgConnection) -> Result<(), StoreError> {
+    /// Applies the record to its message's locked row; only a channel's effects write at once,
+    /// everything else is gathered in `writes`.
+    async fn apply(
+        self,
+        conn: &mut PgConnection,
+        locked: &mut Locked,
+        writes: &mut Writes,
+    ) -> Result<(), StoreError> {
         match self {
-            Self::Process(record) => process_one(conn, record).await,
-            Self::Start(start) => start_one(conn, start).await,
-            Self::Deliver(record) => delivery_one(conn, record).await,
+            Self::Process(record) => {
+                writes.unqueue(locked.id, process_sub());
+                if locked.status != record.status {
+                    locked.status = record.status;
+                    locked.updated_at = record.at;
+                    locked.changed();
+                }
+                writes.put_deliveries(locked, &record.deliveries, record.at);
+                writes.append(locked, record.at, &record.events);
+                if record.into_inbox {
+                    writes.list_in_inbox(&record.message.body.fiscal_code, locked.id);
+                }
+            }
+            Self::Start(start) => {
+                // The delivery as counted, its outcome pending until the channel answers: after
+                // a crash the next claim finds it so and records the outcome unknown.
+                writes.put_delivery(&start.delivery);
+                if let Some(event) = &start.event {
+                    writes.append(locked, start.at, std::slice::from_ref(event));
+                }
+            }
+            Self::Deliver(record) => {
+                for effect in &record.effects {
+                    apply_effect(conn, &record.delivery.fiscal_code, effect).await?;
+                }
+                writes.put_deliveries(locked, std::slice::from_ref(&record.delivery), record.at);
+                writes.append(locked, record.at, &record.events);
+            }
         }
+        Ok(())
     }
 }
 
 /// Applies each record in one transaction (one commit, one WAL flush for the batch), each
-/// failing alone: a record that fails writes nothing, since every check comes before its
-/// first write. A failure of the database itself fails them all.
+/// failing alone: a record whose lease was lost writes nothing, since the leases are checked
+/// before any write. A failure of the database itself fails them all.
 async fn each_in_one_transaction(
     store: &PostgresStore,
     batch: Vec<Work>,
@@ -371,17 +169,24 @@ async fn each_in_one_transaction(
                 .await
                 .map_err(backend)?;
         }
-        lock_all(&mut tx, batch.iter().map(Work::message).collect()).await?;
+        let mut rows = lock_rows(&mut tx, batch.iter().map(|w| w.task().kind.message())).await?;
+        let held = queue::held_leases(&mut tx, batch.iter().map(Work::task)).await?;
+        let mut writes = Writes::default();
         let mut results = Vec::with_capacity(count);
         for work in batch {
-            match work.apply(&mut tx).await {
-                Err(StoreError::LeaseLost { task }) => {
-                    results.push(Err(StoreError::LeaseLost { task }));
-                }
-                Err(error) => return Err(error),
-                Ok(()) => results.push(Ok(())),
-            }
+            let task = work.task();
+            let held = held.contains(&queue::claim_key(task));
+            let locked = rows.get_mut(&task.kind.message()).filter(|_| held);
+            let Some(locked) = locked else {
+                results.push(Err(lease_lost(task)));
+                continue;
+            };
+            work.apply(&mut tx, locked, &mut writes).await?;
+            results.push(Ok(()));
         }
+        writes
+            .flush(&mut tx, rows.values(), store.notices())
+            .await?;
         tx.commit().await.map_err(backend)?;
         Ok(results)
     }
@@ -392,51 +197,12 @@ async fn each_in_one_transaction(
     }
 }
 
-async fn process_one(conn: &mut PgConnection, record: ProcessRecord) -> Result<(), StoreError> {
-    let mut locked = lock_for(conn, &record.task).await?;
-    queue::remove(conn, &locked.id, process_sub()).await?;
-    if locked.status != record.status {
-        locked.status = record.status;
-        locked.updated_at = record.at;
-    }
-    put_deliveries(conn, &mut locked, &record.deliveries, record.at).await?;
-    append(conn, &mut locked, record.at, &record.events).await?;
-    if record.into_inbox {
-        into_inbox(conn, &record.message.body.fiscal_code, &locked.id).await?;
-    }
-    write_back(conn, &locked).await
-}
-
 pub(super) async fn processes(
     store: &PostgresStore,
     records: Vec<ProcessRecord>,
 ) -> Vec<Result<(), StoreError>> {
     let batch = records.into_iter().map(Work::Process).collect();
     each_in_one_transaction(store, batch, true).await
-}
-
-async fn start_one(conn: &mut PgConnection, start: AttemptStart) -> Result<(), StoreError> {
-    let mut locked = lock_for(conn, &start.task).await?;
-    // The delivery as counted, its outcome pending until the channel answers: after a crash
-    // the next claim finds it so and records the outcome unknown.
-    let channels = vec![delivery_sub(start.delivery.id.channel)];
-    let bodies = vec![encode(&start.delivery)];
-    sqlx::query(
-        "INSERT INTO deliveries (message_id, channel, body)
-         SELECT $1, channel, body::jsonb FROM unnest($2::smallint[], $3::text[]) AS d(channel, body)
-         ON CONFLICT (message_id, channel) DO UPDATE SET body = excluded.body",
-    )
-    .bind(id_bytes(&locked.id))
-    .bind(&channels)
-    .bind(&bodies)
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
-    if let Some(event) = &start.event {
-        append(conn, &mut locked, start.at, std::slice::from_ref(event)).await?;
-        write_back(conn, &locked).await?;
-    }
-    Ok(())
 }
 
 pub(super) async fn starts(
@@ -517,22 +283,6 @@ async fn apply_effect(
     Ok(())
 }
 
-async fn delivery_one(conn: &mut PgConnection, record: DeliveryRecord) -> Result<(), StoreError> {
-    let mut locked = lock_for(conn, &record.task).await?;
-    for effect in &record.effects {
-        apply_effect(conn, &record.delivery.fiscal_code, effect).await?;
-    }
-    put_deliveries(
-        conn,
-        &mut locked,
-        std::slice::from_ref(&record.delivery),
-        record.at,
-    )
-    .await?;
-    append(conn, &mut locked, record.at, &record.events).await?;
-    write_back(conn, &locked).await
-}
-
 pub(super) async fn deliveries(
     store: &PostgresStore,
     records: Vec<DeliveryRecord>,
@@ -561,7 +311,7 @@ pub(super) async fn receipt(
     // Always 64 hex digits: it was just computed.
     let _ = hex::decode_to_slice(&sha256_hex, &mut sha256);
     let mut tx = store.begin().await?;
-    let Some(mut locked) = lock(&mut tx, &id.message).await? else {
+    let Some(mut locked) = lock_rows(&mut tx, [id.message]).await?.remove(&id.message) else {
         return Ok(ReceiptOutcome::UnknownDelivery);
     };
     let duplicate: Option<i64> =
@@ -599,11 +349,14 @@ pub(super) async fn receipt(
         signed_by: receipt.signer.clone(),
         state: delivery.state.clone(),
     });
+    let mut writes = Writes::default();
     if changed {
-        put_deliveries(&mut tx, &mut locked, std::slice::from_ref(&delivery), at).await?;
+        // Requeued at its next attempt: a lease held by an attempt in flight is released, so
+        // that attempt's outcome cannot overwrite the receipt's.
+        writes.put_deliveries(&locked, std::slice::from_ref(&delivery), at);
     }
     let seq = locked.journal_len() + events.len() as u64 - 1;
-    append(&mut tx, &mut locked, at, &events).await?;
+    writes.append(&mut locked, at, &events);
     sqlx::query("INSERT INTO evidence (message_id, sha256, seq, bytes) VALUES ($1, $2, $3, $4)")
         .bind(id_bytes(&id.message))
         .bind(sha256.to_vec())
@@ -612,7 +365,7 @@ pub(super) async fn receipt(
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-    write_back(&mut tx, &locked).await?;
+    writes.flush(&mut tx, [&locked], store.notices()).await?;
     tx.commit().await.map_err(backend)?;
     Ok(ReceiptOutcome::Recorded {
         service_id: locked.service_id,
@@ -669,9 +422,7 @@ pub(super) async fn callback(
     let mut tx = store.begin().await?;
     let mut locked = lock_for(&mut tx, &task).await?;
     if locked.outbox.is_none() {
-        return Err(StoreError::LeaseLost {
-            task: format!("{:?}", task.kind),
-        });
+        return Err(lease_lost(&task));
     }
     let behind = cursor.acknowledged < locked.journal_len();
     let due = match retry_at {
@@ -684,14 +435,13 @@ pub(super) async fn callback(
         None if close => None,
         _ => Some(cursor),
     };
+    locked.changed();
+    let mut writes = Writes::default();
     match due {
-        Some(due) => {
-            queue::put(&mut tx, &locked.id, callback_sub(), &locked.service_id, due).await?;
-            locked.wake |= due <= at;
-        }
-        None => queue::remove(&mut tx, &locked.id, callback_sub()).await?,
+        Some(due) => writes.queue(&locked, callback_sub(), due, at),
+        None => writes.unqueue(locked.id, callback_sub()),
     }
-    write_back(&mut tx, &locked).await?;
+    writes.flush(&mut tx, [&locked], store.notices()).await?;
     tx.commit().await.map_err(backend)
 }
 

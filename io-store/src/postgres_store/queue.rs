@@ -6,12 +6,14 @@
 //! lease's end and gives it a new token from a sequence: the row is due again by itself if the
 //! worker dies, and a worker whose lease was taken over fails the token check of its commit.
 
+use std::collections::HashSet;
+
 use io_core::{
     ChannelKind, DeliveryId, Lease, MessageId, ServiceId, StoreError, Task, TaskKind, Timestamp,
 };
 use sqlx::{PgConnection, Row};
 
-use super::{PostgresStore, WORK_CHANNEL, backend, id_bytes, message_id, millis, signed};
+use super::{PostgresStore, backend, id_bytes, message_id, millis, signed};
 
 /// The `sub` of a process task.
 const SUB_PROCESS: i16 = 0;
@@ -57,69 +59,93 @@ fn kind_of(message: MessageId, sub: i16) -> Result<TaskKind, StoreError> {
     }
 }
 
-/// `LeaseLost` unless `task` still holds its claim. Call with the message's row locked.
-pub(super) async fn check_lease(conn: &mut PgConnection, task: &Task) -> Result<(), StoreError> {
-    let token: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT token FROM tasks WHERE message_id = $1 AND sub = $2 FOR UPDATE")
-            .bind(id_bytes(&task.kind.message()))
-            .bind(sub_of(&task.kind))
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(backend)?;
-    if token.flatten() == Some(signed(task.lease.token)) {
-        Ok(())
-    } else {
-        Err(StoreError::LeaseLost {
-            task: format!("{:?}", task.kind),
+/// The claims of `tasks` that still hold, as (message, sub, token), their rows locked until
+/// commit (a claim cannot take them over meanwhile). Call with their messages' rows locked.
+pub(super) async fn held_leases<'a>(
+    conn: &mut PgConnection,
+    tasks: impl IntoIterator<Item = &'a Task>,
+) -> Result<HashSet<(MessageId, i16, i64)>, StoreError> {
+    let mut messages = Vec::new();
+    let mut subs = Vec::new();
+    let mut tokens = Vec::new();
+    for task in tasks {
+        messages.push(id_bytes(&task.kind.message()));
+        subs.push(sub_of(&task.kind));
+        tokens.push(signed(task.lease.token));
+    }
+    let rows = sqlx::query(
+        "SELECT t.message_id, t.sub, t.token FROM tasks t
+         JOIN unnest($1::bytea[], $2::smallint[], $3::bigint[]) AS k(m, s, token)
+             ON t.message_id = k.m AND t.sub = k.s AND t.token = k.token
+         FOR UPDATE OF t",
+    )
+    .bind(&messages)
+    .bind(&subs)
+    .bind(&tokens)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                message_id(row.try_get::<&[u8], _>(0).map_err(backend)?)?,
+                row.try_get(1).map_err(backend)?,
+                row.try_get(2).map_err(backend)?,
+            ))
         })
+        .collect()
+}
+
+/// The key of `task`'s claim in [`held_leases`].
+pub(super) fn claim_key(task: &Task) -> (MessageId, i16, i64) {
+    (
+        task.kind.message(),
+        sub_of(&task.kind),
+        signed(task.lease.token),
+    )
+}
+
+/// The error of a task whose claim was taken over (or whose message is gone).
+pub(super) fn lease_lost(task: &Task) -> StoreError {
+    StoreError::LeaseLost {
+        task: format!("{:?}", task.kind),
     }
 }
 
-/// Queues a task at `due`, or moves it there, releasing any lease.
-pub(super) async fn put(
-    conn: &mut PgConnection,
-    message: &MessageId,
-    sub: i16,
-    service: &ServiceId,
-    due: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO tasks (message_id, sub, service_id, due_at, token) VALUES ($1, $2, $3, $4, NULL)
-         ON CONFLICT (message_id, sub) DO UPDATE SET due_at = excluded.due_at, token = NULL",
-    )
-    .bind(id_bytes(message))
-    .bind(sub)
-    .bind(service.as_str())
-    .bind(millis(due))
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
-    Ok(())
+/// At most one `NOTIFY` per [`NOTICE_INTERVAL`] from a process. A transaction that ran
+/// `NOTIFY` takes a database-wide lock at commit and holds it through its WAL flush, so a
+/// notice in every accept would serialize the commits of every process; one now and then is
+/// enough, since a woken worker claims until the queue is empty. The process's own workers
+/// are woken in-process by the engine, and every worker polls (`idle_poll`) besides.
+pub(crate) struct NoticeThrottle {
+    started: std::time::Instant,
+    /// Milliseconds from `started` to the last notice, plus one (0: none yet).
+    last: std::sync::atomic::AtomicU64,
 }
 
-/// Removes a task (absent is fine).
-pub(super) async fn remove(
-    conn: &mut PgConnection,
-    message: &MessageId,
-    sub: i16,
-) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM tasks WHERE message_id = $1 AND sub = $2")
-        .bind(id_bytes(message))
-        .bind(sub)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-    Ok(())
-}
+/// The least time between two notices of one process.
+pub(crate) const NOTICE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Wakes the idle workers of every process at this transaction's commit.
-pub(super) async fn wake(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(WORK_CHANNEL)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-    Ok(())
+impl NoticeThrottle {
+    pub(crate) fn new() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            last: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Whether to notify now; a `true` counts as the notice sent.
+    pub(crate) fn take(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        let interval = NOTICE_INTERVAL.as_millis() as u64;
+        (last == 0 || now >= last + interval)
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
 }
 
 pub(super) async fn due_services(

@@ -2266,6 +2266,44 @@ async fn fresh_postgres() -> io_store::PostgresStore {
 #[cfg(feature = "postgres")]
 conformance!(on_postgres, fresh_postgres());
 
+/// Cases only PostgreSQL has: several processes on one database.
+#[cfg(feature = "postgres")]
+mod postgres_processes {
+    use super::*;
+    use io_store::postgres_store::{PostgresOptions, TEST_DATABASE_URL};
+
+    /// Work one process queues wakes the workers another has waiting (`LISTEN`/`NOTIFY`),
+    /// without waiting for their poll. The second store's listener connects in the background,
+    /// so accepts are repeated until one is heard (each wait is bounded; none is timed).
+    #[tokio::test]
+    async fn work_queued_by_one_process_wakes_the_workers_of_another() {
+        let first = fresh_postgres().await;
+        let url =
+            std::env::var("IO_TEST_DATABASE_URL").unwrap_or_else(|_| TEST_DATABASE_URL.into());
+        let second = io_store::PostgresStore::connect_with(PostgresOptions {
+            schema: first.temporary_schema().map(str::to_owned),
+            max_connections: 2,
+            ..PostgresOptions::new(&url)
+        })
+        .await
+        .unwrap();
+        for n in 0..30 {
+            // Polled once before the accept, so the wait is registered when the notice comes.
+            let waiting = second.work_queued();
+            tokio::pin!(waiting);
+            let _ = futures::poll!(waiting.as_mut());
+            accept(&first, &message("svc", &citizen(), t(n * 1_000), n as u128)).await;
+            if tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        panic!("no accept of the first store woke the second store's workers");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backend-specific: sled
 // ---------------------------------------------------------------------------------------------
