@@ -6,6 +6,9 @@
 //!   KiB of `jsonb`), one `journal` row (the real encoded `Accepted` entry) and one `deliveries`
 //!   row (the real `Delivery` JSON), one `INSERT` each, one commit per [`CEILING_GROUP`]
 //!   messages. No engine, no reads, no locks, no task rows.
+//! - `pg_ceiling_batched`: the same rows with the fewest round trips: per group of
+//!   [`CEILING_GROUP`] messages one multi-row `INSERT` per table and one commit. The stronger
+//!   of the two, and the reference of the ratios.
 //! - `pg_submit_<n>p`: [`MESSAGES`] messages submitted by 64 concurrent tasks through
 //!   `Engine::submit` (validation, decision at accept, one transaction per message: message,
 //!   three deliveries with the inbox one SENT, two task rows, journal entries, inbox entry),
@@ -281,6 +284,63 @@ async fn pg_ceiling(pool: &sqlx::PgPool, rows: &CeilingRows) -> Duration {
     start.elapsed()
 }
 
+/// The set-based ceiling: the same rows as [`pg_ceiling`], but each group of
+/// [`CEILING_GROUP`] messages written with one multi-row `INSERT` per table (`unnest` of
+/// arrays) and one commit: PostgreSQL's work for the rows with the fewest round trips.
+async fn pg_ceiling_batched(pool: &sqlx::PgPool, rows: &CeilingRows) -> Duration {
+    let service = service();
+    let fiscal_code = citizen(7);
+    let start = Instant::now();
+    let mut n = 0;
+    while n < MESSAGES {
+        let group = CEILING_GROUP.min(MESSAGES - n);
+        let ids: Vec<Vec<u8>> = (n..n + group)
+            .map(|n| {
+                MessageId::from_parts(1_700_000_000_000, n as u128)
+                    .to_bytes()
+                    .to_vec()
+            })
+            .collect();
+        let mut tx = pool.begin().await.expect("begin");
+        sqlx::query(
+            "INSERT INTO messages (message_id, service_id, fiscal_code, body, status, created_at,
+                 updated_at)
+             SELECT id, $2, $3, $4::jsonb, $5::jsonb, $6, $6 FROM unnest($1::bytea[]) AS m(id)",
+        )
+        .bind(&ids)
+        .bind(service.service_id.as_str())
+        .bind(fiscal_code.as_str())
+        .bind(&rows.message)
+        .bind(&rows.status)
+        .bind(1_700_000_000_000_i64)
+        .execute(&mut *tx)
+        .await
+        .expect("message rows");
+        sqlx::query(
+            "INSERT INTO journal (message_id, seq, entry)
+             SELECT id, 0, $2 FROM unnest($1::bytea[]) AS m(id)",
+        )
+        .bind(&ids)
+        .bind(&rows.entry)
+        .execute(&mut *tx)
+        .await
+        .expect("journal rows");
+        sqlx::query(
+            "INSERT INTO deliveries (message_id, channel, body)
+             SELECT id, $2, $3::jsonb FROM unnest($1::bytea[]) AS m(id)",
+        )
+        .bind(&ids)
+        .bind(i16::from(ChannelKind::Email.code()))
+        .bind(&rows.delivery)
+        .execute(&mut *tx)
+        .await
+        .expect("delivery rows");
+        tx.commit().await.expect("commit");
+        n += group;
+    }
+    start.elapsed()
+}
+
 fn postgres(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -313,6 +373,22 @@ fn postgres(c: &mut Criterion) {
                             .await
                             .expect("truncate");
                         pg_ceiling(ceiling.pool(), &rows).await
+                    })
+                })
+                .sum()
+        })
+    });
+
+    group.bench_function("pg_ceiling_batched", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    runtime.block_on(async {
+                        sqlx::raw_sql("TRUNCATE messages, journal, deliveries")
+                            .execute(ceiling.pool())
+                            .await
+                            .expect("truncate");
+                        pg_ceiling_batched(ceiling.pool(), &rows).await
                     })
                 })
                 .sum()
@@ -419,7 +495,14 @@ fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     let messages = MESSAGES as u64;
-    let ceiling = ("pg_ceiling", messages);
+    // The set-based ceiling is the reference (the stronger of the two); the row-at-a-time
+    // one is printed beside it.
+    print_ratio(
+        GROUP,
+        ("pg_ceiling", messages),
+        ("pg_ceiling_batched", messages),
+    );
+    let ceiling = ("pg_ceiling_batched", messages);
     for processes in PROCESSES {
         print_ratio(
             GROUP,

@@ -375,6 +375,63 @@ pub trait Store: Send + Sync + 'static {
         &self,
         message: &MessageId,
     ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
+    /// The deliveries of each of `messages` (those gone have none), in no particular order. A
+    /// backend with round trips (PostgreSQL) reads them in one query: a round of deliveries
+    /// reads once, not once per message.
+    fn deliveries_of_messages(
+        &self,
+        messages: &[MessageId],
+    ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send {
+        async move {
+            let mut all = Vec::new();
+            for message in messages {
+                all.extend(self.deliveries(message).await?);
+            }
+            Ok(all)
+        }
+    }
+    /// The messages of `ids` that exist, with their status, in no particular order; see
+    /// [`Store::deliveries_of_messages`].
+    fn messages_by_id(
+        &self,
+        ids: &[MessageId],
+    ) -> impl Future<Output = Result<Vec<StoredMessage>, StoreError>> + Send {
+        async move {
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                found.extend(self.message(id).await?);
+            }
+            Ok(found)
+        }
+    }
+    /// The profiles of `citizens` that exist, in no particular order; see
+    /// [`Store::deliveries_of_messages`].
+    fn profiles_of(
+        &self,
+        citizens: &[FiscalCode],
+    ) -> impl Future<Output = Result<Vec<Profile>, StoreError>> + Send {
+        async move {
+            let mut found = Vec::with_capacity(citizens.len());
+            for citizen in citizens {
+                found.extend(self.profile(citizen).await?);
+            }
+            Ok(found)
+        }
+    }
+    /// The installations of each of `citizens`: one entry per citizen in `citizens` order,
+    /// empty for none, each ordered by id; see [`Store::deliveries_of_messages`].
+    fn installations_of(
+        &self,
+        citizens: &[FiscalCode],
+    ) -> impl Future<Output = Result<Vec<(FiscalCode, Vec<Installation>)>, StoreError>> + Send {
+        async move {
+            let mut found = Vec::with_capacity(citizens.len());
+            for citizen in citizens {
+                found.push((citizen.clone(), self.installations(citizen).await?));
+            }
+            Ok(found)
+        }
+    }
     /// A citizen's inbox, newest first, strictly older than `before` when given.
     fn inbox(
         &self,

@@ -621,6 +621,28 @@ impl Store for PostgresStore {
         pipeline::deliveries_of(self, message).await
     }
 
+    async fn deliveries_of_messages(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<Vec<Delivery>, StoreError> {
+        pipeline::deliveries_of_messages(self, messages).await
+    }
+
+    async fn messages_by_id(&self, ids: &[MessageId]) -> Result<Vec<StoredMessage>, StoreError> {
+        pipeline::messages_by_id(self, ids).await
+    }
+
+    async fn profiles_of(&self, citizens: &[FiscalCode]) -> Result<Vec<Profile>, StoreError> {
+        records::profiles_of(self, citizens).await
+    }
+
+    async fn installations_of(
+        &self,
+        citizens: &[FiscalCode],
+    ) -> Result<Vec<(FiscalCode, Vec<Installation>)>, StoreError> {
+        records::installations_of(self, citizens).await
+    }
+
     async fn inbox(
         &self,
         fiscal_code: &FiscalCode,

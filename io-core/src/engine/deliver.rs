@@ -57,29 +57,32 @@ impl<S: Store> Engine<S> {
         let mut failed = 0;
         let mut records = Vec::new();
         let mut starts = Vec::new();
-        // A message's deliveries are claimed next to each other: read them with one call.
-        let mut read: Option<(MessageId, Vec<Delivery>)> = None;
+        // The round's deliveries, read with one call.
+        let mut messages: Vec<MessageId> = tasks
+            .iter()
+            .filter_map(|task| match task.kind {
+                TaskKind::Deliver(id) => Some(id.message),
+                _ => None,
+            })
+            .collect();
+        messages.sort_unstable();
+        messages.dedup();
+        let deliveries: HashMap<DeliveryId, Delivery> = match self
+            .store
+            .deliveries_of_messages(&messages)
+            .await
+        {
+            Ok(deliveries) => deliveries.into_iter().map(|d| (d.id, d)).collect(),
+            Err(error) => {
+                tracing::warn!(%error, "deliveries not read; they return when their leases end");
+                return tasks.len();
+            }
+        };
         for task in tasks {
             let TaskKind::Deliver(id) = task.kind else {
                 continue;
             };
-            if read
-                .as_ref()
-                .is_none_or(|(message, _)| *message != id.message)
-            {
-                read = match self.store.deliveries(&id.message).await {
-                    Ok(deliveries) => Some((id.message, deliveries)),
-                    Err(error) => {
-                        failed += 1;
-                        tracing::warn!(%error, "delivery not read; it returns when its lease ends");
-                        None
-                    }
-                };
-            }
-            let Some((_, deliveries)) = &read else {
-                continue;
-            };
-            let delivery = deliveries.iter().find(|d| d.id == id).cloned();
+            let delivery = deliveries.get(&id).cloned();
             match self.prepare(task, id, delivery).await {
                 Ok(Prepared::Nothing) => {}
                 Ok(Prepared::Record(record)) => records.push(record),
@@ -277,15 +280,18 @@ impl<S: Store> Engine<S> {
         (started, failed)
     }
 
-    /// Reads what the round's channels need, once per message, sender and citizen.
+    /// Reads what the round's channels need: the messages, profiles and devices with one call
+    /// each, the senders once each.
     async fn context(&self, started: &[(Task, Delivery)]) -> Result<Context, StoreError> {
         let mut context = Context::default();
+        let mut messages = Vec::new();
+        let mut citizens = Vec::new();
+        let mut with_devices = Vec::new();
         for (_, delivery) in started {
-            let message = delivery.id.message;
-            if !context.messages.contains_key(&message)
-                && let Some(stored) = self.store.message(&message).await?
-            {
-                context.messages.insert(message, Arc::new(stored));
+            messages.push(delivery.id.message);
+            citizens.push(delivery.fiscal_code.clone());
+            if delivery.channel() == ChannelKind::Push {
+                with_devices.push(delivery.fiscal_code.clone());
             }
             if !context.services.contains_key(&delivery.service_id) {
                 let service = self.store.service(&delivery.service_id).await?;
@@ -293,21 +299,26 @@ impl<S: Store> Engine<S> {
                     .services
                     .insert(delivery.service_id.clone(), service.map(Arc::new));
             }
-            let citizen = &delivery.fiscal_code;
-            if !context.profiles.contains_key(citizen) {
-                let profile = self.store.profile(citizen).await?;
-                context
-                    .profiles
-                    .insert(citizen.clone(), profile.map(Arc::new));
-            }
-            if delivery.channel() == ChannelKind::Push
-                && !context.installations.contains_key(citizen)
-            {
-                let devices = self.store.installations(citizen).await?;
-                context
-                    .installations
-                    .insert(citizen.clone(), devices.into());
-            }
+        }
+        for list in [&mut citizens, &mut with_devices] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        messages.sort_unstable();
+        messages.dedup();
+        for stored in self.store.messages_by_id(&messages).await? {
+            context.messages.insert(stored.message.id, Arc::new(stored));
+        }
+        for citizen in &citizens {
+            context.profiles.insert(citizen.clone(), None);
+        }
+        for profile in self.store.profiles_of(&citizens).await? {
+            context
+                .profiles
+                .insert(profile.fiscal_code.clone(), Some(Arc::new(profile)));
+        }
+        for (citizen, devices) in self.store.installations_of(&with_devices).await? {
+            context.installations.insert(citizen, devices.into());
         }
         Ok(context)
     }

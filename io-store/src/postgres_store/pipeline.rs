@@ -506,6 +506,44 @@ pub(super) async fn deliveries_of(
     bodies.iter().map(|text| decode("delivery", text)).collect()
 }
 
+pub(super) async fn deliveries_of_messages(
+    store: &PostgresStore,
+    messages: &[MessageId],
+) -> Result<Vec<Delivery>, StoreError> {
+    let ids: Vec<Vec<u8>> = messages.iter().map(id_bytes).collect();
+    let bodies: Vec<String> = sqlx::query_scalar(
+        "SELECT body::text FROM deliveries WHERE message_id = ANY($1) ORDER BY message_id, channel",
+    )
+    .bind(&ids)
+    .fetch_all(store.pool())
+    .await
+    .map_err(backend)?;
+    bodies.iter().map(|text| decode("delivery", text)).collect()
+}
+
+pub(super) async fn messages_by_id(
+    store: &PostgresStore,
+    ids: &[MessageId],
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let bytes: Vec<Vec<u8>> = ids.iter().map(id_bytes).collect();
+    let rows = sqlx::query(
+        "SELECT body::text, status::text, updated_at FROM messages WHERE message_id = ANY($1)",
+    )
+    .bind(&bytes)
+    .fetch_all(store.pool())
+    .await
+    .map_err(backend)?;
+    rows.iter()
+        .map(|row| {
+            Ok(StoredMessage {
+                message: decode("message", row.try_get(0).map_err(backend)?)?,
+                status: decode("message status", row.try_get(1).map_err(backend)?)?,
+                updated_at: Timestamp::from_millis(row.try_get(2).map_err(backend)?),
+            })
+        })
+        .collect()
+}
+
 fn message_ids(rows: Vec<Vec<u8>>) -> Result<Vec<MessageId>, StoreError> {
     rows.iter().map(|bytes| message_id(bytes)).collect()
 }

@@ -364,6 +364,19 @@ pub(super) async fn profile(
     .await
 }
 
+pub(super) async fn profiles_of(
+    store: &PostgresStore,
+    citizens: &[FiscalCode],
+) -> Result<Vec<Profile>, StoreError> {
+    let codes: Vec<&str> = citizens.iter().map(FiscalCode::as_str).collect();
+    fetch_bodies(
+        sqlx::query("SELECT body::text FROM profiles WHERE fiscal_code = ANY($1)").bind(codes),
+        store,
+        "profile",
+    )
+    .await
+}
+
 pub(super) async fn email_owner(
     store: &PostgresStore,
     email: &EmailAddress,
@@ -558,6 +571,33 @@ pub(super) async fn installations(
         "installation",
     )
     .await
+}
+
+pub(super) async fn installations_of(
+    store: &PostgresStore,
+    citizens: &[FiscalCode],
+) -> Result<Vec<(FiscalCode, Vec<Installation>)>, StoreError> {
+    let codes: Vec<&str> = citizens.iter().map(FiscalCode::as_str).collect();
+    let rows = sqlx::query(
+        "SELECT fiscal_code, body::text FROM installations WHERE fiscal_code = ANY($1)
+         ORDER BY fiscal_code, installation_id",
+    )
+    .bind(&codes)
+    .fetch_all(store.pool())
+    .await
+    .map_err(backend)?;
+    let mut found: Vec<(FiscalCode, Vec<Installation>)> = citizens
+        .iter()
+        .map(|citizen| (citizen.clone(), Vec::new()))
+        .collect();
+    for row in rows {
+        let citizen: &str = row.try_get(0).map_err(backend)?;
+        let installation: Installation = decode("installation", row.try_get(1).map_err(backend)?)?;
+        if let Some((_, list)) = found.iter_mut().find(|(c, _)| c.as_str() == citizen) {
+            list.push(installation);
+        }
+    }
+    Ok(found)
 }
 
 // -- Message flags and the feed -----------------------------------------------------------------

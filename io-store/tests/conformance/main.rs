@@ -609,6 +609,70 @@ async fn installations_are_listed_per_citizen_only(store: impl Store) {
     assert_eq!(mine, vec![renewed, b]);
 }
 
+/// The reads a round of deliveries makes together answer what the single reads answer;
+/// absent messages and citizens are left out (or listed without devices).
+async fn batched_reads_answer_as_the_single_reads(store: impl Store) {
+    store.put_profile(&Profile::new(citizen())).await.unwrap();
+    store
+        .put_profile(&Profile::new(other_citizen()))
+        .await
+        .unwrap();
+    let (a, b) = (
+        installation("dev-a", "token-a"),
+        installation("dev-b", "token-b"),
+    );
+    store.put_installation(&citizen(), &b).await.unwrap();
+    store.put_installation(&citizen(), &a).await.unwrap();
+    let first = accepted(&store, "svc", &citizen(), t(1_000), 1).await;
+    let deliveries = vec![
+        delivery(&first, ChannelKind::Email, t(90_000)),
+        delivery(&first, ChannelKind::Push, t(90_000)),
+    ];
+    process(&store, &first, deliveries, t(3_000)).await;
+    let second = accepted(&store, "svc", &other_citizen(), t(2_000), 2).await;
+    let email = delivery(&second, ChannelKind::Email, t(90_000));
+    process(&store, &second, vec![email], t(3_000)).await;
+    let missing = message("svc", &third_citizen(), t(4_000), 3).id;
+    let ids = [second.id, missing, first.id];
+
+    let mut single = Vec::new();
+    for id in &ids {
+        single.extend(store.deliveries(id).await.unwrap());
+    }
+    assert_eq!(single.len(), 3);
+    let mut batched = store.deliveries_of_messages(&ids).await.unwrap();
+    batched.sort_by_key(|d| (d.id.message, d.id.channel.code()));
+    single.sort_by_key(|d| (d.id.message, d.id.channel.code()));
+    assert_eq!(batched, single);
+
+    let mut messages = store.messages_by_id(&ids).await.unwrap();
+    messages.sort_by_key(|m| m.message.id);
+    assert_eq!(
+        messages,
+        vec![
+            store.message(&first.id).await.unwrap().unwrap(),
+            store.message(&second.id).await.unwrap().unwrap(),
+        ]
+    );
+
+    let citizens = [third_citizen(), citizen(), other_citizen()];
+    let mut profiles = store.profiles_of(&citizens).await.unwrap();
+    profiles.sort_by(|x, y| x.fiscal_code.cmp(&y.fiscal_code));
+    let mut expected = vec![Profile::new(citizen()), Profile::new(other_citizen())];
+    expected.sort_by(|x, y| x.fiscal_code.cmp(&y.fiscal_code));
+    assert_eq!(profiles, expected);
+
+    assert_eq!(
+        store.installations_of(&citizens).await.unwrap(),
+        vec![
+            (third_citizen(), vec![]),
+            (citizen(), vec![a, b]),
+            (other_citizen(), vec![]),
+        ]
+    );
+    assert_eq!(store.deliveries_of_messages(&[]).await.unwrap(), vec![]);
+}
+
 async fn removing_an_installation_removes_only_it_and_absent_is_ok(store: impl Store) {
     let (a, b) = (
         installation("dev-a", "token-a"),
@@ -2188,6 +2252,7 @@ macro_rules! conformance {
                 preference_is_stored_per_settings_version,
                 activation_is_stored_per_service_and_citizen,
                 installations_are_listed_per_citizen_only,
+                batched_reads_answer_as_the_single_reads,
                 removing_an_installation_removes_only_it_and_absent_is_ok,
                 accepted_message_is_stored_with_a_due_process_task_and_one_journal_entry,
                 accept_with_a_used_idempotency_key_returns_the_first_message_and_writes_nothing,
