@@ -543,3 +543,105 @@ async fn journal_verify_reports_a_verified_journal_and_an_unknown_message() {
     );
     server.stop().await;
 }
+
+/// A TLS-terminating proxy on loopback in front of `server`, presenting a certificate for
+/// `localhost` that a test authority signed (an institution's private CA); the authority's
+/// PEM and the proxy's port.
+async fn tls_proxy(server: &TestServer) -> (String, u16) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Comune di Esempio, CA interna");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let upstream: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (ca.pem(), port)
+}
+
+/// The client commands reach a server over https: trusted through `--ca-cert` when a private
+/// authority signed its certificate; without it the system's authorities do not know that
+/// one, and the command stops with exit status 2 saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_reach_a_server_over_https_trusting_the_given_authority() {
+    let server = TestServer::start().await;
+    let (ca_pem, port) = tls_proxy(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let ca = ca.to_str().unwrap();
+    let url = format!("https://localhost:{port}");
+    let (_, _) = server.create_service(ALL_GROUPS).await;
+
+    let list = |extra: &[&str]| {
+        let mut args = vec![
+            "service",
+            "list",
+            "--url",
+            &url,
+            "--admin-token",
+            ADMIN_TOKEN,
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run_list = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        io_server(&args).await
+    };
+    let untrusted = run_list(list(&[])).await;
+    assert_eq!(untrusted.code, 2, "{}", untrusted.stdout);
+    assert!(
+        untrusted.stderr.contains("no answer from") && untrusted.stderr.contains("certificate"),
+        "{}",
+        untrusted.stderr
+    );
+    let run = run_list(list(&["--ca-cert", ca])).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.trim().is_empty(), "{}", run.stdout);
+
+    // The authority's file must hold one: a clear setup error otherwise.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let run = run_list(list(&["--ca-cert", empty.to_str().unwrap()])).await;
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("--ca-cert"), "{}", run.stderr);
+    server.stop().await;
+}

@@ -146,7 +146,7 @@ pub(crate) fn parse_message_id(raw: &str) -> Result<MessageId, String> {
 
 /// Runs `service …`.
 pub(crate) async fn service(args: ServiceArgs) -> Result<(), CliError> {
-    let client = AdminClient::new(&args.admin.server.url, args.admin.admin_token.as_deref())?;
+    let client = AdminClient::new(&args.admin.server, args.admin.admin_token.as_deref())?;
     match args.command {
         ServiceCommand::Create(create) => create_service(&client, create).await,
         ServiceCommand::List => list_services(&client).await,
@@ -295,7 +295,7 @@ fn print_keys(keys: &Value) -> Result<(), CliError> {
 
 /// Runs `token …`.
 pub(crate) async fn token(args: TokenArgs) -> Result<(), CliError> {
-    let client = AdminClient::new(&args.admin.server.url, args.admin.admin_token.as_deref())?;
+    let client = AdminClient::new(&args.admin.server, args.admin.admin_token.as_deref())?;
     match args.command {
         TokenCommand::Citizen { fiscal_code } => {
             let minted = client
@@ -315,7 +315,7 @@ pub(crate) async fn token(args: TokenArgs) -> Result<(), CliError> {
 
 /// Runs `journal …`.
 pub(crate) async fn journal(args: JournalArgs) -> Result<(), CliError> {
-    let client = AdminClient::new(&args.admin.server.url, args.admin.admin_token.as_deref())?;
+    let client = AdminClient::new(&args.admin.server, args.admin.admin_token.as_deref())?;
     match args.command {
         JournalCommand::Verify { message } => verify(&client, &message).await,
     }

@@ -1,13 +1,14 @@
 //! The HTTP client of the client commands: one base URL, the admin token where the admin API is
 //! used, and the server's answers turned into JSON values or [`ApiError`]s.
 
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
-use super::CliError;
+use super::{CliError, ServerArgs};
 
 /// How long a connection may take to open.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,7 +61,7 @@ impl From<ApiError> for CliError {
     }
 }
 
-/// The server's base URL, checked: http, no query or fragment, no trailing slash.
+/// The server's base URL, checked: http or https, no query or fragment, no trailing slash.
 #[derive(Debug, Clone)]
 pub(crate) struct BaseUrl(String);
 
@@ -69,16 +70,10 @@ impl BaseUrl {
     pub(crate) fn parse(raw: &str) -> Result<Self, CliError> {
         let url = Url::parse(raw).map_err(|e| CliError::setup(format!("--url {raw:?}: {e}")))?;
         match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(CliError::setup(format!(
-                    "--url {raw:?}: https is not supported by this build (its HTTP client has \
-                     no TLS feature enabled); use http, e.g. through a local TLS-terminating proxy"
-                )));
-            }
+            "http" | "https" => {}
             other => {
                 return Err(CliError::setup(format!(
-                    "--url {raw:?}: expected an http:// URL, not {other}://"
+                    "--url {raw:?}: expected an http:// or https:// URL, not {other}://"
                 )));
             }
         }
@@ -102,14 +97,31 @@ impl std::fmt::Display for BaseUrl {
     }
 }
 
-/// A reqwest client with the CLI's timeouts.
-pub(crate) fn http_client() -> Result<reqwest::Client, CliError> {
+/// A reqwest client with the CLI's timeouts, trusting the system's certificate authorities and
+/// those of `ca_cert` (a PEM file) for https.
+pub(crate) fn http_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, CliError> {
     // reqwest's rustls needs a process-wide provider (the workspace uses ring).
     io_channels::install_default_crypto_provider();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!("io-server-cli/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("io-server-cli/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_cert {
+        let shown = path.display();
+        let pem =
+            std::fs::read(path).map_err(|e| CliError::setup(format!("--ca-cert {shown}: {e}")))?;
+        let authorities = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| CliError::setup(format!("--ca-cert {shown}: {e}")))?;
+        if authorities.is_empty() {
+            return Err(CliError::setup(format!(
+                "--ca-cert {shown}: no CERTIFICATE block in the file"
+            )));
+        }
+        for authority in authorities {
+            builder = builder.add_root_certificate(authority);
+        }
+    }
+    builder
         .build()
         .map_err(|e| CliError::setup(format!("cannot build the HTTP client: {e}")))
 }
@@ -123,16 +135,16 @@ pub(crate) struct AdminClient {
 }
 
 impl AdminClient {
-    /// A client of the server at `url` presenting `token`; both are checked first.
-    pub(crate) fn new(url: &str, token: Option<&str>) -> Result<Self, CliError> {
-        let base = BaseUrl::parse(url)?;
+    /// A client of the server `server` names, presenting `token`; both are checked first.
+    pub(crate) fn new(server: &ServerArgs, token: Option<&str>) -> Result<Self, CliError> {
+        let base = BaseUrl::parse(&server.url)?;
         let token = token
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| CliError::setup("the admin API needs --admin-token or IO_ADMIN_TOKEN"))?
             .to_string();
         Ok(Self {
-            http: http_client()?,
+            http: http_client(server.ca_cert.as_deref())?,
             base,
             token,
         })
@@ -227,7 +239,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base_urls_are_http_without_trailing_slash() {
+    fn base_urls_are_http_or_https_without_trailing_slash() {
         let base = BaseUrl::parse("http://127.0.0.1:8080/").unwrap();
         assert_eq!(
             base.join("/adm/services"),
@@ -235,12 +247,12 @@ mod tests {
         );
         let prefixed = BaseUrl::parse("http://gateway.local/io/").unwrap();
         assert_eq!(prefixed.join("/healthz"), "http://gateway.local/io/healthz");
-        for refused in [
-            "https://io.example",
-            "ftp://io.example",
-            "not a url",
-            "http://h/?a=1",
-        ] {
+        let secure = BaseUrl::parse("https://io.example/").unwrap();
+        assert_eq!(
+            secure.join("/adm/services"),
+            "https://io.example/adm/services"
+        );
+        for refused in ["ftp://io.example", "not a url", "http://h/?a=1"] {
             assert!(
                 matches!(BaseUrl::parse(refused), Err(CliError::Setup(_))),
                 "{refused}"

@@ -70,7 +70,7 @@ pub(crate) async fn run(args: EvidenceArgs) -> Result<(), CliError> {
 }
 
 async fn export(admin: &AdminArgs, id: &MessageId, out: PathBuf) -> Result<(), CliError> {
-    let client = AdminClient::new(&admin.server.url, admin.admin_token.as_deref())?;
+    let client = AdminClient::new(&admin.server, admin.admin_token.as_deref())?;
     let answer = match client.get(&format!("/messages/{id}/evidence")).await {
         Ok(answer) => answer,
         Err(ApiError::Status { status, .. }) if status == StatusCode::NOT_FOUND => {

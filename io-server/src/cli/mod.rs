@@ -24,13 +24,17 @@ use clap::Args;
 /// The default `--url`.
 pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
-/// Where the server is.
+/// Where the server is, and whom to trust when it is reached over https.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServerArgs {
-    /// Base URL of the running server. Plain http only: https needs a TLS feature of the HTTP
-    /// client that this build does not enable.
+    /// Base URL of the running server, http:// or https:// (a server behind a TLS-terminating
+    /// proxy). https verifies the server's certificate against the system's authorities.
     #[arg(long, env = "IO_URL", default_value = DEFAULT_URL, global = true)]
     pub(crate) url: String,
+    /// A PEM file of certificate authorities to trust besides the system's: a server whose
+    /// certificate a private authority signed (an institution's internal CA).
+    #[arg(long, env = "IO_CA_CERT", global = true)]
+    pub(crate) ca_cert: Option<std::path::PathBuf>,
 }
 
 /// Where the server is, and the admin token for its admin API.

@@ -100,7 +100,7 @@ pub(crate) async fn run(args: SendArgs) -> Result<(), CliError> {
             .await
             .map_err(CliError::setup)??
     };
-    let http = http_client()?;
+    let http = http_client(args.server.ca_cert.as_deref())?;
     preflight(&http, &base).await?;
     let mut writer = ResultsWriter::start(&results_path, &created).map_err(CliError::setup)?;
 

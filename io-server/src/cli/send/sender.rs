@@ -314,7 +314,7 @@ mod tests {
 
     fn sender(base: BaseUrl, stop: watch::Receiver<bool>) -> Sender {
         Sender::new(
-            http_client().unwrap(),
+            http_client(None).unwrap(),
             base,
             "key".into(),
             HashingReader::new(&b"fiscal_code,subject,markdown\n"[..])
