@@ -312,6 +312,7 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
             refuse_oversized,
         ))
         .layer(axum::middleware::from_fn(problem_bodies))
+        .layer(axum::middleware::from_fn(crate::request_id::layer))
         .with_state(app)
 }
 
@@ -399,21 +400,25 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Counts every routed request in the latency histogram, labelled by route template; each API
-/// adds it as a route layer, where the matched template is known.
+/// Counts every routed request in the latency histogram, labelled by route template, and hands
+/// the template to the access log (`request_id`); each API adds it as a route layer, where the
+/// matched template is known.
 pub async fn measure<S: Store>(
     State(app): State<Arc<App<S>>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched
+        .as_ref()
+        .map_or_else(|| "unmatched".into(), |p| p.as_str().to_string());
     let method = method_label(request.method());
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    // The outer request-id layer logs the template too; it sees only the answer.
+    if let Some(matched) = matched {
+        response.extensions_mut().insert(matched);
+    }
     if let Some(crate::problem::CorruptRecord(what)) = response.extensions().get() {
         app.metrics.corrupt_record(what);
     }

@@ -12,7 +12,7 @@
 //! [`serve`] (listener, workers, graceful shutdown), one module per API ([`services_api`],
 //! [`citizen_api`], [`admin_api`], [`ops`]), and the pieces they share: [`problem`]
 //! (problem+json), [`body`] (JSON bodies), [`api_keys`] (derivation and authentication),
-//! [`request_headers`] (credentials and the forwarded client address), [`institution_limit`], [`citizen_token`], [`secrets`], [`data_dir`], [`views`] (IO's JSON
+//! [`request_headers`] (credentials and the forwarded client address), [`request_id`] (`X-Request-Id` and the request's log span), [`institution_limit`], [`citizen_token`], [`secrets`], [`data_dir`], [`views`] (IO's JSON
 //! shapes), [`metrics`], [`callbacks`] (the `[callbacks]` configuration and registrations; the
 //! engine sends them), [`openapi`].
 
@@ -32,6 +32,7 @@ pub mod openapi;
 pub mod ops;
 pub mod problem;
 pub mod request_headers;
+pub mod request_id;
 pub mod secrets;
 pub mod serve;
 pub mod services_api;

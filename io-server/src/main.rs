@@ -29,9 +29,9 @@ struct Cli {
 }
 
 /// The exit statuses, shown under `--help`.
-const EXIT_STATUS: &str = "Client commands (all but serve) call a running server over plain \
-HTTP (--url, IO_URL; https needs a TLS feature this build does not enable); the admin ones \
-need its admin token (--admin-token, IO_ADMIN_TOKEN). Exit status: 0 success, 1 something \
+const EXIT_STATUS: &str = "Client commands (all but serve) call a running server over HTTP or \
+HTTPS (--url, IO_URL; --ca-cert, IO_CA_CERT adds a private certificate authority to the \
+system's); the admin ones need its admin token (--admin-token, IO_ADMIN_TOKEN). Exit status: 0 success, 1 something \
 failed (a row, a journal check, a refusal), 2 usage or setup error.";
 
 /// The subcommands.

@@ -570,3 +570,58 @@ async fn callback_urls_in_special_purpose_ranges_are_refused() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. The request id: a client's header is echoed only when it is a plain token
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_clients_is_kept_only_when_plain() {
+    let server = TestServer::start().await;
+    let id_of = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("x-request-id")
+            .expect("an X-Request-Id on every answer")
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Generated: a ULID, different per request, on successes and problems alike.
+    let healthy = server
+        .request(Method::GET, "/healthz")
+        .send()
+        .await
+        .unwrap();
+    let first = id_of(&healthy);
+    assert_eq!(first.len(), 26, "{first}");
+    let missing = server
+        .request(Method::GET, "/nowhere")
+        .send()
+        .await
+        .unwrap();
+    let second = id_of(&missing);
+    assert_ne!(first, second);
+    expect_problem(missing, StatusCode::NOT_FOUND).await;
+    // A proxy's plain id is kept, so one id follows the call through both logs.
+    let kept = server
+        .request(Method::GET, "/healthz")
+        .header("X-Request-Id", "haproxy-7f3a.01_b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(id_of(&kept), "haproxy-7f3a.01_b");
+    // Anything else is replaced, never echoed.
+    for forged in ["<script>alert(1)</script>", "a b", &"x".repeat(65)] {
+        let replaced = server
+            .request(Method::GET, "/healthz")
+            .header("X-Request-Id", forged)
+            .send()
+            .await
+            .unwrap();
+        let id = id_of(&replaced);
+        assert_ne!(id, forged);
+        assert_eq!(id.len(), 26, "{id}");
+    }
+    server.stop().await;
+}
