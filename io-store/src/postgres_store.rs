@@ -107,7 +107,7 @@ struct Inner {
     work: Arc<tokio::sync::Notify>,
     listener: tokio::task::JoinHandle<()>,
     /// How often this process notifies the others of work.
-    notices: queue::NoticeThrottle,
+    notices: Arc<queue::NoticeThrottle>,
     /// Dropped with the store: a temporary store's schema.
     temporary: Option<TemporarySchema>,
 }
@@ -150,7 +150,7 @@ impl Drop for TemporarySchema {
                 .bind(&name)
                 .execute(&pool)
                 .await
-                .ok()?;
+                .ok();
                 let sql = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                     .execute(&pool)
@@ -307,12 +307,13 @@ impl PostgresStore {
             .map_err(PostgresStoreError::Migrate)?;
         let work = Arc::new(tokio::sync::Notify::new());
         let listener = tokio::spawn(listen(pool.clone(), work.clone()));
+        let notices = Arc::new(queue::NoticeThrottle::new(pool.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 work,
                 listener,
-                notices: queue::NoticeThrottle::new(),
+                notices,
                 temporary,
             }),
         })
@@ -329,7 +330,7 @@ impl PostgresStore {
     }
 
     /// Whether a write that queued work due at once should notify the other processes.
-    pub(crate) fn notices(&self) -> &queue::NoticeThrottle {
+    pub(crate) fn notices(&self) -> &Arc<queue::NoticeThrottle> {
         &self.inner.notices
     }
 

@@ -67,21 +67,15 @@ impl<S: Store> Engine<S> {
             .collect();
         messages.sort_unstable();
         messages.dedup();
-        let deliveries: HashMap<DeliveryId, Delivery> = match self
-            .store
-            .deliveries_of_messages(&messages)
-            .await
-        {
-            Ok(deliveries) => deliveries.into_iter().map(|d| (d.id, d)).collect(),
-            Err(error) => {
-                tracing::warn!(%error, "deliveries not read; they return when their leases end");
-                return tasks.len();
-            }
-        };
+        let (deliveries, unread) = self.read_deliveries(&messages).await;
         for task in tasks {
             let TaskKind::Deliver(id) = task.kind else {
                 continue;
             };
+            if unread.contains(&id.message) {
+                failed += 1;
+                continue;
+            }
             let delivery = deliveries.get(&id).cloned();
             match self.prepare(task, id, delivery).await {
                 Ok(Prepared::Nothing) => {}
@@ -111,6 +105,33 @@ impl<S: Store> Engine<S> {
             }
         };
         failed + self.send_and_commit(started, &context).await
+    }
+
+    /// The deliveries of `messages`, with one call; when that fails (a damaged record, say),
+    /// message by message, so that only the messages that cannot be read wait for their
+    /// leases to end. Returns those read and the messages not read.
+    async fn read_deliveries(
+        &self,
+        messages: &[MessageId],
+    ) -> (HashMap<DeliveryId, Delivery>, Vec<MessageId>) {
+        let mut unread = Vec::new();
+        let deliveries = match self.store.deliveries_of_messages(messages).await {
+            Ok(deliveries) => deliveries,
+            Err(_) => {
+                let mut read = Vec::new();
+                for message in messages {
+                    match self.store.deliveries(message).await {
+                        Ok(deliveries) => read.extend(deliveries),
+                        Err(error) => {
+                            tracing::warn!(%error, %message, "deliveries not read; they return when their leases end");
+                            unread.push(*message);
+                        }
+                    }
+                }
+                read
+            }
+        };
+        (deliveries.into_iter().map(|d| (d.id, d)).collect(), unread)
     }
 
     /// Step 1 for one task, whose delivery was read as `delivery`.

@@ -170,13 +170,20 @@ async fn each_in_one_transaction(
                 .map_err(backend)?;
         }
         let mut rows = lock_rows(&mut tx, batch.iter().map(|w| w.task().kind.message())).await?;
-        let held = queue::held_leases(&mut tx, batch.iter().map(Work::task)).await?;
+        let mut held = queue::held_leases(&mut tx, batch.iter().map(Work::task)).await?;
         let mut writes = Writes::default();
         let mut results = Vec::with_capacity(count);
         for work in batch {
             let task = work.task();
-            let held = held.contains(&queue::claim_key(task));
-            let locked = rows.get_mut(&task.kind.message()).filter(|_| held);
+            let key = queue::claim_key(task);
+            let is_held = held.contains(&key);
+            // A decision or an outcome releases (or ends) its claim: a second record with the
+            // same claim in the batch finds it gone, as it would in a transaction of its own.
+            // An attempt start keeps it.
+            if !matches!(work, Work::Start(_)) {
+                held.remove(&key);
+            }
+            let locked = rows.get_mut(&task.kind.message()).filter(|_| is_held);
             let Some(locked) = locked else {
                 results.push(Err(lease_lost(task)));
                 continue;
@@ -201,6 +208,9 @@ pub(super) async fn processes(
     store: &PostgresStore,
     records: Vec<ProcessRecord>,
 ) -> Vec<Result<(), StoreError>> {
+    if records.is_empty() {
+        return Vec::new();
+    }
     let batch = records.into_iter().map(Work::Process).collect();
     each_in_one_transaction(store, batch, true).await
 }

@@ -13,7 +13,7 @@ use io_core::{
 };
 use sqlx::{PgConnection, Row};
 
-use super::{PostgresStore, backend, id_bytes, message_id, millis, signed};
+use super::{PostgresStore, WORK_CHANNEL, backend, id_bytes, message_id, millis, signed};
 
 /// The `sub` of a process task.
 const SUB_PROCESS: i16 = 0;
@@ -114,37 +114,63 @@ pub(super) fn lease_lost(task: &Task) -> StoreError {
 
 /// At most one `NOTIFY` per [`NOTICE_INTERVAL`] from a process. A transaction that ran
 /// `NOTIFY` takes a database-wide lock at commit and holds it through its WAL flush, so a
-/// notice in every accept would serialize the commits of every process; one now and then is
-/// enough, since a woken worker claims until the queue is empty. The process's own workers
-/// are woken in-process by the engine, and every worker polls (`idle_poll`) besides.
+/// notice in every accept would serialize the commits of every process. A write that would
+/// notify within the interval of the last notice sends none; one notice of its own then follows
+/// at the interval's end, so the other processes (and an accept-only process's peers) hear of
+/// every write at most [`NOTICE_INTERVAL`] late, and a woken worker claims until the queue is
+/// empty.
 pub(crate) struct NoticeThrottle {
     started: std::time::Instant,
     /// Milliseconds from `started` to the last notice, plus one (0: none yet).
     last: std::sync::atomic::AtomicU64,
+    /// Whether a notice is scheduled for the end of the interval.
+    deferred: std::sync::atomic::AtomicBool,
+    pool: sqlx::PgPool,
 }
 
 /// The least time between two notices of one process.
 pub(crate) const NOTICE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl NoticeThrottle {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(pool: sqlx::PgPool) -> Self {
         Self {
             started: std::time::Instant::now(),
             last: std::sync::atomic::AtomicU64::new(0),
+            deferred: std::sync::atomic::AtomicBool::new(false),
+            pool,
         }
     }
 
-    /// Whether to notify now; a `true` counts as the notice sent.
-    pub(crate) fn take(&self) -> bool {
+    /// Whether a write that queued work due at once notifies in its own transaction; when not,
+    /// a notice is scheduled for the end of the interval. A `true` counts as the notice sent.
+    pub(crate) fn take(self: &std::sync::Arc<Self>) -> bool {
         use std::sync::atomic::Ordering;
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
         let last = self.last.load(Ordering::Relaxed);
         let interval = NOTICE_INTERVAL.as_millis() as u64;
-        (last == 0 || now >= last + interval)
+        if (last == 0 || now >= last + interval)
             && self
                 .last
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+        {
+            return true;
+        }
+        if !self.deferred.swap(true, Ordering::Relaxed) {
+            let throttle = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(NOTICE_INTERVAL).await;
+                throttle.deferred.store(false, Ordering::Relaxed);
+                // After the writes that asked for it were committed (they committed within
+                // the interval, or failed). Lost only if the database is down: the workers'
+                // poll remains.
+                let _ = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(WORK_CHANNEL)
+                    .execute(&throttle.pool)
+                    .await;
+            });
+        }
+        false
     }
 }
 

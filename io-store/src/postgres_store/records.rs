@@ -586,18 +586,23 @@ pub(super) async fn installations_of(
     .fetch_all(store.pool())
     .await
     .map_err(backend)?;
-    let mut found: Vec<(FiscalCode, Vec<Installation>)> = citizens
-        .iter()
-        .map(|citizen| (citizen.clone(), Vec::new()))
-        .collect();
+    let mut by_citizen: std::collections::HashMap<String, Vec<Installation>> =
+        std::collections::HashMap::new();
     for row in rows {
-        let citizen: &str = row.try_get(0).map_err(backend)?;
+        let citizen: String = row.try_get(0).map_err(backend)?;
         let installation: Installation = decode("installation", row.try_get(1).map_err(backend)?)?;
-        if let Some((_, list)) = found.iter_mut().find(|(c, _)| c.as_str() == citizen) {
-            list.push(installation);
-        }
+        by_citizen.entry(citizen).or_default().push(installation);
     }
-    Ok(found)
+    Ok(citizens
+        .iter()
+        .map(|citizen| {
+            let devices = by_citizen
+                .get(citizen.as_str())
+                .cloned()
+                .unwrap_or_default();
+            (citizen.clone(), devices)
+        })
+        .collect())
 }
 
 // -- Message flags and the feed -----------------------------------------------------------------

@@ -261,7 +261,7 @@ impl Writes {
         self,
         conn: &mut PgConnection,
         locked: impl IntoIterator<Item = &'a Locked>,
-        notices: &NoticeThrottle,
+        notices: &std::sync::Arc<NoticeThrottle>,
     ) -> Result<(), StoreError> {
         let may_wake = self.wake
             || self

@@ -159,3 +159,65 @@ pub(crate) async fn an_outbox_behind_its_journal_is_not_left_waiting_or_closed(s
     assert_eq!(store.callback_cursor(&message.id).await.unwrap(), None);
     assert_eq!(store.backlog().await.unwrap(), 0);
 }
+
+/// Two outcomes of one message committed together, its outbox open: the callback task queued by
+/// the first is not queued twice by the second, and one the sender's worker holds keeps its
+/// lease (the outcomes only append to the journal it follows).
+pub(crate) async fn outcomes_committed_together_queue_one_callback_and_keep_a_held_one(
+    store: impl Store,
+) {
+    let message = accepted_with_outbox(&store, T0, 1).await;
+    let tasks = claim(&store, "svc", T0).await;
+    store
+        .commit_callback(callback_record(&tasks[1], 1, None, false, t(10)))
+        .await
+        .unwrap();
+    let email = delivery(&message, ChannelKind::Email, t(20));
+    let push = delivery(&message, ChannelKind::Push, t(20));
+    store
+        .commit_process(processed(
+            &tasks[0],
+            &message,
+            vec![email.clone(), push.clone()],
+            t(20),
+        ))
+        .await
+        .unwrap();
+    // The decision appended: the callback is queued again, beside the two deliveries.
+    let claimed = claim(&store, "svc", t(20)).await;
+    assert_eq!(
+        kinds(&claimed),
+        vec![
+            TaskKind::Deliver(email.id),
+            TaskKind::Deliver(push.id),
+            TaskKind::Callback(message.id),
+        ]
+    );
+    let outcome = |task: &Task, delivery: &Delivery| {
+        let (after, event) = attempted(delivery, DeliveryState::Sent, delivered(), t(30), t(30));
+        DeliveryRecord {
+            task: task.clone(),
+            delivery: after,
+            events: vec![event],
+            effects: vec![],
+            at: t(30),
+        }
+    };
+    let results = store
+        .commit_deliveries(vec![
+            outcome(&claimed[0], &email),
+            outcome(&claimed[1], &push),
+        ])
+        .await;
+    assert_eq!(results, vec![Ok(()), Ok(())]);
+    // One callback task, still held: nothing to claim before its lease ends, and its holder
+    // commits.
+    assert_eq!(store.backlog().await.unwrap(), 1);
+    assert_eq!(kinds(&claim(&store, "svc", t(40)).await), vec![]);
+    store
+        .commit_callback(callback_record(&claimed[2], 4, None, false, t(40)))
+        .await
+        .unwrap();
+    assert_eq!(store.backlog().await.unwrap(), 0);
+    assert_eq!(verified_journal(&store, &message.id).await.len(), 4);
+}

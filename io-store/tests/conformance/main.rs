@@ -2292,6 +2292,7 @@ macro_rules! conformance {
                 callback_registrations_are_kept_per_service,
                 an_outbox_opened_at_accept_is_due_and_follows_the_journal,
                 an_outbox_behind_its_journal_is_not_left_waiting_or_closed,
+                outcomes_committed_together_queue_one_callback_and_keep_a_held_one,
                 service_access_and_its_key_index_change_together,
                 an_access_change_from_a_stale_read_is_refused_and_writes_nothing,
                 a_validated_email_belongs_to_one_citizen_at_a_time,
