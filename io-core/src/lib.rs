@@ -96,8 +96,8 @@ pub use service::{Service, ServiceCategory, ServiceMetadata, ServiceScope};
 pub use status::{MessageStatus, RejectionReason};
 pub use store::{
     AcceptOutcome, AcceptRecord, AttemptStart, CallbackRecord, DeliveryRecord, DueRequest, Erasure,
-    ErasureReport, Evidence, Lease, ProcessRecord, ReceiptOutcome, ReceiptRecord, Store,
-    StoreError, StoredJournal, StoredMessage, Task, TaskKind,
+    ErasureReport, Evidence, Lease, ProcessRecord, ReceiptOutcome, ReceiptRecord, RecipientRecords,
+    Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind,
 };
 pub use subscription_feed::{DayFeed, FeedDay, FeedEvent, FeedScope, Subscription};
 pub use timestamp::{Timestamp, TimestampError};

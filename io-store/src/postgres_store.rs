@@ -36,8 +36,9 @@ use io_core::{
     CallbackRecord, CallbackTarget, Choice, DataRequest, DayFeed, Delivery, DeliveryId,
     DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence, FeedDay, FeedEvent,
     FiscalCode, FlagsChange, FlagsError, Installation, InstallationId, KeyHash, MessageFlags,
-    MessageId, ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord, Service, ServiceAccess,
-    ServiceId, ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task, Timestamp,
+    MessageId, ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord, RecipientRecords, Service,
+    ServiceAccess, ServiceId, ServicePreference, Store, StoreError, StoredJournal, StoredMessage,
+    Task, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -430,6 +431,16 @@ impl Store for PostgresStore {
 
     async fn profile(&self, fiscal_code: &FiscalCode) -> Result<Option<Profile>, StoreError> {
         records::profile(self, fiscal_code).await
+    }
+
+    async fn recipient(
+        &self,
+        fiscal_code: &FiscalCode,
+        service: &ServiceId,
+        activation: bool,
+        devices: bool,
+    ) -> Result<RecipientRecords, StoreError> {
+        records::recipient(self, fiscal_code, service, activation, devices).await
     }
 
     async fn email_owner(&self, email: &EmailAddress) -> Result<Option<FiscalCode>, StoreError> {

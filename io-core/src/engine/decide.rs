@@ -34,28 +34,16 @@ impl<S: Store> Engine<S> {
         now: Timestamp,
     ) -> Result<Decision, StoreError> {
         let fiscal_code = &message.body.fiscal_code;
-        let profile = self.store.profile(fiscal_code).await?;
-        let preference = match &profile {
-            Some(p) => {
-                let version = p.service_preferences_settings.version;
-                self.store
-                    .preference(fiscal_code, &service.service_id, version)
-                    .await?
-            }
-            None => None,
-        };
-        let activation = match service.service_metadata.category {
-            ServiceCategory::Special => {
-                self.store
-                    .activation(&service.service_id, fiscal_code)
-                    .await?
-            }
-            ServiceCategory::Standard => None,
-        };
+        let push = self.channels.contains_key(&ChannelKind::Push);
+        let special = service.service_metadata.category == ServiceCategory::Special;
+        let records = self
+            .store
+            .recipient(fiscal_code, &service.service_id, special, push)
+            .await?;
+        let (profile, preference, activation) =
+            (records.profile, records.preference, records.activation);
         let has_devices = match &profile {
-            Some(p) if p.is_webhook_enabled && self.channels.contains_key(&ChannelKind::Push) => {
-                !self.store.installations(fiscal_code).await?.is_empty()
-            }
+            Some(p) if p.is_webhook_enabled && push => records.has_devices,
             _ => false,
         };
         let route = decide(DecisionInput {

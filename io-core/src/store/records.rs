@@ -2,8 +2,9 @@
 //! queue's tasks and leases, and what reads return.
 
 use crate::{
-    CallbackCursor, DataRequest, Delivery, Effect, FiscalCode, IdempotencyKey, JournalEvent,
-    JournalHead, Message, MessageId, MessageStatus, ServiceId, Timestamp,
+    Activation, CallbackCursor, DataRequest, Delivery, Effect, FiscalCode, IdempotencyKey,
+    JournalEvent, JournalHead, Message, MessageId, MessageStatus, Profile, ServiceId,
+    ServicePreference, Timestamp,
 };
 
 /// What `commit_accept` writes atomically: the message, its status, the idempotency record,
@@ -265,4 +266,17 @@ impl std::fmt::Debug for Evidence {
             .field("bytes", &self.bytes.len())
             .finish()
     }
+}
+
+/// What deciding a message reads about its recipient, read together ([`Store::recipient`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecipientRecords {
+    /// The citizen's profile, if any.
+    pub profile: Option<Profile>,
+    /// The citizen's preference for the service, under the profile's settings version.
+    pub preference: Option<ServicePreference>,
+    /// The citizen's activation of the service, when it was asked for.
+    pub activation: Option<Activation>,
+    /// Whether the citizen has a registered installation, when it was asked for.
+    pub has_devices: bool,
 }

@@ -9,7 +9,7 @@
 use io_core::{
     Activation, ApiKeyOwner, CallbackTarget, DayFeed, EmailAddress, FeedDay, FeedEvent, FeedScope,
     FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation, InstallationId, KeyHash,
-    KeySlot, MessageFlags, MessageId, Profile, Service, ServiceAccess, ServiceId,
+    KeySlot, MessageFlags, MessageId, Profile, RecipientRecords, Service, ServiceAccess, ServiceId,
     ServicePreference, StoreError, Subscription,
 };
 use sqlx::{PgConnection, Row};
@@ -375,6 +375,46 @@ pub(super) async fn profiles_of(
         "profile",
     )
     .await
+}
+
+pub(super) async fn recipient(
+    store: &PostgresStore,
+    fiscal_code: &FiscalCode,
+    service: &ServiceId,
+    activation: bool,
+    devices: bool,
+) -> Result<RecipientRecords, StoreError> {
+    // One row whether or not the profile exists; the preference is the one stored under the
+    // profile's settings version (none without a profile).
+    let row = sqlx::query(
+        "SELECT p.body::text,
+             (SELECT r.body::text FROM preferences r
+              WHERE r.fiscal_code = $1 AND r.service_id = $2
+                AND r.settings_version =
+                    (p.body->'service_preferences_settings'->>'version')::bigint),
+             (SELECT a.body::text FROM activations a
+              WHERE $3 AND a.service_id = $2 AND a.fiscal_code = $1),
+             $4 AND EXISTS (SELECT 1 FROM installations i WHERE i.fiscal_code = $1)
+         FROM (SELECT 1) AS one LEFT JOIN profiles p ON p.fiscal_code = $1",
+    )
+    .bind(fiscal_code.as_str())
+    .bind(service.as_str())
+    .bind(activation)
+    .bind(devices)
+    .fetch_one(store.pool())
+    .await
+    .map_err(backend)?;
+    let body = |i: usize| row.try_get::<Option<&str>, _>(i).map_err(backend);
+    Ok(RecipientRecords {
+        profile: body(0)?.map(|text| decode("profile", text)).transpose()?,
+        preference: body(1)?
+            .map(|text| decode("preference", text))
+            .transpose()?,
+        activation: body(2)?
+            .map(|text| decode("activation", text))
+            .transpose()?,
+        has_devices: row.try_get(3).map_err(backend)?,
+    })
 }
 
 pub(super) async fn email_owner(

@@ -13,10 +13,10 @@ use io_core::{
     DeliveryRecord, DeliveryState, DeliveryTarget, EmailAddress, Erasure, ErasureReport,
     FiscalCode, IdempotencyKey, Installation, InstallationId, JournalEntry, JournalEvent,
     JournalHead, Message, MessageId, MessageStatus, NewMessage, NewMessageContent,
-    OrganizationFiscalCode, OutcomeRecord, ProcessRecord, Profile, PushPlatform, RejectionReason,
-    SenderCapabilities, SenderLimits, Service, ServiceId, ServiceMetadata, ServicePreference,
-    ServicePreferencesMode, Store, StoreError, StoredJournal, StoredMessage, Task, TaskKind,
-    Timestamp, TransientCause,
+    OrganizationFiscalCode, OutcomeRecord, ProcessRecord, Profile, PushPlatform, RecipientRecords,
+    RejectionReason, SenderCapabilities, SenderLimits, Service, ServiceId, ServiceMetadata,
+    ServicePreference, ServicePreferencesMode, Store, StoreError, StoredJournal, StoredMessage,
+    Task, TaskKind, Timestamp, TransientCause,
 };
 use io_core::{
     ApiKeyOwner, AttemptStart, CallbackCursor, CallbackRecord, CallbackTarget, Choice, DataRequest,
@@ -522,6 +522,75 @@ async fn preference_is_stored_per_settings_version(store: impl Store) {
     assert_eq!(
         store.preference(&fc, &svc, 0).await.unwrap(),
         Some(replaced)
+    );
+}
+
+/// The decision's combined read answers what the single reads answer: the preference under
+/// the profile's settings version only, the activation and devices only when asked for.
+async fn the_recipients_records_are_read_together(store: impl Store) {
+    let (fc, svc) = (citizen(), sid("svc"));
+    assert_eq!(
+        store.recipient(&fc, &svc, true, true).await.unwrap(),
+        RecipientRecords::default()
+    );
+    let mut profile = Profile::new(fc.clone());
+    store.put_profile(&profile).await.unwrap();
+    store
+        .put_preference(&fc, &preference("svc", 0, false))
+        .await
+        .unwrap();
+    store
+        .put_preference(&fc, &preference("svc", 1, true))
+        .await
+        .unwrap();
+    let activation = store
+        .put_activation(&Activation {
+            service_id: svc.clone(),
+            fiscal_code: fc.clone(),
+            status: ActivationStatus::Active,
+            updated_at: T0,
+            version: 0,
+        })
+        .await
+        .unwrap();
+    store
+        .put_installation(&fc, &installation("dev-a", "token-a"))
+        .await
+        .unwrap();
+    let read = store.recipient(&fc, &svc, true, true).await.unwrap();
+    assert_eq!(
+        read,
+        RecipientRecords {
+            profile: Some(profile.clone()),
+            preference: Some(preference("svc", 0, false)),
+            activation: Some(activation),
+            has_devices: true,
+        }
+    );
+    // Not asked for: neither activation nor devices.
+    let read = store.recipient(&fc, &svc, false, false).await.unwrap();
+    assert_eq!((read.activation, read.has_devices), (None, false));
+    // A new settings version: the preference stored under it.
+    let mut change = profile.clone();
+    change.service_preferences_settings.mode = ServicePreferencesMode::Manual;
+    change.service_preferences_settings.version = 1;
+    profile = profile.updated_with(&change).unwrap();
+    store.put_profile(&profile).await.unwrap();
+    let read = store.recipient(&fc, &svc, false, false).await.unwrap();
+    assert_eq!(
+        read.preference,
+        store
+            .preference(&fc, &svc, profile.service_preferences_settings.version)
+            .await
+            .unwrap()
+    );
+    // Another citizen: nothing, whatever is asked.
+    assert_eq!(
+        store
+            .recipient(&other_citizen(), &svc, true, true)
+            .await
+            .unwrap(),
+        RecipientRecords::default()
     );
 }
 
@@ -2251,6 +2320,7 @@ macro_rules! conformance {
                 profile_write_with_a_stale_version_conflicts,
                 preference_is_stored_per_settings_version,
                 activation_is_stored_per_service_and_citizen,
+                the_recipients_records_are_read_together,
                 installations_are_listed_per_citizen_only,
                 batched_reads_answer_as_the_single_reads,
                 removing_an_installation_removes_only_it_and_absent_is_ok,
