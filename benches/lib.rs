@@ -26,6 +26,7 @@ pub fn service() -> Service {
         require_secure_channels: false,
         service_metadata: ServiceMetadata::default(),
         owner_email: None,
+        sandboxed: false,
         version: 1,
     }
 }

@@ -172,6 +172,7 @@ impl Demo {
                 ..ServiceMetadata::default()
             },
             owner_email: Some(email(OWNER_EMAIL)),
+            sandboxed: false,
             version: 1,
         };
         let citizens = Category::ALL

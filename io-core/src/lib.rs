@@ -53,10 +53,12 @@ pub mod preference;
 pub mod profile;
 pub mod rate_limit;
 pub mod service;
+pub mod service_lifecycle;
 pub mod status;
 pub mod store;
 pub mod subscription_feed;
 pub mod timestamp;
+pub mod topic;
 
 pub use access::{ApiKeyOwner, KeyHash, KeySlot, ServiceAccess};
 pub use activation::{Activation, ActivationStatus, DEFAULT_ACTIVATION_GRACE};
@@ -93,6 +95,10 @@ pub use profile::{
 };
 pub use rate_limit::{InvalidRateLimit, RateLimit, RateLimits};
 pub use service::{Service, ServiceCategory, ServiceMetadata, ServiceScope};
+pub use service_lifecycle::{
+    HistoryKind, LifecycleError, LifecycleStatus, Publication, PublicationStatus, ServiceChange,
+    ServiceHistoryItem, ServiceLifecycle,
+};
 pub use status::{MessageStatus, RejectionReason};
 pub use store::{
     AcceptOutcome, AcceptRecord, AttemptStart, CallbackRecord, DeliveryRecord, DueRequest, Erasure,
@@ -101,3 +107,4 @@ pub use store::{
 };
 pub use subscription_feed::{DayFeed, FeedDay, FeedEvent, FeedScope, Subscription};
 pub use timestamp::{Timestamp, TimestampError};
+pub use topic::{TOPICS, Topic};

@@ -37,6 +37,11 @@ pub struct Service {
     pub owner_email: Option<EmailAddress>,
     /// Optimistic-concurrency version: 1 on creation, +1 on each update.
     pub version: u64,
+    /// Whether its keys write only to `authorized_recipients`, as a limited key does: a
+    /// service its institution manages is sandboxed until it is published (see
+    /// [`crate::ServiceLifecycle`]). Services an operator creates are not.
+    #[serde(default)]
+    pub sandboxed: bool,
 }
 
 /// Descriptive data of a service; `category` drives the SPECIAL-service rule of the decision.
@@ -66,6 +71,9 @@ pub struct ServiceMetadata {
     pub address: Option<String>,
     /// Call-to-action front matter.
     pub cta: Option<String>,
+    /// The topic citizens find it under (see [`crate::TOPICS`]).
+    #[serde(default)]
+    pub topic_id: Option<u32>,
 }
 
 /// Whether a service is national or local (IO's `scope`).

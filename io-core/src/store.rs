@@ -22,8 +22,9 @@ pub use records::{
 use crate::{
     Activation, ApiKeyOwner, CallbackCursor, CallbackTarget, Choice, DataRequest, DayFeed,
     Delivery, DeliveryId, EmailAddress, FeedDay, FeedEvent, FiscalCode, FlagsChange, FlagsError,
-    Installation, InstallationId, KeyHash, MessageFlags, MessageId, Profile, Service,
-    ServiceAccess, ServiceId, ServicePreference, Timestamp,
+    Installation, InstallationId, KeyHash, MessageFlags, MessageId, OrganizationFiscalCode,
+    Profile, Service, ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId,
+    ServiceLifecycle, ServicePreference, Timestamp,
 };
 
 /// Why a store operation failed.
@@ -116,6 +117,31 @@ pub trait Store: Send + Sync + 'static {
         &self,
         hash: &KeyHash,
     ) -> impl Future<Output = Result<Option<ApiKeyOwner>, StoreError>> + Send;
+    /// Writes a managed service's change in one atomic write: its lifecycle, the history
+    /// items the change adds, the service the engine sends with and, for a new service, its
+    /// access. `Conflict` unless the lifecycle's and the service's versions each follow the
+    /// stored ones (1 for new records) and the access, if any, is a new service's; nothing is
+    /// written then.
+    fn commit_service_change(
+        &self,
+        change: &ServiceChange,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A managed service's lifecycle.
+    fn service_lifecycle(
+        &self,
+        service: &ServiceId,
+    ) -> impl Future<Output = Result<Option<ServiceLifecycle>, StoreError>> + Send;
+    /// The lifecycles of an institution's services, ordered by service id (deleted ones
+    /// included: the caller filters).
+    fn service_lifecycles(
+        &self,
+        organization: &OrganizationFiscalCode,
+    ) -> impl Future<Output = Result<Vec<ServiceLifecycle>, StoreError>> + Send;
+    /// A managed service's history, oldest first.
+    fn service_history(
+        &self,
+        service: &ServiceId,
+    ) -> impl Future<Output = Result<Vec<ServiceHistoryItem>, StoreError>> + Send;
     /// Registers (`Some`) or removes (`None`) a service's callback target. Outboxes already
     /// open keep going to the registration in force when each event is sent.
     fn put_callback(

@@ -209,6 +209,7 @@ fn build_service(payload: ServicePayload, id: ServiceId, version: u64) -> ApiRes
             .transpose()
             .map_err(|e| invalid("owner_email", e))?,
         version,
+        sandboxed: false,
     })
 }
 

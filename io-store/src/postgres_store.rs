@@ -36,9 +36,10 @@ use io_core::{
     CallbackRecord, CallbackTarget, Choice, DataRequest, DayFeed, Delivery, DeliveryId,
     DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence, FeedDay, FeedEvent,
     FiscalCode, FlagsChange, FlagsError, Installation, InstallationId, KeyHash, MessageFlags,
-    MessageId, ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord, RecipientRecords, Service,
-    ServiceAccess, ServiceId, ServicePreference, Store, StoreError, StoredJournal, StoredMessage,
-    Task, Timestamp,
+    MessageId, OrganizationFiscalCode, ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord,
+    RecipientRecords, Service, ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId,
+    ServiceLifecycle, ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -403,6 +404,31 @@ impl Store for PostgresStore {
 
     async fn api_key_owner(&self, hash: &KeyHash) -> Result<Option<ApiKeyOwner>, StoreError> {
         records::api_key_owner(self, hash).await
+    }
+
+    async fn commit_service_change(&self, change: &ServiceChange) -> Result<(), StoreError> {
+        records::commit_service_change(self, change).await
+    }
+
+    async fn service_lifecycle(
+        &self,
+        service: &ServiceId,
+    ) -> Result<Option<ServiceLifecycle>, StoreError> {
+        records::service_lifecycle(self, service).await
+    }
+
+    async fn service_lifecycles(
+        &self,
+        organization: &OrganizationFiscalCode,
+    ) -> Result<Vec<ServiceLifecycle>, StoreError> {
+        records::service_lifecycles(self, organization).await
+    }
+
+    async fn service_history(
+        &self,
+        service: &ServiceId,
+    ) -> Result<Vec<ServiceHistoryItem>, StoreError> {
+        records::service_history(self, service).await
     }
 
     async fn put_callback(

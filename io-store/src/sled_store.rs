@@ -46,9 +46,10 @@ use io_core::{
     CallbackRecord, CallbackTarget, Choice, DataRequest, DayFeed, Delivery, DeliveryId,
     DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence, FeedDay, FeedEvent,
     FeedScope, FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation, InstallationId,
-    KeyHash, Message, MessageFlags, MessageId, ProcessRecord, Profile, ReceiptOutcome,
-    ReceiptRecord, Service, ServiceAccess, ServiceId, ServicePreference, Store, StoreError,
-    StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
+    KeyHash, Message, MessageFlags, MessageId, OrganizationFiscalCode, ProcessRecord, Profile,
+    ReceiptOutcome, ReceiptRecord, Service, ServiceAccess, ServiceChange, ServiceHistoryItem,
+    ServiceId, ServiceLifecycle, ServicePreference, Store, StoreError, StoredJournal,
+    StoredMessage, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -542,6 +543,40 @@ impl Store for SledStore {
 
     async fn api_key_owner(&self, hash: &KeyHash) -> Result<Option<ApiKeyOwner>, StoreError> {
         self.get("api key", &keys::raw(kind::API_KEY, hash))
+    }
+
+    async fn commit_service_change(&self, change: &ServiceChange) -> Result<(), StoreError> {
+        self.write_done(reference::commit_service_change(change.clone()))
+            .await
+    }
+
+    async fn service_lifecycle(
+        &self,
+        service: &ServiceId,
+    ) -> Result<Option<ServiceLifecycle>, StoreError> {
+        self.get(
+            "service lifecycle",
+            &keys::text(kind::LIFECYCLE, service.as_str()),
+        )
+    }
+
+    async fn service_lifecycles(
+        &self,
+        organization: &OrganizationFiscalCode,
+    ) -> Result<Vec<ServiceLifecycle>, StoreError> {
+        let mut all: Vec<ServiceLifecycle> = self.scan("service lifecycle", &[kind::LIFECYCLE])?;
+        all.retain(|l| &l.service.organization_fiscal_code == organization);
+        Ok(all)
+    }
+
+    async fn service_history(
+        &self,
+        service: &ServiceId,
+    ) -> Result<Vec<ServiceHistoryItem>, StoreError> {
+        self.scan(
+            "service history",
+            &keys::pair_prefix(kind::HISTORY, service.as_str()),
+        )
     }
 
     async fn put_callback(

@@ -379,6 +379,7 @@ pub fn service(require_secure_channels: bool) -> Service {
         require_secure_channels,
         service_metadata: ServiceMetadata::default(),
         owner_email: None,
+        sandboxed: false,
         version: 1,
     }
 }

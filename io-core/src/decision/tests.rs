@@ -129,6 +129,7 @@ fn service() -> Service {
         require_secure_channels: false,
         service_metadata: ServiceMetadata::default(),
         owner_email: Some(email(OWNER_EMAIL)),
+        sandboxed: false,
         version: 1,
     }
 }

@@ -9,7 +9,8 @@
 use io_core::{
     Activation, ApiKeyOwner, CallbackTarget, DayFeed, EmailAddress, FeedDay, FeedEvent, FeedScope,
     FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation, InstallationId, KeyHash,
-    KeySlot, MessageFlags, MessageId, Profile, RecipientRecords, Service, ServiceAccess, ServiceId,
+    KeySlot, MessageFlags, MessageId, OrganizationFiscalCode, Profile, RecipientRecords, Service,
+    ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId, ServiceLifecycle,
     ServicePreference, StoreError, Subscription,
 };
 use sqlx::{PgConnection, Row};
@@ -180,6 +181,114 @@ pub(super) async fn services(store: &PostgresStore) -> Result<Vec<Service>, Stor
         sqlx::query("SELECT body::text FROM services ORDER BY service_id"),
         store,
         "service",
+    )
+    .await
+}
+
+/// The lifecycle, its history items, the engine's service and a new service's access, in one
+/// transaction; the stored lifecycle is locked first, so a concurrent change waits and then
+/// finds the version moved.
+pub(super) async fn commit_service_change(
+    store: &PostgresStore,
+    change: &ServiceChange,
+) -> Result<(), StoreError> {
+    let lifecycle = &change.lifecycle;
+    let id = &lifecycle.service.service_id;
+    let mut tx = store.begin().await?;
+    let stored: Option<String> = sqlx::query_scalar(
+        "SELECT body::text FROM service_lifecycles WHERE service_id = $1 FOR UPDATE",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(backend)?;
+    let stored: Option<ServiceLifecycle> = stored
+        .map(|body| decode("service lifecycle", &body))
+        .transpose()?;
+    let expected = stored.as_ref().map_or(1, |s| s.version + 1);
+    if lifecycle.version != expected {
+        return Err(StoreError::Conflict {
+            what: "service lifecycle",
+            stored: expected - 1,
+            given: lifecycle.version.saturating_sub(1),
+        });
+    }
+    let first = stored.as_ref().map_or(0, |s| s.history_len);
+    for (seq, item) in (first..).zip(&change.history) {
+        if item.seq != seq {
+            return Err(StoreError::Conflict {
+                what: "service history",
+                stored: seq,
+                given: item.seq,
+            });
+        }
+        sqlx::query(
+            "INSERT INTO service_history (service_id, seq, body) VALUES ($1, $2, $3::jsonb)",
+        )
+        .bind(id.as_str())
+        .bind(signed(item.seq))
+        .bind(encode(item))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    }
+    put_service_in(&mut tx, &change.service).await?;
+    if let Some(access) = &change.access {
+        put_access_in(&mut tx, id, access).await?;
+    }
+    sqlx::query(
+        "INSERT INTO service_lifecycles (service_id, organization, version, body)
+         VALUES ($1, $2, $3, $4::jsonb)
+         ON CONFLICT (service_id) DO UPDATE SET organization = excluded.organization,
+             version = excluded.version, body = excluded.body",
+    )
+    .bind(id.as_str())
+    .bind(lifecycle.service.organization_fiscal_code.as_str())
+    .bind(signed(lifecycle.version))
+    .bind(encode(lifecycle))
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    tx.commit().await.map_err(backend)
+}
+
+pub(super) async fn service_lifecycle(
+    store: &PostgresStore,
+    id: &ServiceId,
+) -> Result<Option<ServiceLifecycle>, StoreError> {
+    fetch_body(
+        sqlx::query("SELECT body::text FROM service_lifecycles WHERE service_id = $1")
+            .bind(id.as_str()),
+        store,
+        "service lifecycle",
+    )
+    .await
+}
+
+pub(super) async fn service_lifecycles(
+    store: &PostgresStore,
+    organization: &OrganizationFiscalCode,
+) -> Result<Vec<ServiceLifecycle>, StoreError> {
+    fetch_bodies(
+        sqlx::query(
+            "SELECT body::text FROM service_lifecycles WHERE organization = $1 ORDER BY service_id",
+        )
+        .bind(organization.as_str()),
+        store,
+        "service lifecycle",
+    )
+    .await
+}
+
+pub(super) async fn service_history(
+    store: &PostgresStore,
+    id: &ServiceId,
+) -> Result<Vec<ServiceHistoryItem>, StoreError> {
+    fetch_bodies(
+        sqlx::query("SELECT body::text FROM service_history WHERE service_id = $1 ORDER BY seq")
+            .bind(id.as_str()),
+        store,
+        "service history",
     )
     .await
 }

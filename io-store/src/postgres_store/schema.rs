@@ -20,10 +20,11 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "the io store",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "the io store",
+        sql: r#"
 -- Reference data -------------------------------------------------------------------------------
 CREATE TABLE services (
     service_id  text COLLATE "C" PRIMARY KEY,
@@ -182,7 +183,29 @@ CREATE TABLE data_requests (
 CREATE INDEX data_requests_due ON data_requests (open_due_at, fiscal_code, choice)
     WHERE open_due_at IS NOT NULL;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "services managed by their institutions",
+        sql: r#"
+-- A managed service's draft, review status and publication; listed by institution.
+CREATE TABLE service_lifecycles (
+    service_id   text COLLATE "C" PRIMARY KEY,
+    organization text COLLATE "C" NOT NULL,
+    version      bigint NOT NULL,
+    body         jsonb NOT NULL
+);
+CREATE INDEX service_lifecycles_by_organization ON service_lifecycles (organization, service_id);
+-- Its history, in order.
+CREATE TABLE service_history (
+    service_id text COLLATE "C" NOT NULL,
+    seq        bigint NOT NULL,
+    body       jsonb NOT NULL,
+    PRIMARY KEY (service_id, seq)
+);
+"#,
+    },
+];
 
 /// The advisory lock key under which migrations run ("io" in ASCII, then a version).
 const MIGRATION_LOCK: i64 = 0x696f_0001;

@@ -5,7 +5,7 @@
 
 use io_core::{
     Activation, DataRequest, Installation, Message, MessageFlags, MessageId, Profile, Service,
-    ServiceAccess, StoreError,
+    ServiceAccess, ServiceHistoryItem, ServiceLifecycle, StoreError,
 };
 use serde::Deserialize;
 
@@ -52,6 +52,8 @@ fn decode_record(
     match kind {
         kind::SERVICE => typed::<Service>("service", value),
         kind::ACCESS => typed::<ServiceAccess>("service access", value),
+        kind::LIFECYCLE => typed::<ServiceLifecycle>("service lifecycle", value),
+        kind::HISTORY => typed::<ServiceHistoryItem>("service history", value),
         kind::PROFILE => typed::<Profile>("profile", value),
         kind::ACTIVATION => typed::<Activation>("activation", value),
         kind::INSTALLATION => typed::<Installation>("installation", value),

@@ -23,6 +23,10 @@ pub(crate) mod kind {
     pub(crate) const API_KEY: u8 = b'K';
     /// A service's callback target.
     pub(crate) const CALLBACK: u8 = b'C';
+    /// A managed service's lifecycle, by service id.
+    pub(crate) const LIFECYCLE: u8 = b'L';
+    /// A managed service's history item: service id SEP seq (u64, big-endian).
+    pub(crate) const HISTORY: u8 = b'Y';
     /// Profile by fiscal code.
     pub(crate) const PROFILE: u8 = b'P';
     /// A validated email (lower case) → the fiscal code whose profile holds it.
@@ -143,6 +147,13 @@ pub(crate) fn pair_prefix(kind: u8, a: &str) -> Vec<u8> {
 pub(crate) fn pair_second(key: &[u8]) -> Option<&[u8]> {
     let sep = key.iter().position(|b| *b == SEP)?;
     Some(&key[sep + 1..])
+}
+
+/// History item: service id SEP seq. A service's items are contiguous and in seq order.
+pub(crate) fn history(service: &ServiceId, seq: u64) -> Vec<u8> {
+    let mut key = pair_prefix(kind::HISTORY, service.as_str());
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
 }
 
 /// Preference: fiscal code SEP service SEP settings version.

@@ -1,7 +1,8 @@
 //! Services, their API access and their callback targets, as committer jobs.
 
 use io_core::{
-    ApiKeyOwner, CallbackTarget, KeySlot, Service, ServiceAccess, ServiceId, StoreError,
+    ApiKeyOwner, CallbackTarget, KeySlot, Service, ServiceAccess, ServiceChange, ServiceId,
+    ServiceLifecycle, StoreError,
 };
 
 use super::committer::{Job, Output, Tx};
@@ -101,6 +102,44 @@ pub(crate) fn put_callback(service: ServiceId, target: Option<CallbackTarget>) -
             Some(target) => tx.insert(key, encode(target)),
             None => tx.remove(key),
         }
+        Ok(Output::Done)
+    })
+}
+
+/// The job of `commit_service_change`: the lifecycle and the engine's service each follow
+/// their stored versions, the history items follow the stored history.
+pub(crate) fn commit_service_change(change: ServiceChange) -> Job {
+    Box::new(move |tx| {
+        let id = &change.lifecycle.service.service_id;
+        let key = keys::text(kind::LIFECYCLE, id.as_str());
+        let stored = match tx.get(&key)? {
+            Some(bytes) => Some(decode::<ServiceLifecycle>("service lifecycle", &bytes)?),
+            None => None,
+        };
+        let expected = stored.as_ref().map_or(1, |s| s.version + 1);
+        if change.lifecycle.version != expected {
+            return Err(StoreError::Conflict {
+                what: "service lifecycle",
+                stored: expected - 1,
+                given: change.lifecycle.version.saturating_sub(1),
+            });
+        }
+        let first = stored.as_ref().map_or(0, |s| s.history_len);
+        for (seq, item) in (first..).zip(&change.history) {
+            if item.seq != seq {
+                return Err(StoreError::Conflict {
+                    what: "service history",
+                    stored: seq,
+                    given: item.seq,
+                });
+            }
+            tx.insert(keys::history(id, item.seq), encode(item));
+        }
+        put_service_in(tx, &change.service)?;
+        if let Some(access) = &change.access {
+            put_access_in(tx, id, access)?;
+        }
+        tx.insert(key, encode(&change.lifecycle));
         Ok(Output::Done)
     })
 }

@@ -21,7 +21,8 @@ use io_core::{
 use io_core::{
     ApiKeyOwner, AttemptStart, CallbackCursor, CallbackRecord, CallbackTarget, Choice, DataRequest,
     DueRequest, Effect, FailureReason, FeedDay, FeedEvent, FeedScope, FlagsChange, FlagsError,
-    Group, Groups, KeySlot, MessageFlags, RequestStatus, ServiceAccess, Subscription,
+    Group, Groups, HistoryKind, KeySlot, MessageFlags, RequestStatus, ServiceAccess,
+    ServiceLifecycle, Subscription,
 };
 use io_store::SledStore;
 
@@ -93,6 +94,7 @@ fn service(id: &str, version: u64) -> Service {
         require_secure_channels: false,
         service_metadata: ServiceMetadata::default(),
         owner_email: Some(EmailAddress::parse("owner@comune.example.it").unwrap()),
+        sandboxed: false,
         version,
     }
 }
@@ -2316,6 +2318,7 @@ macro_rules! conformance {
                 service_is_created_with_version_1_and_updated_with_version_2,
                 service_write_with_a_stale_or_skipped_version_conflicts,
                 services_are_listed_in_id_order,
+                a_managed_service_changes_with_its_history_and_engine_service,
                 profile_is_created_with_version_0_and_updated_with_version_1,
                 profile_write_with_a_stale_version_conflicts,
                 preference_is_stored_per_settings_version,

@@ -508,3 +508,90 @@ pub(crate) async fn an_erasure_closes_its_request_and_forgets_flags_download_and
         .unwrap();
     assert_eq!(feed.unsubscribed, vec![citizen().hash()]);
 }
+
+pub(crate) async fn a_managed_service_changes_with_its_history_and_engine_service(
+    store: impl Store,
+) {
+    let mut draft = service("managed", 0);
+    draft.organization_fiscal_code = OrganizationFiscalCode::parse("00000000000").unwrap();
+    let keys = access(&[Group::ApiMessageWrite], 1, 1);
+    let created = ServiceLifecycle::create(draft.clone(), keys.clone(), t(1));
+    store.commit_service_change(&created).await.unwrap();
+    assert_eq!(
+        store.service_lifecycle(&sid("managed")).await.unwrap(),
+        Some(created.lifecycle.clone())
+    );
+    assert_eq!(
+        store.service(&sid("managed")).await.unwrap(),
+        Some(created.service.clone())
+    );
+    assert_eq!(
+        store.service_access(&sid("managed")).await.unwrap(),
+        Some(keys)
+    );
+    // Creating it again (version 1 while 1 is stored) is refused and writes nothing.
+    assert_conflict(
+        store.commit_service_change(&created).await,
+        "service lifecycle",
+    );
+    assert_eq!(
+        store.service_history(&sid("managed")).await.unwrap().len(),
+        1
+    );
+
+    // Two changes computed from the same read: the second is refused, nothing of it written.
+    let reviewed = created.lifecycle.review(true, 1, t(2)).unwrap();
+    let mut renamed = draft.clone();
+    renamed.service_name = "renamed".into();
+    let updated = created.lifecycle.update(renamed, 1, t(2)).unwrap();
+    store.commit_service_change(&reviewed).await.unwrap();
+    assert_conflict(
+        store.commit_service_change(&updated).await,
+        "service lifecycle",
+    );
+    // Approval with auto-publish adds two history items at once and publishes.
+    let approved = reviewed.lifecycle.approve(2, t(3)).unwrap();
+    store.commit_service_change(&approved).await.unwrap();
+    let engine = store.service(&sid("managed")).await.unwrap().unwrap();
+    assert!(engine.is_visible && !engine.sandboxed);
+    assert_eq!(engine.version, 3);
+    let history = store.service_history(&sid("managed")).await.unwrap();
+    let statuses: Vec<&str> = history.iter().map(|h| h.status.as_str()).collect();
+    assert_eq!(statuses, ["draft", "submitted", "approved", "published"]);
+    assert_eq!(history[3].seq, 3);
+    assert_eq!(history[3].kind, HistoryKind::Publication);
+
+    // An engine service out of step with the stored one refuses the whole change.
+    let mut out_of_step = approved.lifecycle.unpublish(3, t(4)).unwrap().unwrap();
+    out_of_step.service.version = 9;
+    assert_conflict(store.commit_service_change(&out_of_step).await, "service");
+    assert_eq!(
+        store.service_lifecycle(&sid("managed")).await.unwrap(),
+        Some(approved.lifecycle.clone())
+    );
+    assert_eq!(
+        store.service_history(&sid("managed")).await.unwrap().len(),
+        4
+    );
+
+    // Listed by institution, in id order.
+    let mut other = service("another", 0);
+    other.organization_fiscal_code = OrganizationFiscalCode::parse("00000000000").unwrap();
+    let second = ServiceLifecycle::create(other, access(&[], 1, 1), t(5));
+    store.commit_service_change(&second).await.unwrap();
+    let elsewhere = ServiceLifecycle::create(service("elsewhere", 0), access(&[], 1, 1), t(5));
+    store.commit_service_change(&elsewhere).await.unwrap();
+    let listed = store
+        .service_lifecycles(&OrganizationFiscalCode::parse("00000000000").unwrap())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed
+        .iter()
+        .map(|l| l.service.service_id.as_str())
+        .collect();
+    assert_eq!(ids, ["another", "managed"]);
+    assert_eq!(
+        store.service_history(&sid("nothing")).await.unwrap(),
+        vec![]
+    );
+}

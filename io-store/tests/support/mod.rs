@@ -30,6 +30,7 @@ pub fn service(id: &str) -> Service {
         require_secure_channels: false,
         service_metadata: ServiceMetadata::default(),
         owner_email: Some(EmailAddress::parse("owner@comune.example.it").unwrap()),
+        sandboxed: false,
         version: 1,
     }
 }
