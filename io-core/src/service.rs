@@ -71,6 +71,10 @@ pub struct ServiceMetadata {
     pub address: Option<String>,
     /// Call-to-action front matter.
     pub cta: Option<String>,
+    /// The service's iOS app.
+    pub app_ios: Option<String>,
+    /// The service's Android app.
+    pub app_android: Option<String>,
     /// The topic citizens find it under (see [`crate::TOPICS`]).
     #[serde(default)]
     pub topic_id: Option<u32>,

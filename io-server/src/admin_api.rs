@@ -5,6 +5,7 @@
 //! (compared by hash, in constant time).
 
 mod callback;
+mod manage;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -53,6 +54,16 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
             get(callback::get_callback::<S>)
                 .put(callback::put_callback::<S>)
                 .delete(callback::delete_callback::<S>),
+        )
+        .route(
+            "/services/{service_id}/review",
+            get(manage::get_review::<S>).put(manage::decide_review::<S>),
+        )
+        .route(
+            "/organizations/{organization_fiscal_code}/manage-keys",
+            post(manage::create_manage_keys::<S>)
+                .get(manage::get_manage_keys::<S>)
+                .put(manage::regenerate_manage_key::<S>),
         )
         .route("/activations", put(put_activation::<S>))
         .route("/citizen-tokens", post(mint_citizen_token::<S>))
@@ -139,6 +150,9 @@ pub struct ServicePayload {
     /// Ignored: the server keeps the version.
     #[serde(default)]
     pub version: Option<u64>,
+    /// Ignored: a service is sandboxed by its institution's lifecycle, never by the admin.
+    #[serde(default, rename = "sandboxed")]
+    pub _sandboxed: Option<bool>,
 }
 
 /// A service as the admin API answers it.
@@ -189,6 +203,15 @@ fn build_service(payload: ServicePayload, id: ServiceId, version: u64) -> ApiRes
         )?);
     }
     recipients.insert(FiscalCode::parse(SANDBOX_FISCAL_CODE).expect("the sandbox code parses"));
+    let service_metadata = payload.service_metadata.unwrap_or_default();
+    if let Some(topic) = service_metadata.topic_id
+        && io_core::Topic::by_id(topic).is_none()
+    {
+        return Err(invalid(
+            "service_metadata.topic_id",
+            "not a topic id (GET /api/v1/manage/services/topics lists them)",
+        ));
+    }
     Ok(Service {
         service_id: id,
         service_name: non_empty("service_name", &payload.service_name)?,
@@ -201,7 +224,7 @@ fn build_service(payload: ServicePayload, id: ServiceId, version: u64) -> ApiRes
         is_visible: payload.is_visible,
         max_allowed_payment_amount: payload.max_allowed_payment_amount,
         require_secure_channels: payload.require_secure_channels,
-        service_metadata: payload.service_metadata.unwrap_or_default(),
+        service_metadata,
         owner_email: payload
             .owner_email
             .as_deref()
@@ -236,6 +259,12 @@ async fn create_service<S: Store>(
         Some(raw) => parse_service_id(raw)?,
         None => parse_service_id(&ulid::Ulid::new().to_string())?,
     };
+    if id.as_str().starts_with(crate::api_keys::MANAGE_PREFIX) {
+        return Err(invalid(
+            "service_id",
+            "ids starting with MANAGE- name institutions' manage subscriptions",
+        ));
+    }
     if app.store.service(&id).await?.is_some() {
         return Err(Problem::conflict(format!("service {id} already exists")));
     }
@@ -323,7 +352,11 @@ async fn keys_of<S: Store>(app: &App<S>, id: &ServiceId) -> ApiResult<(ServiceAc
 }
 
 /// The two keys in force under `access`.
-fn keys_view<S: Store>(app: &App<S>, id: &ServiceId, access: &ServiceAccess) -> KeysView {
+pub(crate) fn keys_view<S: Store>(
+    app: &App<S>,
+    id: &ServiceId,
+    access: &ServiceAccess,
+) -> KeysView {
     KeysView {
         primary_key: app.keys.key(id, KeySlot::Primary, access.primary),
         secondary_key: app.keys.key(id, KeySlot::Secondary, access.secondary),
@@ -354,18 +387,26 @@ async fn regenerate_key<S: Store>(
 ) -> ApiResult<Json<KeysView>> {
     let service = stored_service(&app, &service_id).await?;
     let id = &service.service_id;
-    // The access and the key index change in one write: the old key stops as the new starts.
-    let access = change_access(&app, id, |access| {
-        let access = app.keys.regenerated(id, access, body.key_type);
-        let app = &app;
+    let access = regenerate(&app, id, body.key_type).await?;
+    // The keys of the access written (a later regeneration may already have replaced them).
+    Ok(Json(keys_view(&app, id, &access)))
+}
+
+/// A new key in `slot` of the subscription `id`; the access and the key index change in one
+/// write, so the old key stops as the new one starts.
+pub(crate) async fn regenerate<S: Store>(
+    app: &App<S>,
+    id: &ServiceId,
+    slot: KeySlot,
+) -> ApiResult<ServiceAccess> {
+    change_access(app, id, |access| {
+        let access = app.keys.regenerated(id, access, slot);
         async move {
             app.store.put_service_access(id, &access).await?;
             Ok(access)
         }
     })
-    .await?;
-    // The keys of the access written (a later regeneration may already have replaced them).
-    Ok(Json(keys_view(&app, id, &access)))
+    .await
 }
 
 /// How often a change of a service's access is recomputed from a fresh read when a concurrent

@@ -8,7 +8,27 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use io_core::{Groups, KeyHash, KeySlot, ServiceAccess, ServiceId, Store, StoreError};
+use io_core::{
+    Groups, KeyHash, KeySlot, OrganizationFiscalCode, ServiceAccess, ServiceId, Store, StoreError,
+};
+
+/// What the id of an institution's *manage* subscription starts with. An institution's manage
+/// keys are kept as the access of the subscription `MANAGE-{fiscal code}`, as IO's API
+/// gateway keeps them: derived, hashed and regenerated like a service's keys. No service can
+/// take such an id (the admin API refuses it; managed services get ULIDs).
+pub const MANAGE_PREFIX: &str = "MANAGE-";
+
+/// The subscription id of `organization`'s manage keys.
+pub fn manage_subscription(organization: &OrganizationFiscalCode) -> ServiceId {
+    ServiceId::parse(&format!("{MANAGE_PREFIX}{}", organization.as_str()))
+        .expect("a prefix and 11 digits make a service id")
+}
+
+/// The institution whose manage subscription `id` is, if it is one.
+pub fn managing_institution(id: &ServiceId) -> Option<OrganizationFiscalCode> {
+    let code = id.as_str().strip_prefix(MANAGE_PREFIX)?;
+    OrganizationFiscalCode::parse(code).ok()
+}
 
 /// The slot's name inside the derivation (never changes: it would change every key).
 fn slot_code(slot: KeySlot) -> &'static str {
@@ -164,6 +184,22 @@ mod tests {
         assert_eq!(next.version, access.version + 1);
         assert_eq!(next.primary_hash, access.primary_hash);
         assert_ne!(next.secondary_hash, access.secondary_hash);
+    }
+
+    #[test]
+    fn a_manage_subscription_names_its_institution_only() {
+        let org = OrganizationFiscalCode::parse("15376371009").unwrap();
+        let id = manage_subscription(&org);
+        assert_eq!(id.as_str(), "MANAGE-15376371009");
+        assert_eq!(managing_institution(&id), Some(org));
+        assert_eq!(
+            managing_institution(&ServiceId::parse("svc").unwrap()),
+            None
+        );
+        assert_eq!(
+            managing_institution(&ServiceId::parse("MANAGE-1").unwrap()),
+            None
+        );
     }
 
     #[test]

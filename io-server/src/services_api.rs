@@ -48,10 +48,19 @@ impl ServiceCaller {
         }
     }
 
-    /// 403 when a limited key names a recipient outside `authorized_recipients` (403, not
-    /// 404, so a sandbox key cannot probe who is registered).
+    /// 403 when a limited key, or the key of a sandboxed (not yet published) service, names a
+    /// recipient outside `authorized_recipients` (403, not 404, so a sandbox key cannot probe
+    /// who is registered).
     pub fn require_recipient(&self, fiscal_code: &FiscalCode) -> Result<(), Problem> {
-        if self.groups.is_limited() && !self.service.authorized_recipients.contains(fiscal_code) {
+        if self.service.authorized_recipients.contains(fiscal_code) {
+            return Ok(());
+        }
+        if self.service.sandboxed {
+            return Err(Problem::forbidden(
+                "the service is not published: until it is, it reaches only its authorized_recipients and the fiscal code is not one of them",
+            ));
+        }
+        if self.groups.is_limited() {
             return Err(Problem::forbidden(
                 "this key is limited to the service's authorized_recipients and the fiscal code is not one of them",
             ));
@@ -100,6 +109,8 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
             app.clone(),
             crate::app::measure::<S>,
         ))
+        // Service management authenticates institutions, with layers of its own.
+        .merge(crate::manage_api::router(app.clone()))
         .merge(crate::openapi::route(
             app,
             crate::openapi::services_api_document(),
@@ -145,7 +156,9 @@ async fn authenticate<S: Store>(
     response
 }
 
-async fn identify<S: Store>(
+/// The service calling with the key in `headers`, checked against its `authorized_cidrs`; a
+/// manage key is refused (403): it manages services and sends nothing.
+pub(crate) async fn identify<S: Store>(
     app: &App<S>,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -157,6 +170,11 @@ async fn identify<S: Store>(
     let (service_id, groups) = crate::api_keys::authenticate(&*app.store, &app.keys, key)
         .await?
         .ok_or_else(|| Problem::unauthorized("the subscription key is not valid"))?;
+    if crate::api_keys::managing_institution(&service_id).is_some() {
+        return Err(Problem::forbidden(
+            "this is an institution's manage key: it manages services under /manage/services; call this operation with a service's key",
+        ));
+    }
     let service =
         app.store.service(&service_id).await?.ok_or_else(|| {
             Problem::unauthorized("the subscription key's service no longer exists")

@@ -23,6 +23,19 @@ const SERVICES_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/activations"),
     ("POST", "/activations/"),
     ("PUT", "/activations/"),
+    ("POST", "/manage/services"),
+    ("GET", "/manage/services"),
+    ("GET", "/manage/services/topics"),
+    ("GET", "/manage/services/{serviceId}"),
+    ("PUT", "/manage/services/{serviceId}"),
+    ("DELETE", "/manage/services/{serviceId}"),
+    ("PUT", "/manage/services/{serviceId}/review"),
+    ("POST", "/manage/services/{serviceId}/release"),
+    ("GET", "/manage/services/{serviceId}/release"),
+    ("DELETE", "/manage/services/{serviceId}/release"),
+    ("GET", "/manage/services/{serviceId}/history"),
+    ("GET", "/manage/services/{serviceId}/keys"),
+    ("PUT", "/manage/services/{serviceId}/keys/{keyType}"),
 ];
 
 /// The routes of `citizen_api::router`.
@@ -57,6 +70,20 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/services/{service_id}/callback"),
     ("GET", "/services/{service_id}/activations/{fiscal_code}"),
     ("PUT", "/activations"),
+    ("GET", "/services/{service_id}/review"),
+    ("PUT", "/services/{service_id}/review"),
+    (
+        "POST",
+        "/organizations/{organization_fiscal_code}/manage-keys",
+    ),
+    (
+        "GET",
+        "/organizations/{organization_fiscal_code}/manage-keys",
+    ),
+    (
+        "PUT",
+        "/organizations/{organization_fiscal_code}/manage-keys",
+    ),
     ("POST", "/citizen-tokens"),
     ("PUT", "/profiles/{fiscal_code}/email-validation"),
     ("PUT", "/profiles/{fiscal_code}/digital-domicile"),

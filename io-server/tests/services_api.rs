@@ -1008,3 +1008,452 @@ async fn metrics_count_what_the_engine_committed() {
         StatusCode::OK
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Service management (`/manage/services`)
+// ---------------------------------------------------------------------------------------------
+
+/// An institution other than [`ORGANIZATION`].
+const OTHER_ORGANIZATION: &str = "15376371009";
+
+/// Issues `organization`'s manage keys through the admin API; the primary one.
+async fn manage_key(server: &TestServer, organization: &str) -> String {
+    let response = server
+        .admin(
+            Method::POST,
+            &format!("/adm/organizations/{organization}/manage-keys"),
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let keys: Value = response.json().await.unwrap();
+    keys["primary_key"].as_str().unwrap().to_owned()
+}
+
+/// IO's `CmsServicePayload` for [`ORGANIZATION`], named `name`.
+fn cms_payload(name: &str) -> Value {
+    json!({
+        "name": name,
+        "description": "Avvisi e scadenze della tassa sui rifiuti.",
+        "organization": { "name": "Comune di Roma", "fiscal_code": ORGANIZATION, "department_name": "Tributi" },
+        "authorized_recipients": [OTHER_CITIZEN],
+        "max_allowed_payment_amount": 100000,
+        "metadata": { "scope": "LOCAL", "topic_id": 10, "privacy_url": "https://comune.example.it/privacy" }
+    })
+}
+
+async fn status_of(server: &TestServer, key: &str, id: &str) -> Value {
+    server
+        .api(Method::GET, &format!("/manage/services/{id}"), key)
+        .fetch_json()
+        .await["status"]
+        .clone()
+}
+
+async fn send_status(server: &TestServer, key: &str, fiscal_code: &str) -> StatusCode {
+    server
+        .api(Method::POST, &format!("/messages/{fiscal_code}"), key)
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn call(server: &TestServer, method: Method, path: &str, key: &str) -> StatusCode {
+    server.api(method, path, key).send().await.unwrap().status()
+}
+
+async fn review_decision(server: &TestServer, id: &str, body: Value) -> reqwest::Response {
+    server
+        .admin(Method::PUT, &format!("/adm/services/{id}/review"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_managed_service_goes_from_draft_to_published_to_unpublished() {
+    let server = TestServer::start().await;
+    server.put_profile(CITIZEN).await;
+    server.put_profile(OTHER_CITIZEN).await;
+    let manage = manage_key(&server, ORGANIZATION).await;
+    // Issued once; a manage key manages, it does not send.
+    let again = server
+        .admin(
+            Method::POST,
+            &format!("/adm/organizations/{ORGANIZATION}/manage-keys"),
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(again, StatusCode::CONFLICT).await;
+    assert_eq!(
+        send_status(&server, &manage, CITIZEN).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // A draft, with its keys, sandboxed: it reaches its authorized recipients only.
+    let response = server
+        .api(Method::POST, "/manage/services", &manage)
+        .json(&cms_payload("Tassa rifiuti"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["status"], json!({ "value": "draft" }));
+    assert_eq!(created["metadata"]["topic"]["id"], 10);
+    assert_eq!(created["organization"]["fiscal_code"], ORGANIZATION);
+    let keys: Value = server
+        .api(Method::GET, &format!("/manage/services/{id}/keys"), &manage)
+        .fetch_json()
+        .await;
+    let key = keys["primary_key"].as_str().unwrap().to_owned();
+    let refused = server
+        .api(Method::POST, &format!("/messages/{CITIZEN}"), &key)
+        .json(&message_body())
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(refused, StatusCode::FORBIDDEN).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not published")
+    );
+    assert_eq!(
+        send_status(&server, &key, OTHER_CITIZEN).await,
+        StatusCode::CREATED
+    );
+    let citizen = server.citizen_token(CITIZEN).await;
+    let details = server
+        .citizen(Method::GET, &format!("/services/{id}"), &citizen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(details.status(), StatusCode::NOT_FOUND, "not listed yet");
+
+    // Only an approved draft is released; a draft under review is frozen.
+    let path = format!("/manage/services/{id}");
+    let release = format!("{path}/release");
+    assert_eq!(
+        call(&server, Method::POST, &release, &manage).await,
+        StatusCode::CONFLICT
+    );
+    let reviewed = server
+        .api(Method::PUT, &format!("{path}/review"), &manage)
+        .json(&json!({ "auto_publish": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reviewed.status(), StatusCode::NO_CONTENT);
+    let frozen = server
+        .api(Method::PUT, &path, &manage)
+        .json(&cms_payload("Altro nome"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(frozen, StatusCode::CONFLICT).await;
+
+    // The platform rejects it (a reason is required); edited, it goes to review again.
+    let no_reason = review_decision(&server, &id, json!({ "decision": "reject" })).await;
+    expect_problem(no_reason, StatusCode::BAD_REQUEST).await;
+    let rejected = review_decision(
+        &server,
+        &id,
+        json!({ "decision": "reject", "reason": "manca il sito" }),
+    )
+    .await;
+    assert_eq!(rejected.status(), StatusCode::OK);
+    assert_eq!(
+        status_of(&server, &manage, &id).await,
+        json!({ "value": "rejected", "reason": "manca il sito" })
+    );
+    assert_eq!(
+        call(&server, Method::PUT, &format!("{path}/review"), &manage).await,
+        StatusCode::CONFLICT,
+        "a rejected draft goes to review again only once edited"
+    );
+    let edited = server
+        .api(Method::PUT, &path, &manage)
+        .json(&cms_payload("Tassa sui rifiuti"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), StatusCode::OK);
+    assert_eq!(
+        call(&server, Method::PUT, &format!("{path}/review"), &manage).await,
+        StatusCode::NO_CONTENT,
+        "no body: no automatic publication"
+    );
+    let approved = review_decision(&server, &id, json!({ "decision": "approve" })).await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    assert_eq!(
+        status_of(&server, &manage, &id).await,
+        json!({ "value": "approved" })
+    );
+
+    // Released: listed to citizens and sending to anyone.
+    assert_eq!(
+        call(&server, Method::POST, &release, &manage).await,
+        StatusCode::NO_CONTENT
+    );
+    let published: Value = server
+        .api(Method::GET, &release, &manage)
+        .fetch_json()
+        .await;
+    assert_eq!(published["status"], "published");
+    assert_eq!(published["name"], "Tassa sui rifiuti");
+    assert_eq!(
+        send_status(&server, &key, CITIZEN).await,
+        StatusCode::CREATED
+    );
+    let details: Value = server
+        .citizen(Method::GET, &format!("/services/{id}"), &citizen)
+        .fetch_json()
+        .await;
+    assert_eq!(details["service_name"], "Tassa sui rifiuti");
+
+    // A new draft leaves the published version in force.
+    let redraft = server
+        .api(Method::PUT, &path, &manage)
+        .json(&cms_payload("Nome in bozza"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redraft.status(), StatusCode::OK);
+    let published: Value = server
+        .api(Method::GET, &release, &manage)
+        .fetch_json()
+        .await;
+    assert_eq!(published["name"], "Tassa sui rifiuti");
+    assert_eq!(
+        send_status(&server, &key, CITIZEN).await,
+        StatusCode::CREATED
+    );
+
+    // Unpublished: unlisted and sandboxed again; unpublishing twice changes nothing.
+    for _ in 0..2 {
+        assert_eq!(
+            call(&server, Method::DELETE, &release, &manage).await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    let unpublished: Value = server
+        .api(Method::GET, &release, &manage)
+        .fetch_json()
+        .await;
+    assert_eq!(unpublished["status"], "unpublished");
+    assert_eq!(
+        send_status(&server, &key, CITIZEN).await,
+        StatusCode::FORBIDDEN
+    );
+    let details = server
+        .citizen(Method::GET, &format!("/services/{id}"), &citizen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(details.status(), StatusCode::NOT_FOUND);
+
+    // The history, newest first by default, in pages.
+    let expected = [
+        "draft",
+        "submitted",
+        "rejected",
+        "draft",
+        "submitted",
+        "approved",
+        "published",
+        "draft",
+        "unpublished",
+    ];
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = format!("{path}/history?order=ASC&limit=4");
+        if let Some(token) = &token {
+            url.push_str(&format!("&continuationToken={token}"));
+        }
+        let page: Value = server.api(Method::GET, &url, &manage).fetch_json().await;
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["status"]["value"].as_str().unwrap().to_owned());
+        }
+        match page["continuationToken"].as_str() {
+            Some(next) => token = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    let newest: Value = server
+        .api(Method::GET, &format!("{path}/history?limit=1"), &manage)
+        .fetch_json()
+        .await;
+    assert_eq!(
+        newest["items"][0]["status"],
+        json!({ "kind": "publication", "value": "unpublished" })
+    );
+
+    // Deleted: gone from the institution's list, and it sends to nobody.
+    assert_eq!(
+        call(&server, Method::DELETE, &path, &manage).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&server, Method::GET, &path, &manage).await,
+        StatusCode::NOT_FOUND
+    );
+    let list: Value = server
+        .api(Method::GET, "/manage/services", &manage)
+        .fetch_json()
+        .await;
+    assert_eq!(list["pagination"]["count"], 0);
+    assert_eq!(
+        send_status(&server, &key, OTHER_CITIZEN).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn service_management_checks_the_institution_the_payload_and_the_key() {
+    let server = TestServer::start().await;
+    let manage = manage_key(&server, ORGANIZATION).await;
+    let other = manage_key(&server, OTHER_ORGANIZATION).await;
+    let created: Value = server
+        .api(Method::POST, "/manage/services", &manage)
+        .json(&cms_payload("Tassa rifiuti"))
+        .fetch_json()
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Another institution neither sees nor changes it, nor creates services for it.
+    let path = format!("/manage/services/{id}");
+    assert_eq!(
+        call(&server, Method::GET, &path, &other).await,
+        StatusCode::NOT_FOUND
+    );
+    let foreign = server
+        .api(Method::POST, "/manage/services", &other)
+        .json(&cms_payload("Servizio altrui"))
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(foreign, StatusCode::FORBIDDEN).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("organization.fiscal_code")
+    );
+
+    // Payload errors name the field.
+    let mut bad_topic = cms_payload("Tassa rifiuti");
+    bad_topic["metadata"]["topic_id"] = json!(999);
+    let mut bad_recipient = cms_payload("Tassa rifiuti");
+    bad_recipient["authorized_recipients"] = json!(["NOTAFISCALCODE"]);
+    let mut no_name = cms_payload("Tassa rifiuti");
+    no_name["name"] = json!("  ");
+    let mut bad_cidr = cms_payload("Tassa rifiuti");
+    bad_cidr["authorized_cidrs"] = json!(["10.0.0.0/99"]);
+    for (body, field) in [
+        (bad_topic, "metadata.topic_id"),
+        (bad_recipient, "authorized_recipients[0]"),
+        (no_name, "name"),
+        (bad_cidr, "authorized_cidrs[0]"),
+    ] {
+        let response = server
+            .api(Method::PUT, &path, &manage)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(response, StatusCode::BAD_REQUEST).await;
+        assert!(
+            problem["detail"].as_str().unwrap().starts_with(field),
+            "{problem}"
+        );
+    }
+
+    // Paging of the institution's services.
+    for n in 0..3 {
+        let response = server
+            .api(Method::POST, "/manage/services", &manage)
+            .json(&cms_payload(&format!("Servizio {n}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let page: Value = server
+        .api(Method::GET, "/manage/services?limit=3&offset=2", &manage)
+        .fetch_json()
+        .await;
+    assert_eq!(
+        page["pagination"],
+        json!({ "offset": 2, "limit": 3, "count": 4 })
+    );
+    assert_eq!(page["value"].as_array().unwrap().len(), 2);
+    let bad_limit = server
+        .api(Method::GET, "/manage/services?limit=101", &manage)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(bad_limit, StatusCode::BAD_REQUEST).await;
+
+    // A service's key reads the topics and nothing else here.
+    let keys: Value = server
+        .api(Method::GET, &format!("{path}/keys"), &manage)
+        .fetch_json()
+        .await;
+    let key = keys["primary_key"].as_str().unwrap().to_owned();
+    let topics: Value = server
+        .api(Method::GET, "/manage/services/topics", &key)
+        .fetch_json()
+        .await;
+    assert_eq!(topics["topics"][10]["name"], "Redditi, patrimoni e fisco");
+    assert_eq!(
+        call(&server, Method::GET, &path, &key).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // A regenerated key replaces the old one at once; the other slot keeps working.
+    let regenerated: Value = server
+        .api(Method::PUT, &format!("{path}/keys/primary"), &manage)
+        .fetch_json()
+        .await;
+    assert_ne!(regenerated["primary_key"], keys["primary_key"]);
+    assert_eq!(regenerated["secondary_key"], keys["secondary_key"]);
+    assert_eq!(
+        call(&server, Method::GET, "/manage/services/topics", &key).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(
+            &server,
+            Method::PUT,
+            &format!("{path}/keys/tertiary"),
+            &manage
+        )
+        .await,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The admin API will not create a service whose id names a manage subscription.
+    let response = server
+        .admin(Method::POST, "/adm/services")
+        .json(&json!({
+            "service_id": format!("MANAGE-{ORGANIZATION}"),
+            "service_name": "x", "department_name": "x", "organization_name": "x",
+            "organization_fiscal_code": ORGANIZATION,
+        }))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::BAD_REQUEST).await;
+}

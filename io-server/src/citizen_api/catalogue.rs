@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::problem::{ApiResult, Problem};
+use crate::query_number::number;
 
 /// Page size bounds and default.
 pub const LIMIT: (usize, usize, usize) = (1, 100, 20);
@@ -107,24 +108,6 @@ pub struct Contacts {
     phone: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     address: Option<String>,
-}
-
-fn number(
-    raw: Option<&str>,
-    name: &str,
-    range: (usize, usize),
-    default: usize,
-) -> ApiResult<usize> {
-    match raw {
-        None => Ok(default),
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (range.0..=range.1).contains(&n) => Ok(n),
-            _ => Err(Problem::bad_request(format!(
-                "{name}: expected an integer in {}..={}",
-                range.0, range.1
-            ))),
-        },
-    }
 }
 
 fn paging(offset: Option<&str>, limit: Option<&str>) -> ApiResult<(usize, usize)> {

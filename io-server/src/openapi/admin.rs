@@ -13,6 +13,7 @@ use super::{Api, Operation, Paths, document};
 const TAG_SERVICES: &str = "services";
 const TAG_ACTIVATIONS: &str = "activations";
 const TAG_SUPPORT: &str = "support";
+const TAG_MANAGE: &str = "service management";
 
 /// The longest service, department and organization name (`admin_api`'s `non_empty`).
 const NAME_MAX_CHARS: usize = 255;
@@ -79,6 +80,12 @@ fn service_metadata() -> Value {
             "phone": text(),
             "address": text(),
             "cta": text(),
+            "app_ios": text(),
+            "app_android": text(),
+            "topic_id": described(
+                nullable(json!({ "type": "integer", "minimum": 0, "maximum": io_core::TOPICS.len() - 1 })),
+                "The topic citizens find the service under (GET /api/v1/manage/services/topics lists them).",
+            ),
         }),
     )
 }
@@ -116,6 +123,7 @@ fn service_payload() -> Value {
                 "The keys' permission groups; default on creation: ApiLimitedMessageWrite, ApiMessageRead, ApiLimitedProfileRead. Omitted on update: unchanged.",
             ),
             "version": described(unsigned(), "Ignored: the server keeps the version."),
+            "sandboxed": described(boolean(), "Ignored: set by a managed service's publication."),
         }),
     )
 }
@@ -142,7 +150,7 @@ fn service_view() -> Value {
         json!({
             "service_id": service_id(),
             "service_name": name(),
-            "department_name": name(),
+            "department_name": described(json!({ "type": "string" }), "Empty for a managed service that named none."),
             "organization_name": name(),
             "organization_fiscal_code": organization_fiscal_code(),
             "authorized_cidrs": { "type": "array", "items": { "type": "string" } },
@@ -153,6 +161,7 @@ fn service_view() -> Value {
             "service_metadata": schema_ref("ServiceMetadata"),
             "owner_email": nullable(json!({ "type": "string" })),
             "version": described(json!({ "type": "integer", "format": "int64", "minimum": 1 }), "1 on creation, +1 on each update."),
+            "sandboxed": described(boolean(), "True while a service its institution manages is not published: its keys reach only authorized_recipients."),
             "groups": { "type": "array", "items": group(), "uniqueItems": true },
         }),
     )
@@ -540,6 +549,98 @@ pub fn admin_api_document() -> Value {
             .problem(404, "No such message."),
         ),
     );
+    paths.add(
+        "post",
+        "/organizations/{organization_fiscal_code}/manage-keys",
+        admin(
+            Operation::new(
+                "createManageKeys",
+                "Issue an institution's manage keys (for /api/v1/manage/services)",
+                TAG_MANAGE,
+            )
+            .path("organization_fiscal_code", organization_fiscal_code())
+            .json_body(closed_object(
+                &[],
+                json!({ "groups": described(
+                    json!({ "type": "array", "items": group() }),
+                    "The groups the keys of the institution's new services get; default: ApiMessageWrite, ApiMessageRead, ApiLimitedProfileRead.",
+                ) }),
+            ))
+            .answers(201, "The keys.", schema_ref("Keys"))
+            .problem(400, "The organization fiscal code is not valid.")
+            .problem(409, "The institution already has manage keys."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/organizations/{organization_fiscal_code}/manage-keys",
+        admin(
+            Operation::new("getManageKeys", "An institution's manage keys", TAG_MANAGE)
+                .path("organization_fiscal_code", organization_fiscal_code())
+                .answers(200, "The keys.", schema_ref("Keys"))
+                .problem(400, "The organization fiscal code is not valid.")
+                .problem(404, "The institution has no manage keys."),
+        ),
+    );
+    paths.add(
+        "put",
+        "/organizations/{organization_fiscal_code}/manage-keys",
+        admin(
+            Operation::new(
+                "regenerateManageKey",
+                "Replace one of an institution's manage keys; the other keeps working",
+                TAG_MANAGE,
+            )
+            .path("organization_fiscal_code", organization_fiscal_code())
+            .json_body(closed_object(
+                &["key_type"],
+                json!({ "key_type": schemas::enum_of(&[KeySlot::Primary, KeySlot::Secondary]) }),
+            ))
+            .answers(200, "The keys, one of them new.", schema_ref("Keys"))
+            .problem(400, "The organization fiscal code is not valid.")
+            .problem(404, "The institution has no manage keys.")
+            .problem(409, "Too many concurrent regenerations."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/services/{service_id}/review",
+        admin(
+            Operation::new(
+                "getServiceReview",
+                "A managed service's draft and review status",
+                TAG_MANAGE,
+            )
+            .path("service_id", service_path())
+            .answers(200, "The draft.", schema_ref("CmsServiceLifecycle"))
+            .problem(400, "The service id is not valid.")
+            .problem(404, "No such service managed by an institution."),
+        ),
+    );
+    paths.add(
+        "put",
+        "/services/{service_id}/review",
+        admin(
+            Operation::new(
+                "decideServiceReview",
+                "Approve or reject a managed service's draft under review",
+                TAG_MANAGE,
+            )
+            .describe("Approval publishes the service at once when its institution asked so (auto_publish); a rejection needs a reason, shown to the institution.")
+            .path("service_id", service_path())
+            .json_body(closed_object(
+                &["decision"],
+                json!({
+                    "decision": { "type": "string", "enum": ["approve", "reject"] },
+                    "reason": { "type": "string", "minLength": 1, "maxLength": 1000, "description": "Required to reject." }
+                }),
+            ))
+            .answers(200, "The draft after the decision.", schema_ref("CmsServiceLifecycle"))
+            .problem(400, "The service id is not valid, or a rejection without a reason.")
+            .problem(404, "No such service managed by an institution (or it was deleted).")
+            .problem(409, "The draft is not under review, or another change got in first."),
+        ),
+    );
     paths.add_document_route("admin API");
 
     let mut schemas = vec![
@@ -551,6 +652,7 @@ pub fn admin_api_document() -> Value {
         ("AdminActivationInput", schemas::activation_input(true)),
         ("MessageLookup", lookup),
     ];
+    schemas.extend(super::manage::schemas());
     schemas.extend(schemas::message_response_components());
     document(Api {
         title: "io admin API",

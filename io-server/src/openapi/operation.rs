@@ -68,6 +68,13 @@ impl Operation {
         self.parameter("header", name, false, schema)
     }
 
+    /// [`Operation::json_body`], but a request may come without one.
+    pub(crate) fn optional_json_body(self, schema: Value) -> Self {
+        let mut operation = self.json_body(schema);
+        operation.fields["requestBody"]["required"] = Value::Bool(false);
+        operation
+    }
+
     /// A required JSON body (`crate::body::JsonBody`), with the answers every JSON body can get:
     /// 400 (malformed, or a field of the wrong type), 413 (over `max_body_bytes`), 415 (not JSON).
     pub(crate) fn json_body(mut self, schema: Value) -> Self {
@@ -89,6 +96,13 @@ impl Operation {
     /// A successful answer with a JSON body.
     pub(crate) fn answers(self, status: u16, description: &str, schema: Value) -> Self {
         self.answers_with(status, description, schema, Map::new())
+    }
+
+    /// A successful answer without a body (204).
+    pub(crate) fn answers_empty(mut self, status: u16, description: &str) -> Self {
+        self.responses
+            .insert(status.to_string(), json!({ "description": description }));
+        self
     }
 
     /// A successful answer with a JSON body and response headers.

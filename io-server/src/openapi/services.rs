@@ -307,6 +307,7 @@ pub fn services_api_document() -> Value {
             )),
         );
     }
+    super::manage::add_paths(&mut paths);
     paths.add_document_route("Services API");
 
     let mut schemas = vec![
@@ -334,6 +335,7 @@ pub fn services_api_document() -> Value {
         ("ActivationInput", schemas::activation_input(false)),
     ];
     schemas.extend(schemas::message_response_components());
+    schemas.extend(super::manage::schemas());
     document(Api {
         title: "io Services API",
         description: "IO's Services API (io-reference §6): what institutions call to send messages to citizens. A client written for IO works by changing its base URL. Errors are application/problem+json.",

@@ -1,0 +1,512 @@
+//! IO's service management under `/api/v1/manage/services`: an institution's *manage* key
+//! (issued by the admin API) creates the institution's services, edits their drafts, sends
+//! them to review, publishes and unpublishes them, reads their history and their keys. The
+//! platform's operators approve or reject a draft under review through the admin API. The
+//! rules of the lifecycle are `io_core::ServiceLifecycle`'s; this module maps IO's payloads and
+//! views (`CmsServicePayload`, `CmsServiceLifecycle`, ...) onto it.
+//!
+//! Until it is published, a managed service is *sandboxed*: its keys write only to its
+//! `authorized_recipients`. A change computed from a read another change got ahead of is
+//! refused with 409, as is a change the service's status does not allow.
+
+mod payload;
+pub mod views;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Extension, Json, Router};
+use io_core::{
+    Group, Groups, KeySlot, LifecycleError, LifecycleStatus, OrganizationFiscalCode, ServiceChange,
+    ServiceId, ServiceLifecycle, Store, StoreError, TOPICS,
+};
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::body::JsonBody;
+use crate::institution_limit::Verdict;
+use crate::problem::{ApiResult, Problem};
+use crate::query_number::number;
+use crate::request_headers::single;
+use crate::services_api::KEY_HEADER;
+
+pub use payload::CmsServicePayload;
+pub use views::{HistoryPage, LifecycleView, ServicePage, TopicList};
+
+/// The groups of a managed service's keys when the admin gave its institution's manage key
+/// none: write to anyone (the sandbox holds until publication), read its messages, read the
+/// profiles of its authorized recipients.
+pub fn default_service_groups() -> BTreeSet<Group> {
+    BTreeSet::from([
+        Group::ApiMessageWrite,
+        Group::ApiMessageRead,
+        Group::ApiLimitedProfileRead,
+    ])
+}
+
+/// Who calls: an institution, through its manage key or through one of its services' keys
+/// (which may only read the topics).
+#[derive(Debug, Clone)]
+pub struct InstitutionCaller {
+    /// The institution.
+    pub organization: OrganizationFiscalCode,
+    /// With a manage key: the groups its new services' keys get.
+    pub manage_groups: Option<Groups>,
+}
+
+impl InstitutionCaller {
+    /// 403 unless the caller presented its institution's manage key.
+    fn require_manage(&self) -> Result<Groups, Problem> {
+        self.manage_groups.clone().ok_or_else(|| {
+            Problem::forbidden(
+                "this operation needs the institution's manage key (a service's key cannot manage services)",
+            )
+        })
+    }
+}
+
+/// The `/manage` routes, under `/api/v1`.
+pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
+    Router::new()
+        .route(
+            "/manage/services",
+            axum::routing::post(create::<S>).get(list::<S>),
+        )
+        .route("/manage/services/topics", get(topics))
+        .route(
+            "/manage/services/{serviceId}",
+            get(read::<S>).put(update::<S>).delete(delete::<S>),
+        )
+        .route("/manage/services/{serviceId}/review", put(review::<S>))
+        .route(
+            "/manage/services/{serviceId}/release",
+            axum::routing::post(release::<S>)
+                .get(published::<S>)
+                .delete(unpublish::<S>),
+        )
+        .route("/manage/services/{serviceId}/history", get(history::<S>))
+        .route("/manage/services/{serviceId}/keys", get(keys::<S>))
+        .route(
+            "/manage/services/{serviceId}/keys/{keyType}",
+            put(regenerate_key::<S>),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            authenticate::<S>,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            app,
+            crate::app::measure::<S>,
+        ))
+}
+
+/// Authenticates the key (a manage key, or a service's key whose institution is the caller)
+/// and counts the call against the institution's rate limit.
+async fn authenticate<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let caller = match identify(&app, peer, request.headers()).await {
+        Ok(caller) => caller,
+        Err(problem) => return problem.into_response(),
+    };
+    if let Verdict::Refused { limit, retry_after } = app.limiter.check(caller.organization.as_str())
+    {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        return Problem::too_many_requests(
+            format!(
+                "the institution {} exceeded its limit of {limit} calls per period; retry after {secs} s",
+                caller.organization.as_str()
+            ),
+            secs,
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+async fn identify<S: Store>(
+    app: &App<S>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<InstitutionCaller, Problem> {
+    let key = single(headers, KEY_HEADER)?
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Problem::unauthorized("missing Ocp-Apim-Subscription-Key header"))?;
+    let (subscription, groups) = crate::api_keys::authenticate(&*app.store, &app.keys, key)
+        .await?
+        .ok_or_else(|| Problem::unauthorized("the subscription key is not valid"))?;
+    if let Some(organization) = crate::api_keys::managing_institution(&subscription) {
+        return Ok(InstitutionCaller {
+            organization,
+            manage_groups: Some(groups),
+        });
+    }
+    // A service's key: the checks of the Services API (its service exists, the source
+    // address is authorized) apply.
+    let caller = crate::services_api::identify(app, peer, headers).await?;
+    Ok(InstitutionCaller {
+        organization: caller.service.organization_fiscal_code,
+        manage_groups: None,
+    })
+}
+
+/// A lifecycle error as IO answers it: 409, the detail saying what the status allows.
+fn refused(error: LifecycleError) -> Problem {
+    match error {
+        LifecycleError::NeverPublished => Problem::not_found(error.to_string()),
+        other => Problem::conflict(other.to_string()),
+    }
+}
+
+fn parse_service_id(raw: &str) -> Result<ServiceId, Problem> {
+    ServiceId::parse(raw).map_err(|e| Problem::bad_request(format!("serviceId: {e}")))
+}
+
+/// The caller's service `raw` with the version of the service the engine sends with; 404 for
+/// another institution's service, a deleted one or one that is not managed.
+async fn owned<S: Store>(
+    app: &App<S>,
+    caller: &InstitutionCaller,
+    raw: &str,
+) -> ApiResult<(ServiceLifecycle, u64)> {
+    let id = parse_service_id(raw)?;
+    let not_found = || Problem::not_found(format!("the institution has no service {id}"));
+    let lifecycle = app
+        .store
+        .service_lifecycle(&id)
+        .await?
+        .filter(|l| l.service.organization_fiscal_code == caller.organization)
+        .filter(|l| l.status != LifecycleStatus::Deleted)
+        .ok_or_else(not_found)?;
+    let engine_version = app.store.service(&id).await?.map_or(0, |s| s.version);
+    Ok((lifecycle, engine_version))
+}
+
+/// Writes `change`; a concurrent change that got in first (the stored version moved) is a 409
+/// that says so.
+async fn commit<S: Store>(app: &App<S>, change: &ServiceChange) -> ApiResult<()> {
+    match app.store.commit_service_change(change).await {
+        Err(StoreError::Conflict { what, .. }) => Err(Problem::conflict(format!(
+            "the service was changed concurrently ({what}); read it again and retry"
+        ))),
+        result => Ok(result?),
+    }
+}
+
+/// Reads the caller's service, computes `change` from it and writes it.
+async fn change<S: Store, F>(
+    app: &App<S>,
+    caller: &InstitutionCaller,
+    raw: &str,
+    change: F,
+) -> ApiResult<ServiceLifecycle>
+where
+    F: FnOnce(&ServiceLifecycle, u64) -> ApiResult<ServiceChange>,
+{
+    caller.require_manage()?;
+    let (lifecycle, engine_version) = owned(app, caller, raw).await?;
+    let change = change(&lifecycle, engine_version)?;
+    commit(app, &change).await?;
+    Ok(change.lifecycle)
+}
+
+/// `POST /manage/services`: a new draft with its keys (201).
+async fn create<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    JsonBody(payload): JsonBody<CmsServicePayload>,
+) -> ApiResult<Response> {
+    let groups = caller.require_manage()?;
+    let groups = if groups.0.is_empty() {
+        Groups(default_service_groups())
+    } else {
+        groups
+    };
+    let id = ServiceId::parse(&ulid::Ulid::new().to_string()).map_err(Problem::internal)?;
+    let service = payload.into_service(id.clone(), &caller.organization, None)?;
+    let access = app.keys.access(&id, groups, 1, 1);
+    let change = ServiceLifecycle::create(service, access, app.clock.now());
+    commit(&app, &change).await?;
+    let mut response = (
+        StatusCode::CREATED,
+        Json(views::lifecycle(&change.lifecycle)),
+    )
+        .into_response();
+    if let Ok(location) = format!("/api/v1/manage/services/{id}").parse() {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `GET /manage/services` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+/// `GET /manage/services`: the institution's services (deleted ones left out), by id.
+async fn list<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<ServicePage>> {
+    caller.require_manage()?;
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let limit = number(query.limit.as_deref(), "limit", (1, 100), 20)?;
+    let offset = number(query.offset.as_deref(), "offset", (0, 1_000_000), 0)?;
+    let mut all = app.store.service_lifecycles(&caller.organization).await?;
+    all.retain(|l| l.status != LifecycleStatus::Deleted);
+    Ok(Json(views::page(&all, offset, limit)))
+}
+
+/// `GET /manage/services/topics`.
+async fn topics(Extension(_caller): Extension<InstitutionCaller>) -> Json<TopicList> {
+    Json(views::topics(TOPICS))
+}
+
+/// `GET /manage/services/{serviceId}`.
+async fn read<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(service_id): Path<String>,
+) -> ApiResult<Json<LifecycleView>> {
+    caller.require_manage()?;
+    let (lifecycle, _) = owned(&app, &caller, &service_id).await?;
+    Ok(Json(views::lifecycle(&lifecycle)))
+}
+
+/// `PUT /manage/services/{serviceId}`: replaces the draft (409 while under review).
+async fn update<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(service_id): Path<String>,
+    JsonBody(payload): JsonBody<CmsServicePayload>,
+) -> ApiResult<Json<LifecycleView>> {
+    let now = app.clock.now();
+    let organization = caller.organization.clone();
+    let lifecycle = change(&app, &caller, &service_id, |stored, engine_version| {
+        let service = payload.into_service(
+            stored.service.service_id.clone(),
+            &organization,
+            Some(&stored.service),
+        )?;
+        stored.update(service, engine_version, now).map_err(refused)
+    })
+    .await?;
+    Ok(Json(views::lifecycle(&lifecycle)))
+}
+
+/// `DELETE /manage/services/{serviceId}`: 204; the service is unpublished and sends to
+/// nobody.
+async fn delete<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(service_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = app.clock.now();
+    change(&app, &caller, &service_id, |stored, version| {
+        Ok(stored.delete(version, now))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// IO's `CmsReviewRequest`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// Publish as soon as the platform approves.
+    auto_publish: bool,
+}
+
+/// `PUT /manage/services/{serviceId}/review`: sends the draft to review (204; 409 unless it
+/// is a draft). IO's body is optional: no body means no automatic publication.
+async fn review<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(service_id): Path<String>,
+    request: Request,
+) -> ApiResult<StatusCode> {
+    let auto_publish = if request_has_body(request.headers()) {
+        let JsonBody(body) =
+            <JsonBody<ReviewRequest> as axum::extract::FromRequest<_>>::from_request(request, &())
+                .await?;
+        body.auto_publish
+    } else {
+        false
+    };
+    let now = app.clock.now();
+    change(&app, &caller, &service_id, |stored, version| {
+        stored.review(auto_publish, version, now).map_err(refused)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether a request announces a body (a length above zero, or chunks).
+fn request_has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// `POST /manage/services/{serviceId}/release`: publishes the approved draft (204; 409
+/// unless approved).
+async fn release<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(service_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let now = app.clock.now();
+    change(&app, &caller, &service_id, |stored, version| {
+        stored.release(version, now).map_err(refused)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /manage/services/{serviceId}/release`: the last released version (404 if none).
+async fn published<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(service_id): Path<String>,
+) -> ApiResult<Json<views::PublicationView>> {
+    caller.require_manage()?;
+    let (lifecycle, _) = owned(&app, &caller, &service_id).await?;
+    let publication = lifecycle.publication.as_ref().ok_or_else(|| {
+        Problem::not_found(format!(
+            "service {} has never been published",
+            lifecycle.service.service_id
+        ))
+    })?;
+    Ok(Json(views::publication(publication)))
+}
+
+/// `DELETE /manage/services/{serviceId}/release`: takes the published version down (204;
+/// 404 if it was never published; again on an unpublished one: nothing changes).
+async fn unpublish<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(service_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_manage()?;
+    let (lifecycle, engine_version) = owned(&app, &caller, &service_id).await?;
+    if let Some(change) = lifecycle
+        .unpublish(engine_version, app.clock.now())
+        .map_err(refused)?
+    {
+        commit(&app, &change).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /manage/services/{serviceId}/history` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HistoryQuery {
+    order: Option<String>,
+    limit: Option<String>,
+    continuation_token: Option<String>,
+}
+
+/// `GET /manage/services/{serviceId}/history`: newest first unless `order=ASC`, `limit`
+/// items a page (10 by default), `continuationToken` from the previous page.
+async fn history<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(service_id): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Json<HistoryPage>> {
+    caller.require_manage()?;
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let ascending = match query.order.as_deref() {
+        None | Some("DESC") => false,
+        Some("ASC") => true,
+        Some(_) => return Err(Problem::bad_request("order: expected ASC or DESC")),
+    };
+    let limit = number(query.limit.as_deref(), "limit", (1, 100), 10)?;
+    let from =
+        match query.continuation_token.as_deref() {
+            None => None,
+            Some(token) => Some(token.parse::<u64>().map_err(|_| {
+                Problem::bad_request("continuationToken: not a token this API gave")
+            })?),
+        };
+    let (lifecycle, _) = owned(&app, &caller, &service_id).await?;
+    let mut items = app
+        .store
+        .service_history(&lifecycle.service.service_id)
+        .await?;
+    if !ascending {
+        items.reverse();
+    }
+    let start = from.map_or(0, |seq| {
+        items
+            .iter()
+            .position(|item| item.seq == seq)
+            .unwrap_or(items.len())
+    });
+    let page: Vec<_> = items.iter().skip(start).take(limit + 1).collect();
+    let next = page.get(limit).map(|item| item.seq.to_string());
+    Ok(Json(views::history(
+        &lifecycle.service.service_id,
+        page.into_iter().take(limit),
+        next,
+    )))
+}
+
+/// `GET /manage/services/{serviceId}/keys`: the service's two keys.
+async fn keys<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(service_id): Path<String>,
+) -> ApiResult<Json<crate::admin_api::KeysView>> {
+    caller.require_manage()?;
+    let (lifecycle, _) = owned(&app, &caller, &service_id).await?;
+    let id = &lifecycle.service.service_id;
+    let access = app
+        .store
+        .service_access(id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no keys for service {id}")))?;
+    Ok(Json(crate::admin_api::keys_view(&app, id, &access)))
+}
+
+/// `PUT /manage/services/{serviceId}/keys/{keyType}`: a new key in the slot (`primary` or
+/// `secondary`); the other keeps working.
+async fn regenerate_key<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path((service_id, key_type)): Path<(String, String)>,
+) -> ApiResult<Json<crate::admin_api::KeysView>> {
+    caller.require_manage()?;
+    let slot = match key_type.as_str() {
+        "primary" => KeySlot::Primary,
+        "secondary" => KeySlot::Secondary,
+        _ => {
+            return Err(Problem::bad_request(
+                "keyType: expected primary or secondary",
+            ));
+        }
+    };
+    let (lifecycle, _) = owned(&app, &caller, &service_id).await?;
+    let id = &lifecycle.service.service_id;
+    let access = crate::admin_api::regenerate(&app, id, slot).await?;
+    Ok(Json(crate::admin_api::keys_view(&app, id, &access)))
+}

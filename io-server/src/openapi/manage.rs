@@ -1,0 +1,462 @@
+//! Service management in the Services API's document (`/api/v1/manage/services`,
+//! `crate::manage_api`): the operations, with IO's operation ids, and their schemas.
+
+use serde_json::{Value, json};
+
+use super::schemas::{
+    self, closed_object, described, fiscal_code, object, organization_fiscal_code, schema_ref,
+};
+use super::{Operation, Paths};
+use io_core::{ServiceScope, TOPICS};
+
+const TAG: &str = "manage";
+
+/// A managed service's id: the ULID io gives it.
+fn managed_service_id() -> Value {
+    json!({
+        "type": "string",
+        "description": "The service's id (a ULID io gives it at creation).",
+        "example": "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    })
+}
+
+/// What the manage routes' authentication may answer before any handler runs.
+fn authenticated(operation: Operation) -> Operation {
+    operation
+        .problem(
+            401,
+            "No Ocp-Apim-Subscription-Key header, or a key that is not valid.",
+        )
+        .problem(
+            403,
+            "The key is a service's key (only the institution's manage key manages services), or a service's key from outside its authorized_cidrs.",
+        )
+        .problem(
+            429,
+            "The institution exceeded its rate limit (shared by its manage and service keys).",
+        )
+        .store()
+}
+
+/// An operation on one of the caller's services.
+fn on_service(operation: Operation) -> Operation {
+    authenticated(operation.path("serviceId", managed_service_id())).problem(
+        404,
+        "The institution has no such service (or it was deleted).",
+    )
+}
+
+/// Adds the `/manage/services` operations to the Services API's paths.
+pub(super) fn add_paths(paths: &mut Paths) {
+    let base = "/manage/services";
+    let one = "/manage/services/{serviceId}";
+    paths.add(
+        "post",
+        base,
+        authenticated(
+            Operation::new("cmsCreateService", "Create a service (a draft, sandboxed until published)", TAG)
+                .json_body(schema_ref("CmsServicePayload"))
+                .answers(201, "The new draft, with the id io gave it.", schema_ref("CmsServiceLifecycle"))
+                .problem(400, "A field is not valid (the detail names it): a topic_id not listed, a fiscal code or a CIDR that does not parse, a text empty or over 1000 characters.")
+                .problem(403, "organization.fiscal_code is not the key's institution."),
+        ),
+    );
+    paths.add(
+        "get",
+        base,
+        authenticated(
+            Operation::new(
+                "cmsGetServices",
+                "The institution's services (deleted ones left out), by id",
+                TAG,
+            )
+            .query(
+                "limit",
+                json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 20 }),
+            )
+            .query(
+                "offset",
+                json!({ "type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0 }),
+            )
+            .answers(
+                200,
+                "A page of services and the total count.",
+                schema_ref("CmsServicePagination"),
+            )
+            .problem(400, "limit or offset out of range."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/manage/services/topics",
+        authenticated(
+            Operation::new(
+                "getServiceTopics",
+                "The topics a service can be listed under (any key of the institution)",
+                TAG,
+            )
+            .answers(200, "Every topic.", schema_ref("CmsServiceTopicList")),
+        ),
+    );
+    paths.add(
+        "get",
+        one,
+        on_service(
+            Operation::new(
+                "cmsGetService",
+                "A service's draft and its review status",
+                TAG,
+            )
+            .answers(200, "The service.", schema_ref("CmsServiceLifecycle")),
+        )
+        .problem(400, "serviceId is not a service id."),
+    );
+    paths.add(
+        "put",
+        one,
+        on_service(
+            Operation::new("cmsUpdateService", "Replace a service's draft (it becomes a draft again; a published version stays in force)", TAG)
+                .json_body(schema_ref("CmsServicePayload"))
+                .answers(200, "The updated draft.", schema_ref("CmsServiceLifecycle"))
+                .problem(400, "A field is not valid (the detail names it).")
+                .problem(403, "organization.fiscal_code is not the key's institution.")
+                .problem(409, "The service is under review, or another change got in first (read it again and retry)."),
+        ),
+    );
+    paths.add(
+        "delete",
+        one,
+        on_service(
+            Operation::new(
+                "cmsDeleteService",
+                "Delete a service: unpublished, unlisted, it sends to nobody",
+                TAG,
+            )
+            .answers_empty(204, "Deleted.")
+            .problem(409, "Another change got in first."),
+        )
+        .problem(400, "serviceId is not a service id."),
+    );
+    paths.add(
+        "put",
+        "/manage/services/{serviceId}/review",
+        on_service(
+            Operation::new(
+                "cmsReviewService",
+                "Send the draft to the platform's review",
+                TAG,
+            )
+            .describe("The body is optional; without one the service is not published on approval.")
+            .optional_json_body(schema_ref("CmsReviewRequest"))
+            .answers_empty(204, "Under review.")
+            .problem(
+                409,
+                "Only a draft goes to review (a rejected one once edited).",
+            ),
+        ),
+    );
+    let release = "/manage/services/{serviceId}/release";
+    paths.add(
+        "post",
+        release,
+        on_service(
+            Operation::new(
+                "cmsReleaseService",
+                "Publish the approved draft: listed to citizens, writing to any of them",
+                TAG,
+            )
+            .answers_empty(204, "Published.")
+            .problem(
+                409,
+                "The draft is not approved, or another change got in first.",
+            ),
+        )
+        .problem(400, "serviceId is not a service id."),
+    );
+    paths.add(
+        "get",
+        release,
+        on_service(
+            Operation::new(
+                "cmsGetPublishedService",
+                "The last released version and whether it is published",
+                TAG,
+            )
+            .answers(
+                200,
+                "The released version.",
+                schema_ref("CmsServicePublication"),
+            ),
+        )
+        .problem(400, "serviceId is not a service id.")
+        .problem(404, "The service has never been released."),
+    );
+    paths.add(
+        "delete",
+        release,
+        on_service(
+            Operation::new(
+                "cmsUnpublishService",
+                "Take the published version down (sandboxed and unlisted again)",
+                TAG,
+            )
+            .answers_empty(204, "Unpublished (also when it already was).")
+            .problem(409, "Another change got in first."),
+        )
+        .problem(400, "serviceId is not a service id.")
+        .problem(404, "The service has never been released."),
+    );
+    paths.add(
+        "get",
+        "/manage/services/{serviceId}/history",
+        on_service(
+            Operation::new(
+                "cmsGetServiceHistory",
+                "Every change of the service, newest first unless order=ASC",
+                TAG,
+            )
+            .query(
+                "order",
+                json!({ "type": "string", "enum": ["ASC", "DESC"], "default": "DESC" }),
+            )
+            .query(
+                "limit",
+                json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 10 }),
+            )
+            .query(
+                "continuationToken",
+                json!({ "type": "string", "description": "From the previous page." }),
+            )
+            .answers(
+                200,
+                "A page of the history.",
+                schema_ref("CmsServiceHistory"),
+            )
+            .problem(400, "order, limit or continuationToken is not valid."),
+        ),
+    );
+    paths.add(
+        "get",
+        "/manage/services/{serviceId}/keys",
+        on_service(
+            Operation::new("cmsGetServiceKeys", "The service's two keys", TAG).answers(
+                200,
+                "The keys.",
+                schema_ref("CmsSubscriptionKeys"),
+            ),
+        )
+        .problem(400, "serviceId is not a service id."),
+    );
+    paths.add(
+        "put",
+        "/manage/services/{serviceId}/keys/{keyType}",
+        on_service(
+            Operation::new(
+                "cmsRegenerateServiceKey",
+                "A new key in one slot; the other keeps working",
+                TAG,
+            )
+            .path(
+                "keyType",
+                json!({ "type": "string", "enum": ["primary", "secondary"], "example": "primary" }),
+            )
+            .answers(200, "The keys in force.", schema_ref("CmsSubscriptionKeys"))
+            .problem(400, "keyType is not primary or secondary.")
+            .problem(409, "Too many concurrent regenerations."),
+        ),
+    );
+}
+
+fn text() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 1000 })
+}
+
+/// The metadata texts a payload may carry and a view shows.
+fn metadata_texts() -> serde_json::Map<String, Value> {
+    [
+        "web_url",
+        "app_ios",
+        "app_android",
+        "tos_url",
+        "privacy_url",
+        "address",
+        "phone",
+        "email",
+        "pec",
+        "cta",
+        "support_url",
+    ]
+    .into_iter()
+    .map(|name| (name.to_owned(), text()))
+    .collect()
+}
+
+fn scope() -> Value {
+    schemas::variants!(ServiceScope: National, Local)
+}
+
+/// IO's `CmsServiceData` properties with the metadata schema given.
+fn service_data(metadata: Value) -> serde_json::Map<String, Value> {
+    let mut properties = serde_json::Map::new();
+    properties.insert("name".into(), text());
+    properties.insert("description".into(), text());
+    properties.insert("organization".into(), schema_ref("CmsOrganization"));
+    properties.insert(
+        "require_secure_channel".into(),
+        json!({ "type": "boolean", "default": false }),
+    );
+    properties.insert(
+        "authorized_recipients".into(),
+        json!({ "type": "array", "maxItems": 1000, "items": fiscal_code() }),
+    );
+    properties.insert(
+        "authorized_cidrs".into(),
+        json!({ "type": "array", "maxItems": 1000, "items": { "type": "string", "example": "192.168.0.0/24" } }),
+    );
+    properties.insert(
+        "max_allowed_payment_amount".into(),
+        json!({ "type": "integer", "minimum": 0, "maximum": 9_999_999_999_u64, "default": 0 }),
+    );
+    properties.insert("metadata".into(), metadata);
+    properties
+}
+
+/// A view: an id, a status, the last update and the service's data.
+fn view(status: Value) -> Value {
+    let mut properties = service_data(schema_ref("CmsServiceMetadata"));
+    properties.insert("id".into(), managed_service_id());
+    properties.insert("status".into(), status);
+    properties.insert("last_update".into(), schemas::timestamp());
+    object(
+        &[
+            "id",
+            "status",
+            "last_update",
+            "name",
+            "description",
+            "organization",
+            "metadata",
+        ],
+        Value::Object(properties),
+    )
+}
+
+/// The schemas of the operations above.
+pub(super) fn schemas() -> Vec<(&'static str, Value)> {
+    let mut payload_metadata = metadata_texts();
+    payload_metadata.insert("scope".into(), scope());
+    payload_metadata.insert(
+        "topic_id".into(),
+        json!({ "type": "integer", "minimum": 0, "maximum": TOPICS.len() - 1, "example": 3 }),
+    );
+    payload_metadata.insert(
+        "token_name".into(),
+        described(text(), "Accepted and not kept (IO deprecated it)."),
+    );
+    let mut view_metadata = metadata_texts();
+    view_metadata.insert("scope".into(), scope());
+    view_metadata.insert("topic".into(), schema_ref("CmsServiceTopic"));
+    let lifecycle_status = object(
+        &["value"],
+        json!({
+            "value": { "type": "string", "enum": ["draft", "submitted", "approved", "rejected", "deleted"] },
+            "reason": { "type": "string", "description": "Why the platform rejected it." }
+        }),
+    );
+    vec![
+        (
+            "CmsServicePayload",
+            closed_object(
+                &["name", "description", "organization", "metadata"],
+                Value::Object(service_data(schema_ref("CmsServicePayloadMetadata"))),
+            ),
+        ),
+        (
+            "CmsServicePayloadMetadata",
+            closed_object(&["scope", "topic_id"], Value::Object(payload_metadata)),
+        ),
+        (
+            "CmsServiceMetadata",
+            object(&["scope"], Value::Object(view_metadata)),
+        ),
+        (
+            "CmsOrganization",
+            closed_object(
+                &["name", "fiscal_code"],
+                json!({
+                    "name": text(),
+                    "fiscal_code": organization_fiscal_code(),
+                    "department_name": text(),
+                }),
+            ),
+        ),
+        ("CmsServiceLifecycle", view(lifecycle_status)),
+        (
+            "CmsServicePublication",
+            view(json!({ "type": "string", "enum": ["published", "unpublished"] })),
+        ),
+        (
+            "CmsServiceHistoryItem",
+            view(object(
+                &["kind", "value"],
+                json!({
+                    "kind": { "type": "string", "enum": ["lifecycle", "publication"] },
+                    "value": { "type": "string", "enum": ["draft", "submitted", "approved", "rejected", "deleted", "published", "unpublished"] },
+                    "reason": { "type": "string" }
+                }),
+            )),
+        ),
+        (
+            "CmsServiceHistory",
+            object(
+                &["items"],
+                json!({
+                    "items": { "type": "array", "items": schema_ref("CmsServiceHistoryItem") },
+                    "continuationToken": { "type": "string", "description": "Absent on the last page." }
+                }),
+            ),
+        ),
+        (
+            "CmsServicePagination",
+            object(
+                &["value", "pagination"],
+                json!({
+                    "value": { "type": "array", "items": schema_ref("CmsServiceLifecycle") },
+                    "pagination": object(&["offset", "limit", "count"], json!({
+                        "offset": { "type": "integer", "minimum": 0 },
+                        "limit": { "type": "integer", "minimum": 1 },
+                        "count": { "type": "integer", "minimum": 0 }
+                    }))
+                }),
+            ),
+        ),
+        (
+            "CmsServiceTopic",
+            object(
+                &["id", "name"],
+                json!({ "id": { "type": "integer", "minimum": 0 }, "name": { "type": "string" } }),
+            ),
+        ),
+        (
+            "CmsServiceTopicList",
+            object(
+                &["topics"],
+                json!({ "topics": { "type": "array", "items": schema_ref("CmsServiceTopic") } }),
+            ),
+        ),
+        (
+            "CmsReviewRequest",
+            closed_object(
+                &["auto_publish"],
+                json!({ "auto_publish": { "type": "boolean" } }),
+            ),
+        ),
+        (
+            "CmsSubscriptionKeys",
+            object(
+                &["primary_key", "secondary_key"],
+                json!({ "primary_key": { "type": "string" }, "secondary_key": { "type": "string" } }),
+            ),
+        ),
+    ]
+}
