@@ -24,7 +24,8 @@ pub enum Group {
     ApiMessageReadAdvanced,
     /// Read the subscriptions feed.
     ApiSubscriptionsFeedRead,
-    /// Manage the service itself (reserved: io's service management is the admin API).
+    /// Manage the service itself: with it a service's key may also set its institution's logo
+    /// (`PUT /organizations/{organization_fiscal_code}/logo`).
     ApiServiceWrite,
 }
 

@@ -42,6 +42,7 @@ pub mod groups;
 pub mod ids;
 pub mod installation;
 pub mod journal;
+pub mod logo;
 pub mod message;
 pub mod message_flags;
 pub mod network;
@@ -79,6 +80,7 @@ pub use groups::{Group, Groups};
 pub use ids::{DeliveryId, IdError, IdempotencyKey, MessageId, ServiceId};
 pub use installation::{Installation, InstallationId, PushPlatform};
 pub use journal::{JournalEntry, JournalError, JournalEvent, JournalHead};
+pub use logo::{Logo, LogoError, LogoOwner, MAX_LOGO_BYTES, MAX_LOGO_SIDE, sample_png};
 pub use message::{
     FeatureLevel, Message, MessageContent, NewMessage, NewMessageContent, NewPayee, NewPaymentData,
     NewPrescriptionData, PaymentData, PrescriptionData, SenderCapabilities, SenderLimits,

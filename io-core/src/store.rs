@@ -22,9 +22,9 @@ pub use records::{
 use crate::{
     Activation, ApiKeyOwner, CallbackCursor, CallbackTarget, Choice, DataRequest, DayFeed,
     Delivery, DeliveryId, EmailAddress, FeedDay, FeedEvent, FiscalCode, FlagsChange, FlagsError,
-    Installation, InstallationId, KeyHash, MessageFlags, MessageId, OrganizationFiscalCode,
-    Profile, Service, ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId,
-    ServiceLifecycle, ServicePreference, Timestamp,
+    Installation, InstallationId, KeyHash, Logo, LogoOwner, MessageFlags, MessageId,
+    OrganizationFiscalCode, Profile, Service, ServiceAccess, ServiceChange, ServiceHistoryItem,
+    ServiceId, ServiceLifecycle, ServicePreference, Timestamp,
 };
 
 /// Why a store operation failed.
@@ -142,6 +142,18 @@ pub trait Store: Send + Sync + 'static {
         &self,
         service: &ServiceId,
     ) -> impl Future<Output = Result<Vec<ServiceHistoryItem>, StoreError>> + Send;
+    /// Sets (`Some`, replacing the one kept) or removes (`None`) the logo of a service or an
+    /// institution.
+    fn put_logo(
+        &self,
+        owner: &LogoOwner,
+        logo: Option<&Logo>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The logo of a service or an institution.
+    fn logo(
+        &self,
+        owner: &LogoOwner,
+    ) -> impl Future<Output = Result<Option<Logo>, StoreError>> + Send;
     /// Registers (`Some`) or removes (`None`) a service's callback target. Outboxes already
     /// open keep going to the registration in force when each event is sent.
     fn put_callback(

@@ -35,11 +35,11 @@ use io_core::{
     AcceptOutcome, AcceptRecord, Activation, ApiKeyOwner, AttemptStart, CallbackCursor,
     CallbackRecord, CallbackTarget, Choice, DataRequest, DayFeed, Delivery, DeliveryId,
     DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence, FeedDay, FeedEvent,
-    FiscalCode, FlagsChange, FlagsError, Installation, InstallationId, KeyHash, MessageFlags,
-    MessageId, OrganizationFiscalCode, ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord,
-    RecipientRecords, Service, ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId,
-    ServiceLifecycle, ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task,
-    Timestamp,
+    FiscalCode, FlagsChange, FlagsError, Installation, InstallationId, KeyHash, Logo, LogoOwner,
+    MessageFlags, MessageId, OrganizationFiscalCode, ProcessRecord, Profile, ReceiptOutcome,
+    ReceiptRecord, RecipientRecords, Service, ServiceAccess, ServiceChange, ServiceHistoryItem,
+    ServiceId, ServiceLifecycle, ServicePreference, Store, StoreError, StoredJournal,
+    StoredMessage, Task, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -441,6 +441,14 @@ impl Store for PostgresStore {
 
     async fn callback(&self, service: &ServiceId) -> Result<Option<CallbackTarget>, StoreError> {
         records::callback(self, service).await
+    }
+
+    async fn put_logo(&self, owner: &LogoOwner, logo: Option<&Logo>) -> Result<(), StoreError> {
+        records::put_logo(self, owner, logo).await
+    }
+
+    async fn logo(&self, owner: &LogoOwner) -> Result<Option<Logo>, StoreError> {
+        records::logo(self, owner).await
     }
 
     async fn put_profile(&self, profile: &Profile) -> Result<(), StoreError> {

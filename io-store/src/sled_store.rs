@@ -46,10 +46,10 @@ use io_core::{
     CallbackRecord, CallbackTarget, Choice, DataRequest, DayFeed, Delivery, DeliveryId,
     DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence, FeedDay, FeedEvent,
     FeedScope, FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation, InstallationId,
-    KeyHash, Message, MessageFlags, MessageId, OrganizationFiscalCode, ProcessRecord, Profile,
-    ReceiptOutcome, ReceiptRecord, Service, ServiceAccess, ServiceChange, ServiceHistoryItem,
-    ServiceId, ServiceLifecycle, ServicePreference, Store, StoreError, StoredJournal,
-    StoredMessage, Task, TaskKind, Timestamp,
+    KeyHash, Logo, LogoOwner, Message, MessageFlags, MessageId, OrganizationFiscalCode,
+    ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord, Service, ServiceAccess, ServiceChange,
+    ServiceHistoryItem, ServiceId, ServiceLifecycle, ServicePreference, Store, StoreError,
+    StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -590,6 +590,18 @@ impl Store for SledStore {
 
     async fn callback(&self, service: &ServiceId) -> Result<Option<CallbackTarget>, StoreError> {
         self.get("callback", &keys::text(kind::CALLBACK, service.as_str()))
+    }
+
+    async fn put_logo(&self, owner: &LogoOwner, logo: Option<&Logo>) -> Result<(), StoreError> {
+        self.write_done(reference::put_logo(owner.clone(), logo.cloned()))
+            .await
+    }
+
+    async fn logo(&self, owner: &LogoOwner) -> Result<Option<Logo>, StoreError> {
+        match self.tree().get(keys::logo(owner)).map_err(backend)? {
+            Some(value) => reference::decode_logo(&value).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn put_profile(&self, profile: &Profile) -> Result<(), StoreError> {

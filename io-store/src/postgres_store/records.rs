@@ -9,9 +9,9 @@
 use io_core::{
     Activation, ApiKeyOwner, CallbackTarget, DayFeed, EmailAddress, FeedDay, FeedEvent, FeedScope,
     FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation, InstallationId, KeyHash,
-    KeySlot, MessageFlags, MessageId, OrganizationFiscalCode, Profile, RecipientRecords, Service,
-    ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId, ServiceLifecycle,
-    ServicePreference, StoreError, Subscription,
+    KeySlot, Logo, LogoOwner, MessageFlags, MessageId, OrganizationFiscalCode, Profile,
+    RecipientRecords, Service, ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId,
+    ServiceLifecycle, ServicePreference, StoreError, Subscription, Timestamp,
 };
 use sqlx::{PgConnection, Row};
 
@@ -351,6 +351,61 @@ pub(super) async fn callback(
         "callback",
     )
     .await
+}
+
+/// A logo's owner as its table's key.
+fn logo_key(owner: &LogoOwner) -> (&'static str, &str) {
+    match owner {
+        LogoOwner::Service(id) => ("service", id.as_str()),
+        LogoOwner::Organization(code) => ("organization", code.as_str()),
+    }
+}
+
+pub(super) async fn put_logo(
+    store: &PostgresStore,
+    owner: &LogoOwner,
+    logo: Option<&Logo>,
+) -> Result<(), StoreError> {
+    let (kind, id) = logo_key(owner);
+    match logo {
+        Some(logo) => sqlx::query(
+            "INSERT INTO logos (owner_kind, owner_id, updated_at, png) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (owner_kind, owner_id)
+             DO UPDATE SET updated_at = excluded.updated_at, png = excluded.png",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(logo.updated_at().as_millis())
+        .bind(logo.png()),
+        None => sqlx::query("DELETE FROM logos WHERE owner_kind = $1 AND owner_id = $2")
+            .bind(kind)
+            .bind(id),
+    }
+    .execute(store.pool())
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) async fn logo(
+    store: &PostgresStore,
+    owner: &LogoOwner,
+) -> Result<Option<Logo>, StoreError> {
+    let (kind, id) = logo_key(owner);
+    let row: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT updated_at, png FROM logos WHERE owner_kind = $1 AND owner_id = $2")
+            .bind(kind)
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await
+            .map_err(backend)?;
+    row.map(|(updated_at, png)| {
+        Logo::from_png(png, Timestamp::from_millis(updated_at)).map_err(|e| StoreError::Corrupt {
+            what: "logo",
+            detail: e.to_string(),
+        })
+    })
+    .transpose()
 }
 
 // -- Profiles -----------------------------------------------------------------------------------

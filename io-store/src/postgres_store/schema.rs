@@ -205,6 +205,20 @@ CREATE TABLE service_history (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        description: "logos of services and institutions",
+        sql: r#"
+-- A logo: the PNG checked at upload, by its owner ('service' or 'organization') and id.
+CREATE TABLE logos (
+    owner_kind text COLLATE "C" NOT NULL CHECK (owner_kind IN ('service', 'organization')),
+    owner_id   text COLLATE "C" NOT NULL,
+    updated_at bigint NOT NULL,
+    png        bytea NOT NULL,
+    PRIMARY KEY (owner_kind, owner_id)
+);
+"#,
+    },
 ];
 
 /// The advisory lock key under which migrations run ("io" in ASCII, then a version).

@@ -52,6 +52,7 @@ fn decode_record(
     match kind {
         kind::SERVICE => typed::<Service>("service", value),
         kind::ACCESS => typed::<ServiceAccess>("service access", value),
+        kind::LOGO => Some(("logo", super::reference::decode_logo(value).map(drop))),
         kind::LIFECYCLE => typed::<ServiceLifecycle>("service lifecycle", value),
         kind::HISTORY => typed::<ServiceHistoryItem>("service history", value),
         kind::PROFILE => typed::<Profile>("profile", value),

@@ -5,7 +5,8 @@
 //! key may contain 0x00).
 
 use io_core::{
-    Choice, FeedDay, FeedScope, FiscalCode, FiscalCodeHash, MessageId, ServiceId, Timestamp,
+    Choice, FeedDay, FeedScope, FiscalCode, FiscalCodeHash, LogoOwner, MessageId, ServiceId,
+    Timestamp,
 };
 
 /// The separator after variable-length text.
@@ -23,6 +24,9 @@ pub(crate) mod kind {
     pub(crate) const API_KEY: u8 = b'K';
     /// A service's callback target.
     pub(crate) const CALLBACK: u8 = b'C';
+    /// A logo: owner ('s' service, 'o' institution), id → upload time (i64 millis, big-endian)
+    /// and the PNG.
+    pub(crate) const LOGO: u8 = b'O';
     /// A managed service's lifecycle, by service id.
     pub(crate) const LIFECYCLE: u8 = b'L';
     /// A managed service's history item: service id SEP seq (u64, big-endian).
@@ -86,6 +90,18 @@ pub(crate) fn raw(kind: u8, bytes: &[u8]) -> Vec<u8> {
 /// `kind` + text.
 pub(crate) fn text(kind: u8, value: &str) -> Vec<u8> {
     raw(kind, value.as_bytes())
+}
+
+/// A logo's key: its owner's kind and id.
+pub(crate) fn logo(owner: &LogoOwner) -> Vec<u8> {
+    let (tag, id) = match owner {
+        LogoOwner::Service(id) => (b's', id.as_str()),
+        LogoOwner::Organization(code) => (b'o', code.as_str()),
+    };
+    let mut key = with_kind(kind::LOGO, 1 + id.len());
+    key.push(tag);
+    key.extend_from_slice(id.as_bytes());
+    key
 }
 
 /// `kind` + message id.

@@ -1,8 +1,8 @@
 //! Services, their API access and their callback targets, as committer jobs.
 
 use io_core::{
-    ApiKeyOwner, CallbackTarget, KeySlot, Service, ServiceAccess, ServiceChange, ServiceId,
-    ServiceLifecycle, StoreError,
+    ApiKeyOwner, CallbackTarget, KeySlot, Logo, LogoOwner, Service, ServiceAccess, ServiceChange,
+    ServiceId, ServiceLifecycle, StoreError, Timestamp,
 };
 
 use super::committer::{Job, Output, Tx};
@@ -104,6 +104,42 @@ pub(crate) fn put_callback(service: ServiceId, target: Option<CallbackTarget>) -
         }
         Ok(Output::Done)
     })
+}
+
+/// The job of `put_logo`.
+pub(crate) fn put_logo(owner: LogoOwner, logo: Option<Logo>) -> Job {
+    Box::new(move |tx| {
+        let key = keys::logo(&owner);
+        match &logo {
+            Some(logo) => tx.insert(key, encode_logo(logo)),
+            None => tx.remove(key),
+        }
+        Ok(Output::Done)
+    })
+}
+
+/// A logo's value: its upload time, then the PNG.
+fn encode_logo(logo: &Logo) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + logo.png().len());
+    value.extend_from_slice(&logo.updated_at().as_millis().to_be_bytes());
+    value.extend_from_slice(logo.png());
+    value
+}
+
+/// A logo back from its value, checked again as a PNG.
+pub(crate) fn decode_logo(value: &[u8]) -> Result<Logo, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        what: "logo",
+        detail,
+    };
+    let (time, png) = value
+        .split_first_chunk::<8>()
+        .ok_or_else(|| corrupt("a value shorter than its layout".into()))?;
+    Logo::from_png(
+        png.to_vec(),
+        Timestamp::from_millis(i64::from_be_bytes(*time)),
+    )
+    .map_err(|e| corrupt(e.to_string()))
 }
 
 /// The job of `commit_service_change`: the lifecycle and the engine's service each follow

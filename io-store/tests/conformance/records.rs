@@ -595,3 +595,34 @@ pub(crate) async fn a_managed_service_changes_with_its_history_and_engine_servic
         vec![]
     );
 }
+
+/// A logo per owner: a service and an institution with the same id are two owners; an upload
+/// replaces the logo kept, and removing it (or an absent one) leaves none.
+pub(crate) async fn logos_are_kept_per_owner_and_replaced_whole(store: impl Store) {
+    use io_core::{Logo, LogoOwner, sample_png};
+    let service = LogoOwner::Service(ServiceId::parse("01234567897").unwrap());
+    let institution =
+        LogoOwner::Organization(OrganizationFiscalCode::parse("01234567897").unwrap());
+    assert_eq!(store.logo(&service).await.unwrap(), None);
+
+    let first = Logo::from_png(sample_png(10, 10), t(1_000)).unwrap();
+    store.put_logo(&service, Some(&first)).await.unwrap();
+    assert_eq!(store.logo(&service).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.logo(&institution).await.unwrap(), None);
+
+    let second = Logo::from_png(sample_png(64, 32), t(2_000)).unwrap();
+    store.put_logo(&service, Some(&second)).await.unwrap();
+    store.put_logo(&institution, Some(&first)).await.unwrap();
+    let kept = store.logo(&service).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.width(), kept.height(), kept.updated_at()),
+        (64, 32, t(2_000))
+    );
+    assert_eq!(kept.png(), second.png());
+    assert_eq!(store.logo(&institution).await.unwrap(), Some(first));
+
+    store.put_logo(&service, None).await.unwrap();
+    store.put_logo(&service, None).await.unwrap();
+    assert_eq!(store.logo(&service).await.unwrap(), None);
+    assert!(store.logo(&institution).await.unwrap().is_some());
+}
