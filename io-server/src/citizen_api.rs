@@ -44,7 +44,16 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
             "/institutions/{fiscal_code}/services",
             get(catalogue::list_services::<S>),
         )
+        .route(
+            "/institutions/{fiscal_code}/logo",
+            get(catalogue::institution_logo::<S>),
+        )
+        .route("/topics", get(catalogue::list_topics))
         .route("/services/{service_id}", get(catalogue::get_service::<S>))
+        .route(
+            "/services/{service_id}/logo",
+            get(catalogue::service_logo::<S>),
+        )
         .route(
             "/services/{service_id}/preferences",
             get(preferences::get_preference::<S>).post(preferences::post_preference::<S>),

@@ -9,6 +9,7 @@
 //! `authorized_recipients`. A change computed from a read another change got ahead of is
 //! refused with 409, as is a change the service's status does not allow.
 
+mod logo;
 mod payload;
 pub mod views;
 
@@ -37,6 +38,7 @@ use crate::query_number::number;
 use crate::request_headers::single;
 use crate::services_api::KEY_HEADER;
 
+pub use logo::LogoPayload;
 pub use payload::CmsServicePayload;
 pub use views::{HistoryPage, LifecycleView, ServicePage, TopicList};
 
@@ -52,23 +54,33 @@ pub fn default_service_groups() -> BTreeSet<Group> {
 }
 
 /// Who calls: an institution, through its manage key or through one of its services' keys
-/// (which may only read the topics).
+/// (which may only read the topics and, with `ApiServiceWrite`, set the institution's logo).
 #[derive(Debug, Clone)]
 pub struct InstitutionCaller {
     /// The institution.
     pub organization: OrganizationFiscalCode,
-    /// With a manage key: the groups its new services' keys get.
-    pub manage_groups: Option<Groups>,
+    /// The key presented.
+    pub key: InstitutionKey,
+}
+
+/// The kind of key an institution called with.
+#[derive(Debug, Clone)]
+pub enum InstitutionKey {
+    /// Its manage key, with the groups its new services' keys get.
+    Manage(Groups),
+    /// One of its services' keys, with that key's groups.
+    Service(Groups),
 }
 
 impl InstitutionCaller {
     /// 403 unless the caller presented its institution's manage key.
     fn require_manage(&self) -> Result<Groups, Problem> {
-        self.manage_groups.clone().ok_or_else(|| {
-            Problem::forbidden(
+        match &self.key {
+            InstitutionKey::Manage(groups) => Ok(groups.clone()),
+            InstitutionKey::Service(_) => Err(Problem::forbidden(
                 "this operation needs the institution's manage key (a service's key cannot manage services)",
-            )
-        })
+            )),
+        }
     }
 }
 
@@ -90,6 +102,14 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
             axum::routing::post(release::<S>)
                 .get(published::<S>)
                 .delete(unpublish::<S>),
+        )
+        .route(
+            "/manage/services/{serviceId}/logo",
+            put(logo::upload_service_logo::<S>),
+        )
+        .route(
+            "/organizations/{organization_fiscal_code}/logo",
+            put(logo::upload_organization_logo::<S>),
         )
         .route("/manage/services/{serviceId}/history", get(history::<S>))
         .route("/manage/services/{serviceId}/keys", get(keys::<S>))
@@ -150,7 +170,7 @@ async fn identify<S: Store>(
     if let Some(organization) = crate::api_keys::managing_institution(&subscription) {
         return Ok(InstitutionCaller {
             organization,
-            manage_groups: Some(groups),
+            key: InstitutionKey::Manage(groups),
         });
     }
     // A service's key: the checks of the Services API (its service exists, the source
@@ -158,7 +178,7 @@ async fn identify<S: Store>(
     let caller = crate::services_api::identify(app, peer, headers).await?;
     Ok(InstitutionCaller {
         organization: caller.service.organization_fiscal_code,
-        manage_groups: None,
+        key: InstitutionKey::Service(caller.groups),
     })
 }
 

@@ -79,13 +79,17 @@ async fn set_status(server: &TestServer, token: &str, id: &str, body: Value) -> 
         .unwrap()
 }
 
-async fn feed(server: &TestServer, key: &str) -> Value {
-    let day = &server.app.clock.now().to_rfc3339()[..10];
-    let response = server
-        .api(Method::GET, &format!("/subscriptions-feed/{day}"), key)
-        .send()
-        .await
-        .unwrap();
+/// The feed of the clock's day so far: a day's feed is served once the day is over (IO's rule:
+/// 404 before), so the clock is moved to the next day for the read and back after it.
+async fn feed(server: &TestServer, clock: &TestClock, key: &str) -> Value {
+    let now = io_core::Clock::now(clock);
+    let day = now.to_rfc3339()[..10].to_owned();
+    let path = format!("/subscriptions-feed/{day}");
+    let early = server.api(Method::GET, &path, key).send().await.unwrap();
+    expect_problem(early, StatusCode::NOT_FOUND).await;
+    clock.set(Timestamp::from_millis(now.as_millis() + DAY_MILLIS));
+    let response = server.api(Method::GET, &path, key).send().await.unwrap();
+    clock.set(now);
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
@@ -456,13 +460,16 @@ async fn inbox_switches_and_preferences_are_recorded_in_the_subscriptions_feed()
         )
     };
     create_profile(&server, &token).await;
-    let today = feed(&server, &key).await;
+    let today = feed(&server, &clock, &key).await;
     assert_eq!(today["dateUTC"], "2026-03-15");
     assert_eq!(lists(today), (json!([me]), json!([])));
     // A profile created with the inbox off was never subscribed.
     let theirs = server.citizen_token(OTHER_CITIZEN).await;
     update_profile(&server, &theirs, json!({"is_inbox_enabled": false})).await;
-    assert_eq!(lists(feed(&server, &key).await), (json!([me]), json!([])));
+    assert_eq!(
+        lists(feed(&server, &clock, &key).await),
+        (json!([me]), json!([]))
+    );
     // Switching the inbox off and on again; the last change of the day counts.
     update_profile(
         &server,
@@ -470,14 +477,20 @@ async fn inbox_switches_and_preferences_are_recorded_in_the_subscriptions_feed()
         json!({"version": 0, "is_inbox_enabled": false}),
     )
     .await;
-    assert_eq!(lists(feed(&server, &key).await), (json!([]), json!([me])));
+    assert_eq!(
+        lists(feed(&server, &clock, &key).await),
+        (json!([]), json!([me]))
+    );
     update_profile(
         &server,
         &token,
         json!({"version": 1, "is_inbox_enabled": true}),
     )
     .await;
-    assert_eq!(lists(feed(&server, &key).await), (json!([me]), json!([])));
+    assert_eq!(
+        lists(feed(&server, &clock, &key).await),
+        (json!([me]), json!([]))
+    );
     // The next day, an update that does not touch the inbox records nothing.
     clock.set(Timestamp::from_millis(FIXED_NOW.as_millis() + DAY_MILLIS));
     token = server.citizen_token(CITIZEN).await;
@@ -487,7 +500,7 @@ async fn inbox_switches_and_preferences_are_recorded_in_the_subscriptions_feed()
         json!({"version": 2, "is_email_enabled": false}),
     )
     .await;
-    let next_day = feed(&server, &key).await;
+    let next_day = feed(&server, &clock, &key).await;
     assert_eq!(next_day["dateUTC"], "2026-03-16");
     assert_eq!(lists(next_day), (json!([]), json!([])));
     // AUTO mode: the service may write by default, so enabling it is no change...
@@ -515,15 +528,21 @@ async fn inbox_switches_and_preferences_are_recorded_in_the_subscriptions_feed()
         post(preference(true)).await.unwrap().status(),
         StatusCode::OK
     );
-    assert_eq!(lists(feed(&server, &key).await), (json!([]), json!([])));
+    assert_eq!(
+        lists(feed(&server, &clock, &key).await),
+        (json!([]), json!([]))
+    );
     // ...disabling it unsubscribes the citizen from this service only...
     assert_eq!(
         post(preference(false)).await.unwrap().status(),
         StatusCode::OK
     );
-    assert_eq!(lists(feed(&server, &key).await), (json!([]), json!([me])));
     assert_eq!(
-        lists(feed(&server, &other_key).await),
+        lists(feed(&server, &clock, &key).await),
+        (json!([]), json!([me]))
+    );
+    assert_eq!(
+        lists(feed(&server, &clock, &other_key).await),
         (json!([]), json!([]))
     );
     // ...and enabling it again subscribes them back.
@@ -531,7 +550,10 @@ async fn inbox_switches_and_preferences_are_recorded_in_the_subscriptions_feed()
         post(preference(true)).await.unwrap().status(),
         StatusCode::OK
     );
-    assert_eq!(lists(feed(&server, &key).await), (json!([me]), json!([])));
+    assert_eq!(
+        lists(feed(&server, &clock, &key).await),
+        (json!([me]), json!([]))
+    );
 }
 
 #[tokio::test]
@@ -1564,7 +1586,7 @@ async fn a_delete_request_waits_its_grace_period_can_be_aborted_and_then_erases_
             .is_empty()
     );
     // The services see the citizen unsubscribed and unknown; the address is free.
-    let today = feed(&server, &key).await;
+    let today = feed(&server, &clock, &key).await;
     assert_eq!(today["unsubscriptions"], json!([hash(CITIZEN)]));
     let unknown = server
         .api(Method::GET, &format!("/profiles/{CITIZEN}"), &key)

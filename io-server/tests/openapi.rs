@@ -35,6 +35,8 @@ const SERVICES_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/manage/services/{serviceId}/release"),
     ("GET", "/manage/services/{serviceId}/history"),
     ("GET", "/manage/services/{serviceId}/keys"),
+    ("PUT", "/manage/services/{serviceId}/logo"),
+    ("PUT", "/organizations/{organization_fiscal_code}/logo"),
     ("PUT", "/manage/services/{serviceId}/keys/{keyType}"),
 ];
 
@@ -47,6 +49,9 @@ const CITIZEN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/institutions"),
     ("GET", "/institutions/{fiscal_code}/services"),
     ("GET", "/services/{service_id}"),
+    ("GET", "/services/{service_id}/logo"),
+    ("GET", "/institutions/{fiscal_code}/logo"),
+    ("GET", "/topics"),
     ("GET", "/messages"),
     ("GET", "/messages/{id}"),
     ("PUT", "/messages/{id}/message-status"),

@@ -1457,3 +1457,286 @@ async fn service_management_checks_the_institution_the_payload_and_the_key() {
         .unwrap();
     expect_problem(response, StatusCode::BAD_REQUEST).await;
 }
+
+/// `{"logo": base64(png)}`.
+fn logo_body(png: &[u8]) -> Value {
+    use base64::Engine as _;
+    json!({ "logo": base64::engine::general_purpose::STANDARD.encode(png) })
+}
+
+async fn upload(server: &TestServer, path: &str, key: &str, body: &Value) -> reqwest::Response {
+    server
+        .api(Method::PUT, path, key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The PNG a citizen's app gets for `path`, or the status when it gets none.
+async fn image(server: &TestServer, token: &str, path: &str) -> Result<Vec<u8>, StatusCode> {
+    let response = server
+        .citizen(Method::GET, path, token)
+        .send()
+        .await
+        .unwrap();
+    if response.status() != StatusCode::OK {
+        return Err(response.status());
+    }
+    assert_eq!(response.headers()["content-type"], "image/png");
+    Ok(response.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn logos_are_validated_kept_per_owner_and_served_to_citizens() {
+    let server = TestServer::start().await;
+    let manage = manage_key(&server, ORGANIZATION).await;
+    let other = manage_key(&server, OTHER_ORGANIZATION).await;
+    let created: Value = server
+        .api(Method::POST, "/manage/services", &manage)
+        .json(&cms_payload("Tassa rifiuti"))
+        .fetch_json()
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let service_logo = format!("/manage/services/{id}/logo");
+    let institution_logo = format!("/organizations/{ORGANIZATION}/logo");
+    let service_png = io_core::sample_png(32, 32);
+    let institution_png = io_core::sample_png(64, 16);
+
+    // What is not a well-formed PNG is refused, naming the field and the fault.
+    let mut cut = service_png.clone();
+    cut.truncate(cut.len() - 4);
+    let too_wide = io_core::sample_png(io_core::MAX_LOGO_SIDE + 1, 1);
+    for (body, says) in [
+        (json!({ "logo": "not base64!" }), "not base64"),
+        (logo_body(b"GIF89a, not a PNG"), "not a PNG"),
+        (logo_body(&cut), "cut short"),
+        (logo_body(&too_wide), "pixels"),
+        (json!({ "logo": "" }), "empty"),
+        (json!({ "image": "" }), "image"),
+    ] {
+        let problem = expect_problem(
+            upload(&server, &service_logo, &manage, &body).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("logo") || detail.contains("image"),
+            "{detail}"
+        );
+        assert!(detail.contains(says), "{detail} should say {says}");
+    }
+    // Over the size limit: the body limit or the logo limit refuses it, nothing is kept.
+    let oversized = vec![0u8; io_core::MAX_LOGO_BYTES + 1];
+    let refused = upload(&server, &service_logo, &manage, &logo_body(&oversized)).await;
+    assert!(
+        [StatusCode::BAD_REQUEST, StatusCode::PAYLOAD_TOO_LARGE].contains(&refused.status()),
+        "{}",
+        refused.status()
+    );
+
+    // Another institution can set neither this service's logo nor this institution's.
+    assert_eq!(
+        upload(&server, &service_logo, &other, &logo_body(&service_png))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    expect_problem(
+        upload(
+            &server,
+            &institution_logo,
+            &other,
+            &logo_body(&institution_png),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    // A service's key needs ApiServiceWrite for its institution's logo, and cannot set a
+    // managed service's logo at all.
+    let (_, plain_key) = server.create_service(&["ApiMessageWrite"]).await;
+    expect_problem(
+        upload(
+            &server,
+            &institution_logo,
+            &plain_key,
+            &logo_body(&institution_png),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    expect_problem(
+        upload(&server, &service_logo, &plain_key, &logo_body(&service_png)).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let (admin_made, writer_key) = server
+        .create_service_with(json!({
+            "groups": ["ApiMessageWrite", "ApiServiceWrite"],
+            "is_visible": true
+        }))
+        .await;
+    assert_eq!(
+        upload(
+            &server,
+            &institution_logo,
+            &writer_key,
+            &logo_body(&institution_png)
+        )
+        .await
+        .status(),
+        StatusCode::ACCEPTED
+    );
+
+    // The manage key sets the service's own logo.
+    assert_eq!(
+        upload(&server, &service_logo, &manage, &logo_body(&service_png))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+
+    // Citizens see the logos of visible services only: the draft's is not served yet, the
+    // admin-made service (visible) shows its institution's.
+    let citizen = server.citizen_token(CITIZEN).await;
+    assert_eq!(
+        image(&server, &citizen, &format!("/services/{id}/logo")).await,
+        Err(StatusCode::NOT_FOUND)
+    );
+    assert_eq!(
+        image(&server, &citizen, &format!("/services/{admin_made}/logo")).await,
+        Ok(institution_png.clone())
+    );
+    assert_eq!(
+        image(
+            &server,
+            &citizen,
+            &format!("/institutions/{ORGANIZATION}/logo")
+        )
+        .await,
+        Ok(institution_png.clone())
+    );
+    assert_eq!(
+        image(
+            &server,
+            &citizen,
+            &format!("/institutions/{OTHER_ORGANIZATION}/logo")
+        )
+        .await,
+        Err(StatusCode::NOT_FOUND)
+    );
+
+    // Published, the service shows its own logo; a new upload replaces it.
+    server
+        .api(
+            Method::PUT,
+            &format!("/manage/services/{id}/review"),
+            &manage,
+        )
+        .json(&json!({ "auto_publish": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        review_decision(&server, &id, json!({ "decision": "approve" }))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        image(&server, &citizen, &format!("/services/{id}/logo")).await,
+        Ok(service_png)
+    );
+    let replacement = io_core::sample_png(48, 48);
+    assert_eq!(
+        upload(&server, &service_logo, &manage, &logo_body(&replacement))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        image(&server, &citizen, &format!("/services/{id}/logo")).await,
+        Ok(replacement)
+    );
+}
+
+#[tokio::test]
+async fn the_catalogue_filters_by_topic_and_shows_it() {
+    let server = TestServer::start().await;
+    let (welfare, _) = server
+        .create_service_with(json!({
+            "service_name": "Assegno sociale",
+            "is_visible": true,
+            "service_metadata": { "scope": "LOCAL", "category": "STANDARD", "topic_id": 3 }
+        }))
+        .await;
+    let (_, _) = server
+        .create_service_with(json!({
+            "service_name": "Tassa rifiuti",
+            "organization_fiscal_code": OTHER_ORGANIZATION,
+            "organization_name": "Comune di Milano",
+            "is_visible": true,
+            "service_metadata": { "scope": "LOCAL", "category": "STANDARD", "topic_id": 4 }
+        }))
+        .await;
+    let citizen = server.citizen_token(CITIZEN).await;
+    let get = |path: String| {
+        let request = server.citizen(Method::GET, &path, &citizen);
+        async move { request.send().await.unwrap() }
+    };
+
+    let page: Value = get("/institutions?topic=3".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["count"], 1);
+    assert_eq!(page["items"][0]["fiscal_code"], ORGANIZATION);
+    let page: Value = get("/institutions?topic=4&scope=NATIONAL".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page["count"], 0,
+        "no service is both of topic 4 and national"
+    );
+    let page: Value = get("/institutions".into()).await.json().await.unwrap();
+    assert_eq!(page["count"], 2);
+    for bad in ["/institutions?topic=99", "/institutions?topic=x"] {
+        let problem = expect_problem(get(bad.into()).await, StatusCode::BAD_REQUEST).await;
+        assert!(problem["detail"].as_str().unwrap().starts_with("topic:"));
+    }
+
+    let services: Value = get(format!("/institutions/{ORGANIZATION}/services?topic=3"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(services["count"], 1);
+    assert_eq!(
+        services["items"][0]["topic"],
+        json!({ "id": 3, "name": "Benessere sociale" })
+    );
+    let none: Value = get(format!("/institutions/{ORGANIZATION}/services?topic=4"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["count"], 0);
+    let details: Value = get(format!("/services/{welfare}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(details["topic"]["id"], 3);
+    let topics: Value = get("/topics".into()).await.json().await.unwrap();
+    assert_eq!(
+        topics["topics"].as_array().unwrap().len(),
+        io_core::TOPICS.len()
+    );
+    assert_eq!(topics["topics"][3]["name"], "Benessere sociale");
+}

@@ -1,7 +1,8 @@
 //! The service catalogue the app shows in its services tab: the institutions with services
-//! citizens can see, searchable and paged, each institution's services, and a service's
-//! details (scope, contacts, privacy and terms). Only visible services (`is_visible`) are
-//! listed or shown; an invisible one is "not found".
+//! citizens can see, searchable by name and by topic and paged, each institution's services, a
+//! service's details (scope, topic, contacts, privacy and terms), the topics, and the logos
+//! institutions uploaded. Only visible services (`is_visible`) are listed or shown; an
+//! invisible one is "not found".
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +10,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use io_core::{OrganizationFiscalCode, Service, ServiceCategory, ServiceId, ServiceScope, Store};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use io_core::{
+    Logo, LogoOwner, OrganizationFiscalCode, Service, ServiceCategory, ServiceId, ServiceScope,
+    Store, TOPICS, Topic,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
@@ -27,6 +33,7 @@ pub const SEARCH_MAX: usize = 100;
 pub struct InstitutionsQuery {
     search: Option<String>,
     scope: Option<String>,
+    topic: Option<String>,
     offset: Option<String>,
     limit: Option<String>,
 }
@@ -35,6 +42,7 @@ pub struct InstitutionsQuery {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
+    topic: Option<String>,
     offset: Option<String>,
     limit: Option<String>,
 }
@@ -65,6 +73,30 @@ pub struct ServiceItem {
     service_name: String,
     department_name: String,
     scope: ServiceScope,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<TopicView>,
+}
+
+/// A topic as the catalogue shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicView {
+    id: u32,
+    name: &'static str,
+}
+
+impl From<&Topic> for TopicView {
+    fn from(topic: &Topic) -> Self {
+        Self {
+            id: topic.id,
+            name: topic.name,
+        }
+    }
+}
+
+/// The topics (`GET /topics`).
+#[derive(Debug, Serialize)]
+pub struct TopicList {
+    topics: Vec<TopicView>,
 }
 
 /// A service's details.
@@ -76,6 +108,8 @@ pub struct ServiceDetails {
     organization: Organization,
     scope: ServiceScope,
     category: ServiceCategory,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<TopicView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     contacts: Contacts,
@@ -134,6 +168,31 @@ async fn visible<S: Store>(app: &App<S>) -> ApiResult<Vec<Service>> {
     Ok(services)
 }
 
+/// A service's topic, when it names one io knows.
+fn topic_of(service: &Service) -> Option<TopicView> {
+    service
+        .service_metadata
+        .topic_id
+        .and_then(Topic::by_id)
+        .map(|topic| TopicView::from(&topic))
+}
+
+/// The `topic` query parameter: a topic id of [`TOPICS`].
+fn parse_topic(raw: Option<&str>) -> ApiResult<Option<u32>> {
+    let Some(raw) = raw else { return Ok(None) };
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .and_then(Topic::by_id)
+        .map(|topic| Some(topic.id))
+        .ok_or_else(|| {
+            Problem::bad_request(format!(
+                "topic: expected a topic id from 0 to {} (GET /topics lists them)",
+                TOPICS.len() - 1
+            ))
+        })
+}
+
 /// Lower-cased, for a search that ignores case.
 fn folded(text: &str) -> String {
     text.to_lowercase()
@@ -141,7 +200,7 @@ fn folded(text: &str) -> String {
 
 /// `GET /institutions`: the institutions with visible services, by name; `search` matches the
 /// institution's name or one of its services' names or descriptions (case ignored); `scope`
-/// keeps the institutions with a service of that scope.
+/// and `topic` keep the institutions with a service of that scope and of that topic.
 pub(super) async fn list_institutions<S: Store>(
     State(app): State<Arc<App<S>>>,
     query: Result<Query<InstitutionsQuery>, QueryRejection>,
@@ -163,6 +222,7 @@ pub(super) async fn list_institutions<S: Store>(
         Some("LOCAL") => Some(ServiceScope::Local),
         Some(_) => return Err(Problem::bad_request("scope: expected NATIONAL or LOCAL")),
     };
+    let topic = parse_topic(query.topic.as_deref())?;
     let mut institutions: BTreeMap<String, (String, Vec<Service>)> = BTreeMap::new();
     for service in visible(&app).await? {
         institutions
@@ -174,8 +234,10 @@ pub(super) async fn list_institutions<S: Store>(
     let mut items: Vec<InstitutionItem> = institutions
         .into_iter()
         .filter(|(_, (name, services))| {
-            let in_scope = scope
-                .is_none_or(|scope| services.iter().any(|s| s.service_metadata.scope == scope));
+            let in_scope = services.iter().any(|s| {
+                scope.is_none_or(|scope| s.service_metadata.scope == scope)
+                    && topic.is_none_or(|topic| s.service_metadata.topic_id == Some(topic))
+            });
             let found = search.as_ref().is_none_or(|text| {
                 folded(name).contains(text)
                     || services.iter().any(|s| {
@@ -202,7 +264,8 @@ pub(super) async fn list_institutions<S: Store>(
     Ok(Json(page(items, offset, limit)))
 }
 
-/// `GET /institutions/{fiscal_code}/services`: an institution's visible services, by name.
+/// `GET /institutions/{fiscal_code}/services`: an institution's visible services, by name;
+/// `topic` keeps those of that topic.
 pub(super) async fn list_services<S: Store>(
     State(app): State<Arc<App<S>>>,
     Path(fiscal_code): Path<String>,
@@ -210,6 +273,7 @@ pub(super) async fn list_services<S: Store>(
 ) -> ApiResult<Json<Page<ServiceItem>>> {
     let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     let (offset, limit) = paging(query.offset.as_deref(), query.limit.as_deref())?;
+    let topic = parse_topic(query.topic.as_deref())?;
     let fiscal_code = OrganizationFiscalCode::parse(&fiscal_code)
         .map_err(|e| Problem::bad_request(format!("fiscal_code (path): {e}")))?;
     let mut services: Vec<Service> = visible(&app)
@@ -222,6 +286,7 @@ pub(super) async fn list_services<S: Store>(
             "no institution with visible services has this fiscal code",
         ));
     }
+    services.retain(|s| topic.is_none_or(|topic| s.service_metadata.topic_id == Some(topic)));
     services.sort_by(|a, b| {
         folded(&a.service_name)
             .cmp(&folded(&b.service_name))
@@ -230,6 +295,7 @@ pub(super) async fn list_services<S: Store>(
     let items = services
         .into_iter()
         .map(|s| ServiceItem {
+            topic: topic_of(&s),
             service_id: s.service_id.as_str().to_owned(),
             service_name: s.service_name,
             department_name: s.department_name,
@@ -252,8 +318,10 @@ pub(super) async fn get_service<S: Store>(
         .await?
         .filter(|s| s.is_visible)
         .ok_or_else(|| Problem::not_found("no visible service with this id"))?;
+    let topic = topic_of(&service);
     let metadata = service.service_metadata;
     Ok(Json(ServiceDetails {
+        topic,
         service_id: service.service_id.as_str().to_owned(),
         service_name: service.service_name,
         department_name: service.department_name,
@@ -276,4 +344,72 @@ pub(super) async fn get_service<S: Store>(
         tos_url: metadata.tos_url,
         version: service.version,
     }))
+}
+
+/// `GET /topics`: the topics services are filed under, by id.
+pub(super) async fn list_topics() -> Json<TopicList> {
+    Json(TopicList {
+        topics: TOPICS.iter().map(TopicView::from).collect(),
+    })
+}
+
+/// `GET /services/{service_id}/logo`: a visible service's logo, or its institution's when the
+/// service has none (404 when neither has one).
+pub(super) async fn service_logo<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Path(service_id): Path<String>,
+) -> ApiResult<Response> {
+    let id = ServiceId::parse(&service_id)
+        .map_err(|e| Problem::bad_request(format!("service_id (path): {e}")))?;
+    let service = app
+        .store
+        .service(&id)
+        .await?
+        .filter(|s| s.is_visible)
+        .ok_or_else(|| Problem::not_found("no visible service with this id"))?;
+    let logo = match app.store.logo(&LogoOwner::Service(id)).await? {
+        Some(logo) => Some(logo),
+        None => {
+            app.store
+                .logo(&LogoOwner::Organization(service.organization_fiscal_code))
+                .await?
+        }
+    };
+    logo.map(png_response)
+        .ok_or_else(|| Problem::not_found("neither the service nor its institution has a logo"))
+}
+
+/// `GET /institutions/{fiscal_code}/logo`: the logo of an institution with visible services.
+pub(super) async fn institution_logo<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Path(fiscal_code): Path<String>,
+) -> ApiResult<Response> {
+    let fiscal_code = OrganizationFiscalCode::parse(&fiscal_code)
+        .map_err(|e| Problem::bad_request(format!("fiscal_code (path): {e}")))?;
+    let listed = visible(&app)
+        .await?
+        .iter()
+        .any(|s| s.organization_fiscal_code == fiscal_code);
+    if !listed {
+        return Err(Problem::not_found(
+            "no institution with visible services has this fiscal code",
+        ));
+    }
+    app.store
+        .logo(&LogoOwner::Organization(fiscal_code))
+        .await?
+        .map(png_response)
+        .ok_or_else(|| Problem::not_found("the institution has no logo"))
+}
+
+/// A logo as an image answer the app may cache for an hour.
+fn png_response(logo: Logo) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        logo.png().to_vec(),
+    )
+        .into_response()
 }

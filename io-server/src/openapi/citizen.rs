@@ -340,8 +340,27 @@ fn services_page() -> Value {
             "service_name": { "type": "string" },
             "department_name": { "type": "string" },
             "scope": scope(),
+            "topic": schema_ref("Topic"),
         }),
     ))
+}
+
+/// The `topic` query parameter.
+fn topic_query() -> Value {
+    described(
+        json!({ "type": "integer", "minimum": 0, "maximum": io_core::TOPICS.len() - 1 }),
+        "A topic id (listTopics): keeps the services of that topic.",
+    )
+}
+
+fn topic() -> Value {
+    object(
+        &["id", "name"],
+        json!({
+            "id": { "type": "integer", "minimum": 0, "maximum": io_core::TOPICS.len() - 1 },
+            "name": { "type": "string", "example": "Benessere sociale" },
+        }),
+    )
 }
 
 fn service_details() -> Value {
@@ -367,6 +386,7 @@ fn service_details() -> Value {
             })),
             "scope": scope(),
             "category": variants!(ServiceCategory: Standard, Special),
+            "topic": schema_ref("Topic"),
             "description": text(),
             "contacts": object(&[], json!({
                 "web_url": text(),
@@ -442,7 +462,8 @@ pub fn citizen_api_document() -> Value {
                         "Part of the institution's name or of one of its services' names or descriptions (case ignored).",
                     ),
                 )
-                .query("scope", variants!(ServiceScope: National, Local)),
+                .query("scope", variants!(ServiceScope: National, Local))
+                .query("topic", topic_query()),
             )
             .answers(200, "One page.", schema_ref("InstitutionsPage"))
             .problem(400, "A query parameter is not valid."),
@@ -458,11 +479,60 @@ pub fn citizen_api_document() -> Value {
                 TAG_CATALOGUE,
             ))
             .path("fiscal_code", organization_fiscal_code())
+            .query("topic", topic_query())
             .answers(200, "One page.", schema_ref("ServicesPage"))
             .problem(400, "The fiscal code or a query parameter is not valid.")
             .problem(
                 404,
                 "No institution with visible services has this fiscal code.",
+            ),
+        ),
+    );
+    paths.add(
+        "get",
+        "/institutions/{fiscal_code}/logo",
+        citizen(
+            Operation::new(
+                "getInstitutionLogo",
+                "The logo an institution with visible services uploaded",
+                TAG_CATALOGUE,
+            )
+            .path("fiscal_code", organization_fiscal_code())
+            .answers_file(200, "The PNG image.", "image/png")
+            .problem(400, "The fiscal code is not valid.")
+            .problem(
+                404,
+                "No institution with visible services has this fiscal code, or it has no logo.",
+            ),
+        ),
+    );
+    paths.add(
+        "get",
+        "/topics",
+        citizen(
+            Operation::new(
+                "listTopics",
+                "The topics services are filed under (the catalogue's topic filter)",
+                TAG_CATALOGUE,
+            )
+            .answers(200, "Every topic, by id.", schema_ref("TopicList")),
+        ),
+    );
+    paths.add(
+        "get",
+        "/services/{service_id}/logo",
+        citizen(
+            Operation::new(
+                "getServiceLogo",
+                "A visible service's logo, or its institution's when it has none",
+                TAG_CATALOGUE,
+            )
+            .path("service_id", service_id())
+            .answers_file(200, "The PNG image.", "image/png")
+            .problem(400, "The service id is not valid.")
+            .problem(
+                404,
+                "No visible service has this id, or neither it nor its institution has a logo.",
             ),
         ),
     );
@@ -693,6 +763,14 @@ pub fn citizen_api_document() -> Value {
         ("InstitutionsPage", institutions_page()),
         ("ServicesPage", services_page()),
         ("ServiceDetails", service_details()),
+        ("Topic", topic()),
+        (
+            "TopicList",
+            object(
+                &["topics"],
+                json!({ "topics": { "type": "array", "items": schema_ref("Topic") } }),
+            ),
+        ),
     ];
     schemas.extend(
         super::schemas::message_response_components()

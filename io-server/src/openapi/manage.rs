@@ -207,6 +207,37 @@ pub(super) fn add_paths(paths: &mut Paths) {
         .problem(404, "The service has never been released."),
     );
     paths.add(
+        "put",
+        "/manage/services/{serviceId}/logo",
+        on_service(
+            Operation::new(
+                "cmsUpdateServiceLogo",
+                "Set the service's logo (a PNG, shown by the citizen's app)",
+                TAG,
+            )
+            .json_body(schema_ref("Logo"))
+            .answers_empty(204, "The logo is kept; it replaces the previous one.")
+            .problem(400, &logo_refusal()),
+        ),
+    );
+    paths.add(
+        "put",
+        "/organizations/{organization_fiscal_code}/logo",
+        authenticated(
+            Operation::new(
+                "uploadOrganizationLogo",
+                "Set the institution's logo (shown for its services that have none)",
+                TAG,
+            )
+            .describe("With the institution's manage key, or one of its services' keys holding ApiServiceWrite.")
+            .path("organization_fiscal_code", organization_fiscal_code())
+            .json_body(schema_ref("Logo"))
+            .answers_empty(202, "The logo is kept; it replaces the previous one.")
+            .problem(400, &format!("organization_fiscal_code is not valid, or {}", logo_refusal()))
+            .problem(403, "The key is another institution's, or a service's key without ApiServiceWrite."),
+        ),
+    );
+    paths.add(
         "get",
         "/manage/services/{serviceId}/history",
         on_service(
@@ -265,6 +296,15 @@ pub(super) fn add_paths(paths: &mut Paths) {
             .problem(409, "Too many concurrent regenerations."),
         ),
     );
+}
+
+/// Why an uploaded logo is refused.
+fn logo_refusal() -> String {
+    format!(
+        "The logo is not base64, not a well-formed PNG (the detail says what is wrong), over {} bytes, or a side of the image is over {} pixels.",
+        io_core::MAX_LOGO_BYTES,
+        io_core::MAX_LOGO_SIDE
+    )
 }
 
 fn text() -> Value {
@@ -449,6 +489,18 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             closed_object(
                 &["auto_publish"],
                 json!({ "auto_publish": { "type": "boolean" } }),
+            ),
+        ),
+        (
+            "Logo",
+            closed_object(
+                &["logo"],
+                json!({ "logo": {
+                    "type": "string",
+                    "format": "byte",
+                    "minLength": 1,
+                    "description": "The PNG image in base64."
+                } }),
             ),
         ),
         (

@@ -105,6 +105,18 @@ impl Operation {
         self
     }
 
+    /// A successful answer whose body is a file of `media_type` (an image).
+    pub(crate) fn answers_file(mut self, status: u16, description: &str, media_type: &str) -> Self {
+        self.responses.insert(
+            status.to_string(),
+            json!({
+                "description": description,
+                "content": { media_type: { "schema": { "type": "string", "format": "binary" } } },
+            }),
+        );
+        self
+    }
+
     /// A successful answer with a JSON body and response headers.
     pub(crate) fn answers_with(
         mut self,

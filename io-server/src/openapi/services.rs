@@ -193,7 +193,7 @@ pub fn services_api_document() -> Value {
         "post",
         "/messages",
         submit(
-            "submitMessage",
+            "submitMessageforUserWithFiscalCodeInBody",
             "Send a message to the citizen named in the body",
             Recipient::InBody,
         ),
@@ -202,7 +202,7 @@ pub fn services_api_document() -> Value {
         "post",
         "/messages/{fiscal_code}",
         submit(
-            "submitMessageTo",
+            "submitMessageforUser",
             "Send a message to the citizen named in the path",
             Recipient::InPath,
         )
@@ -237,7 +237,7 @@ pub fn services_api_document() -> Value {
         "/profiles",
         profile_problems(
             Operation::new(
-                "getProfileByBody",
+                "getProfileByPOST",
                 "Whether a citizen can receive this service's messages (fiscal code in the body)",
                 TAG_PROFILES,
             )
@@ -261,7 +261,7 @@ pub fn services_api_document() -> Value {
         "/subscriptions-feed/{date}",
         authenticated(
             Operation::new(
-                "getSubscriptionsFeed",
+                "getSubscriptionsFeedForDate",
                 "Citizens who subscribed to or unsubscribed from the service on one UTC day",
                 TAG_PROFILES,
             )
@@ -271,17 +271,19 @@ pub fn services_api_document() -> Value {
             )
             .answers(200, "The day's feed.", schema_ref("SubscriptionsFeed"))
             .problem(400, "The date is not YYYY-MM-DD.")
-            .problem(403, "The key lacks ApiSubscriptionsFeedRead."),
+            .problem(403, "The key lacks ApiSubscriptionsFeedRead.")
+            .problem(404, "The day is not over yet (UTC): its feed is served from the next day on."),
         ),
     );
     // IO's paths end with a slash; the slash-less form is served too.
     for (path, suffix) in [("/activations/", ""), ("/activations", "WithoutSlash")] {
+        let (get_id, upsert_id) = ("getServiceActivationByPOST", "upsertServiceActivation");
         paths.add(
             "post",
             path,
             authenticated(special_only(
                 Operation::new(
-                    &format!("getActivation{suffix}"),
+                    &format!("{get_id}{suffix}"),
                     "The calling SPECIAL service's activation for a citizen",
                     TAG_ACTIVATIONS,
                 )
@@ -296,7 +298,7 @@ pub fn services_api_document() -> Value {
             path,
             authenticated(special_only(
                 Operation::new(
-                    &format!("upsertActivation{suffix}"),
+                    &format!("{upsert_id}{suffix}"),
                     "Set the calling SPECIAL service's activation for a citizen (the service is the key's)",
                     TAG_ACTIVATIONS,
                 )

@@ -119,6 +119,14 @@ pub async fn subscriptions_feed<S: Store>(
             date.chars().take(32).collect::<String>()
         ))
     })?;
+    // As IO: a day's feed is served once the day is over (UTC), so that a reader never takes
+    // a partial day for the whole.
+    let available_from = FeedDay::from_days_since_epoch(day.days_since_epoch() + 1);
+    if FeedDay::of(app.clock.now()) < available_from {
+        return Err(Problem::not_found(format!(
+            "the feed of {date} is available from {available_from}T00:00:00Z, once the day is over"
+        )));
+    }
     let feed = app
         .store
         .subscriptions_feed(day, caller.service_id())

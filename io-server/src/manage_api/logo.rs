@@ -1,0 +1,81 @@
+//! Logo uploads as IO has them: `PUT /manage/services/{serviceId}/logo` (a managed service's,
+//! with the institution's manage key; 204) and `PUT /organizations/{organization_fiscal_code}/logo`
+//! (the institution's, with its manage key or one of its services' keys holding
+//! `ApiServiceWrite`; 202). The body is IO's `Logo`: `{"logo": "<base64 of a PNG>"}`; the PNG
+//! is checked by `io_core::Logo` before anything is kept. The citizen API serves the logos.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use io_core::{Group, Logo, LogoOwner, OrganizationFiscalCode, Store};
+use serde::Deserialize;
+
+use super::{InstitutionCaller, InstitutionKey, owned};
+use crate::app::App;
+use crate::body::JsonBody;
+use crate::problem::{ApiResult, Problem};
+
+/// IO's `Logo`: the PNG in base64 (RFC 4648, with padding).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoPayload {
+    logo: String,
+}
+
+impl LogoPayload {
+    /// The logo it carries, uploaded at `now`; a 400 naming `logo` and what is wrong.
+    fn into_logo(self, now: io_core::Timestamp) -> ApiResult<Logo> {
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(self.logo.trim())
+            .map_err(|e| Problem::bad_request(format!("logo: not base64 ({e})")))?;
+        Logo::from_png(png, now).map_err(|e| Problem::bad_request(format!("logo: {e}")))
+    }
+}
+
+/// `PUT /manage/services/{serviceId}/logo`: sets a managed service's logo (204).
+pub(super) async fn upload_service_logo<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(service_id): Path<String>,
+    JsonBody(payload): JsonBody<LogoPayload>,
+) -> ApiResult<StatusCode> {
+    caller.require_manage()?;
+    let (lifecycle, _) = owned(&app, &caller, &service_id).await?;
+    let logo = payload.into_logo(app.clock.now())?;
+    let owner = LogoOwner::Service(lifecycle.service.service_id);
+    app.store.put_logo(&owner, Some(&logo)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /organizations/{organization_fiscal_code}/logo`: sets the caller's institution's logo
+/// (202, as IO answers).
+pub(super) async fn upload_organization_logo<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(caller): Extension<InstitutionCaller>,
+    Path(organization): Path<String>,
+    JsonBody(payload): JsonBody<LogoPayload>,
+) -> ApiResult<StatusCode> {
+    let organization = OrganizationFiscalCode::parse(&organization)
+        .map_err(|e| Problem::bad_request(format!("organization_fiscal_code: {e}")))?;
+    if organization != caller.organization {
+        return Err(Problem::forbidden(format!(
+            "this key belongs to institution {}: it cannot set the logo of institution {organization}",
+            caller.organization
+        )));
+    }
+    if let InstitutionKey::Service(groups) = &caller.key
+        && !groups.has(Group::ApiServiceWrite)
+    {
+        return Err(Problem::forbidden(
+            "setting the institution's logo needs its manage key or a service key with ApiServiceWrite",
+        ));
+    }
+    let logo = payload.into_logo(app.clock.now())?;
+    app.store
+        .put_logo(&LogoOwner::Organization(organization), Some(&logo))
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
