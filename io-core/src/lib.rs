@@ -53,6 +53,7 @@ pub mod pec;
 pub mod preference;
 pub mod profile;
 pub mod rate_limit;
+pub mod remote_content;
 pub mod service;
 pub mod service_lifecycle;
 pub mod status;
@@ -96,6 +97,10 @@ pub use profile::{
     ServicePreferencesMode, ServicePreferencesSettings, StaleVersion,
 };
 pub use rate_limit::{InvalidRateLimit, RateLimit, RateLimits};
+pub use remote_content::{
+    ConfigurationId, HasPrecondition, RemoteAuthentication, RemoteContentConfiguration,
+    RemoteContentError, RemoteEnvironment,
+};
 pub use service::{Service, ServiceCategory, ServiceMetadata, ServiceScope};
 pub use service_lifecycle::{
     HistoryKind, LifecycleError, LifecycleStatus, Publication, PublicationStatus, ServiceChange,

@@ -20,11 +20,11 @@ pub use records::{
 };
 
 use crate::{
-    Activation, ApiKeyOwner, CallbackCursor, CallbackTarget, Choice, DataRequest, DayFeed,
-    Delivery, DeliveryId, EmailAddress, FeedDay, FeedEvent, FiscalCode, FlagsChange, FlagsError,
-    Installation, InstallationId, KeyHash, Logo, LogoOwner, MessageFlags, MessageId,
-    OrganizationFiscalCode, Profile, Service, ServiceAccess, ServiceChange, ServiceHistoryItem,
-    ServiceId, ServiceLifecycle, ServicePreference, Timestamp,
+    Activation, ApiKeyOwner, CallbackCursor, CallbackTarget, Choice, ConfigurationId, DataRequest,
+    DayFeed, Delivery, DeliveryId, EmailAddress, FeedDay, FeedEvent, FiscalCode, FlagsChange,
+    FlagsError, Installation, InstallationId, KeyHash, Logo, LogoOwner, MessageFlags, MessageId,
+    OrganizationFiscalCode, Profile, RemoteContentConfiguration, Service, ServiceAccess,
+    ServiceChange, ServiceHistoryItem, ServiceId, ServiceLifecycle, ServicePreference, Timestamp,
 };
 
 /// Why a store operation failed.
@@ -154,6 +154,22 @@ pub trait Store: Send + Sync + 'static {
         &self,
         owner: &LogoOwner,
     ) -> impl Future<Output = Result<Option<Logo>, StoreError>> + Send;
+    /// Writes a remote-content configuration: `Conflict` unless its version follows the
+    /// stored one (1 for a new configuration); nothing is written then.
+    fn put_remote_content_configuration(
+        &self,
+        configuration: &RemoteContentConfiguration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A remote-content configuration.
+    fn remote_content_configuration(
+        &self,
+        id: &ConfigurationId,
+    ) -> impl Future<Output = Result<Option<RemoteContentConfiguration>, StoreError>> + Send;
+    /// An institution's remote-content configurations, by id.
+    fn remote_content_configurations(
+        &self,
+        organization: &OrganizationFiscalCode,
+    ) -> impl Future<Output = Result<Vec<RemoteContentConfiguration>, StoreError>> + Send;
     /// Registers (`Some`) or removes (`None`) a service's callback target. Outboxes already
     /// open keep going to the registration in force when each event is sent.
     fn put_callback(

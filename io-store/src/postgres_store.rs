@@ -33,13 +33,13 @@ use std::time::Duration;
 
 use io_core::{
     AcceptOutcome, AcceptRecord, Activation, ApiKeyOwner, AttemptStart, CallbackCursor,
-    CallbackRecord, CallbackTarget, Choice, DataRequest, DayFeed, Delivery, DeliveryId,
-    DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence, FeedDay, FeedEvent,
-    FiscalCode, FlagsChange, FlagsError, Installation, InstallationId, KeyHash, Logo, LogoOwner,
-    MessageFlags, MessageId, OrganizationFiscalCode, ProcessRecord, Profile, ReceiptOutcome,
-    ReceiptRecord, RecipientRecords, Service, ServiceAccess, ServiceChange, ServiceHistoryItem,
-    ServiceId, ServiceLifecycle, ServicePreference, Store, StoreError, StoredJournal,
-    StoredMessage, Task, Timestamp,
+    CallbackRecord, CallbackTarget, Choice, ConfigurationId, DataRequest, DayFeed, Delivery,
+    DeliveryId, DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence,
+    FeedDay, FeedEvent, FiscalCode, FlagsChange, FlagsError, Installation, InstallationId, KeyHash,
+    Logo, LogoOwner, MessageFlags, MessageId, OrganizationFiscalCode, ProcessRecord, Profile,
+    ReceiptOutcome, ReceiptRecord, RecipientRecords, RemoteContentConfiguration, Service,
+    ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId, ServiceLifecycle,
+    ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -441,6 +441,27 @@ impl Store for PostgresStore {
 
     async fn callback(&self, service: &ServiceId) -> Result<Option<CallbackTarget>, StoreError> {
         records::callback(self, service).await
+    }
+
+    async fn put_remote_content_configuration(
+        &self,
+        configuration: &RemoteContentConfiguration,
+    ) -> Result<(), StoreError> {
+        records::put_remote_content(self, configuration).await
+    }
+
+    async fn remote_content_configuration(
+        &self,
+        id: &ConfigurationId,
+    ) -> Result<Option<RemoteContentConfiguration>, StoreError> {
+        records::remote_content(self, id).await
+    }
+
+    async fn remote_content_configurations(
+        &self,
+        organization: &OrganizationFiscalCode,
+    ) -> Result<Vec<RemoteContentConfiguration>, StoreError> {
+        records::remote_contents(self, organization).await
     }
 
     async fn put_logo(&self, owner: &LogoOwner, logo: Option<&Logo>) -> Result<(), StoreError> {

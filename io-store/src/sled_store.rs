@@ -43,13 +43,14 @@ use std::time::Duration;
 
 use io_core::{
     AcceptOutcome, AcceptRecord, Activation, ApiKeyOwner, AttemptStart, CallbackCursor,
-    CallbackRecord, CallbackTarget, Choice, DataRequest, DayFeed, Delivery, DeliveryId,
-    DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence, FeedDay, FeedEvent,
-    FeedScope, FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation, InstallationId,
-    KeyHash, Logo, LogoOwner, Message, MessageFlags, MessageId, OrganizationFiscalCode,
-    ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord, Service, ServiceAccess, ServiceChange,
-    ServiceHistoryItem, ServiceId, ServiceLifecycle, ServicePreference, Store, StoreError,
-    StoredJournal, StoredMessage, Task, TaskKind, Timestamp,
+    CallbackRecord, CallbackTarget, Choice, ConfigurationId, DataRequest, DayFeed, Delivery,
+    DeliveryId, DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence,
+    FeedDay, FeedEvent, FeedScope, FiscalCode, FiscalCodeHash, FlagsChange, FlagsError,
+    Installation, InstallationId, KeyHash, Logo, LogoOwner, Message, MessageFlags, MessageId,
+    OrganizationFiscalCode, ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord,
+    RemoteContentConfiguration, Service, ServiceAccess, ServiceChange, ServiceHistoryItem,
+    ServiceId, ServiceLifecycle, ServicePreference, Store, StoreError, StoredJournal,
+    StoredMessage, Task, TaskKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -590,6 +591,34 @@ impl Store for SledStore {
 
     async fn callback(&self, service: &ServiceId) -> Result<Option<CallbackTarget>, StoreError> {
         self.get("callback", &keys::text(kind::CALLBACK, service.as_str()))
+    }
+
+    async fn put_remote_content_configuration(
+        &self,
+        configuration: &RemoteContentConfiguration,
+    ) -> Result<(), StoreError> {
+        self.write_done(reference::put_remote_content(configuration.clone()))
+            .await
+    }
+
+    async fn remote_content_configuration(
+        &self,
+        id: &ConfigurationId,
+    ) -> Result<Option<RemoteContentConfiguration>, StoreError> {
+        self.get(
+            "remote-content configuration",
+            &keys::text(kind::REMOTE_CONTENT, id.as_str()),
+        )
+    }
+
+    async fn remote_content_configurations(
+        &self,
+        organization: &OrganizationFiscalCode,
+    ) -> Result<Vec<RemoteContentConfiguration>, StoreError> {
+        let mut all: Vec<RemoteContentConfiguration> =
+            self.scan("remote-content configuration", &[kind::REMOTE_CONTENT])?;
+        all.retain(|c| &c.organization == organization);
+        Ok(all)
     }
 
     async fn put_logo(&self, owner: &LogoOwner, logo: Option<&Logo>) -> Result<(), StoreError> {

@@ -7,11 +7,12 @@
 //! and then finds the version moved (`Conflict`).
 
 use io_core::{
-    Activation, ApiKeyOwner, CallbackTarget, DayFeed, EmailAddress, FeedDay, FeedEvent, FeedScope,
-    FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation, InstallationId, KeyHash,
-    KeySlot, Logo, LogoOwner, MessageFlags, MessageId, OrganizationFiscalCode, Profile,
-    RecipientRecords, Service, ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId,
-    ServiceLifecycle, ServicePreference, StoreError, Subscription, Timestamp,
+    Activation, ApiKeyOwner, CallbackTarget, ConfigurationId, DayFeed, EmailAddress, FeedDay,
+    FeedEvent, FeedScope, FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation,
+    InstallationId, KeyHash, KeySlot, Logo, LogoOwner, MessageFlags, MessageId,
+    OrganizationFiscalCode, Profile, RecipientRecords, RemoteContentConfiguration, Service,
+    ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId, ServiceLifecycle,
+    ServicePreference, StoreError, Subscription, Timestamp,
 };
 use sqlx::{PgConnection, Row};
 
@@ -349,6 +350,80 @@ pub(super) async fn callback(
             .bind(service.as_str()),
         store,
         "callback",
+    )
+    .await
+}
+
+pub(super) async fn put_remote_content(
+    store: &PostgresStore,
+    configuration: &RemoteContentConfiguration,
+) -> Result<(), StoreError> {
+    let id = configuration.configuration_id.as_str();
+    let written = if configuration.version == 1 {
+        sqlx::query(
+            "INSERT INTO remote_content_configurations (configuration_id, organization, version, body)
+             VALUES ($1, $2, 1, $3::jsonb) ON CONFLICT (configuration_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(configuration.organization.as_str())
+        .bind(encode(configuration))
+    } else {
+        sqlx::query(
+            "UPDATE remote_content_configurations SET version = $2, body = $3::jsonb
+             WHERE configuration_id = $1 AND version = $2 - 1",
+        )
+        .bind(id)
+        .bind(signed(configuration.version))
+        .bind(encode(configuration))
+    }
+    .execute(store.pool())
+    .await
+    .map_err(backend)?
+    .rows_affected();
+    if written == 1 {
+        return Ok(());
+    }
+    let stored: Option<i64> = sqlx::query_scalar(
+        "SELECT version FROM remote_content_configurations WHERE configuration_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(backend)?;
+    Err(StoreError::Conflict {
+        what: "remote-content configuration",
+        stored: stored.map_or(0, |v| v as u64),
+        given: configuration.version.saturating_sub(1),
+    })
+}
+
+pub(super) async fn remote_content(
+    store: &PostgresStore,
+    id: &ConfigurationId,
+) -> Result<Option<RemoteContentConfiguration>, StoreError> {
+    fetch_body(
+        sqlx::query(
+            "SELECT body::text FROM remote_content_configurations WHERE configuration_id = $1",
+        )
+        .bind(id.as_str()),
+        store,
+        "remote-content configuration",
+    )
+    .await
+}
+
+pub(super) async fn remote_contents(
+    store: &PostgresStore,
+    organization: &OrganizationFiscalCode,
+) -> Result<Vec<RemoteContentConfiguration>, StoreError> {
+    fetch_bodies(
+        sqlx::query(
+            "SELECT body::text FROM remote_content_configurations WHERE organization = $1
+             ORDER BY configuration_id",
+        )
+        .bind(organization.as_str()),
+        store,
+        "remote-content configuration",
     )
     .await
 }

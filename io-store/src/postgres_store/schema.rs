@@ -219,6 +219,21 @@ CREATE TABLE logos (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        description: "remote-content configurations",
+        sql: r#"
+-- Where a sender keeps its messages' details; listed by institution.
+CREATE TABLE remote_content_configurations (
+    configuration_id text COLLATE "C" PRIMARY KEY,
+    organization     text COLLATE "C" NOT NULL,
+    version          bigint NOT NULL,
+    body             jsonb NOT NULL
+);
+CREATE INDEX remote_content_configurations_by_organization
+    ON remote_content_configurations (organization, configuration_id);
+"#,
+    },
 ];
 
 /// The advisory lock key under which migrations run ("io" in ASCII, then a version).

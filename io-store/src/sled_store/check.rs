@@ -4,8 +4,9 @@
 //! with the server stopped (sled allows one process per directory).
 
 use io_core::{
-    Activation, DataRequest, Installation, Message, MessageFlags, MessageId, Profile, Service,
-    ServiceAccess, ServiceHistoryItem, ServiceLifecycle, StoreError,
+    Activation, DataRequest, Installation, Message, MessageFlags, MessageId, Profile,
+    RemoteContentConfiguration, Service, ServiceAccess, ServiceHistoryItem, ServiceLifecycle,
+    StoreError,
 };
 use serde::Deserialize;
 
@@ -53,6 +54,9 @@ fn decode_record(
         kind::SERVICE => typed::<Service>("service", value),
         kind::ACCESS => typed::<ServiceAccess>("service access", value),
         kind::LOGO => Some(("logo", super::reference::decode_logo(value).map(drop))),
+        kind::REMOTE_CONTENT => {
+            typed::<RemoteContentConfiguration>("remote-content configuration", value)
+        }
         kind::LIFECYCLE => typed::<ServiceLifecycle>("service lifecycle", value),
         kind::HISTORY => typed::<ServiceHistoryItem>("service history", value),
         kind::PROFILE => typed::<Profile>("profile", value),

@@ -27,6 +27,8 @@ pub(crate) mod kind {
     /// A logo: owner ('s' service, 'o' institution), id → upload time (i64 millis, big-endian)
     /// and the PNG.
     pub(crate) const LOGO: u8 = b'O';
+    /// A remote-content configuration, by configuration id.
+    pub(crate) const REMOTE_CONTENT: u8 = b'Q';
     /// A managed service's lifecycle, by service id.
     pub(crate) const LIFECYCLE: u8 = b'L';
     /// A managed service's history item: service id SEP seq (u64, big-endian).

@@ -1,8 +1,8 @@
 //! Services, their API access and their callback targets, as committer jobs.
 
 use io_core::{
-    ApiKeyOwner, CallbackTarget, KeySlot, Logo, LogoOwner, Service, ServiceAccess, ServiceChange,
-    ServiceId, ServiceLifecycle, StoreError, Timestamp,
+    ApiKeyOwner, CallbackTarget, KeySlot, Logo, LogoOwner, RemoteContentConfiguration, Service,
+    ServiceAccess, ServiceChange, ServiceId, ServiceLifecycle, StoreError, Timestamp,
 };
 
 use super::committer::{Job, Output, Tx};
@@ -140,6 +140,32 @@ pub(crate) fn decode_logo(value: &[u8]) -> Result<Logo, StoreError> {
         Timestamp::from_millis(i64::from_be_bytes(*time)),
     )
     .map_err(|e| corrupt(e.to_string()))
+}
+
+/// The job of `put_remote_content_configuration`: its version follows the stored one.
+pub(crate) fn put_remote_content(configuration: RemoteContentConfiguration) -> Job {
+    Box::new(move |tx| {
+        let key = keys::text(
+            kind::REMOTE_CONTENT,
+            configuration.configuration_id.as_str(),
+        );
+        let stored = match tx.get(&key)? {
+            Some(bytes) => {
+                decode::<RemoteContentConfiguration>("remote-content configuration", &bytes)?
+                    .version
+            }
+            None => 0,
+        };
+        if configuration.version != stored + 1 {
+            return Err(StoreError::Conflict {
+                what: "remote-content configuration",
+                stored,
+                given: configuration.version.saturating_sub(1),
+            });
+        }
+        tx.insert(key, encode(&configuration));
+        Ok(Output::Done)
+    })
 }
 
 /// The job of `commit_service_change`: the lifecycle and the engine's service each follow

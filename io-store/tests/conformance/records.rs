@@ -626,3 +626,86 @@ pub(crate) async fn logos_are_kept_per_owner_and_replaced_whole(store: impl Stor
     assert_eq!(store.logo(&service).await.unwrap(), None);
     assert!(store.logo(&institution).await.unwrap().is_some());
 }
+
+/// Remote-content configurations: versioned (a stale write conflicts and writes nothing) and
+/// listed by institution.
+pub(crate) async fn remote_content_configurations_are_versioned_and_listed_per_institution(
+    store: impl Store,
+) {
+    use io_core::{
+        ConfigurationId, HasPrecondition, RemoteAuthentication, RemoteContentConfiguration,
+        RemoteEnvironment,
+    };
+    let ours = OrganizationFiscalCode::parse("01234567897").unwrap();
+    let theirs = OrganizationFiscalCode::parse("15376371009").unwrap();
+    let configuration =
+        |organization: &OrganizationFiscalCode, name: &str| RemoteContentConfiguration {
+            configuration_id: ConfigurationId::generate(),
+            organization: organization.clone(),
+            name: name.to_owned(),
+            description: "Dettagli".to_owned(),
+            has_precondition: HasPrecondition::Never,
+            disable_lollipop_for: vec![],
+            is_lollipop_enabled: false,
+            prod_environment: Some(RemoteEnvironment {
+                base_url: "https://avvisi.example.it".to_owned(),
+                details_authentication: RemoteAuthentication {
+                    header_key_name: "X-Api-Key".to_owned(),
+                    key: "k".to_owned(),
+                    kind: "API_KEY".to_owned(),
+                },
+            }),
+            test_environment: None,
+            test_users: vec![],
+            version: 1,
+        };
+    let first = configuration(&ours, "primo");
+    let second = configuration(&ours, "secondo");
+    let foreign = configuration(&theirs, "altrui");
+    for c in [&first, &second, &foreign] {
+        store.put_remote_content_configuration(c).await.unwrap();
+    }
+    // Created twice: the second is stale.
+    assert!(matches!(
+        store.put_remote_content_configuration(&first).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let mut updated = first.clone();
+    updated.name = "primo, aggiornato".to_owned();
+    updated.version = 2;
+    store
+        .put_remote_content_configuration(&updated)
+        .await
+        .unwrap();
+    // From the first version again, or skipping one: conflicts, nothing written.
+    for version in [2, 4] {
+        let mut stale = first.clone();
+        stale.name = "perso".to_owned();
+        stale.version = version;
+        assert!(matches!(
+            store.put_remote_content_configuration(&stale).await,
+            Err(StoreError::Conflict { .. })
+        ));
+    }
+    assert_eq!(
+        store
+            .remote_content_configuration(&first.configuration_id)
+            .await
+            .unwrap(),
+        Some(updated.clone())
+    );
+    assert_eq!(
+        store
+            .remote_content_configuration(&ConfigurationId::generate())
+            .await
+            .unwrap(),
+        None
+    );
+    let mut listed = store.remote_content_configurations(&ours).await.unwrap();
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(listed, vec![updated, second]);
+    assert_eq!(
+        store.remote_content_configurations(&theirs).await.unwrap(),
+        vec![foreign]
+    );
+}
