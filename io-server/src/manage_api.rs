@@ -11,6 +11,7 @@
 
 mod logo;
 mod payload;
+mod remote_contents;
 pub mod views;
 
 use std::collections::BTreeSet;
@@ -40,6 +41,7 @@ use crate::services_api::KEY_HEADER;
 
 pub use logo::LogoPayload;
 pub use payload::CmsServicePayload;
+pub use remote_contents::{ConfigurationList, ConfigurationPayload, ConfigurationView};
 pub use views::{HistoryPage, LifecycleView, ServicePage, TopicList};
 
 /// The groups of a managed service's keys when the admin gave its institution's manage key
@@ -110,6 +112,14 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
         .route(
             "/organizations/{organization_fiscal_code}/logo",
             put(logo::upload_organization_logo::<S>),
+        )
+        .route(
+            "/messages-sending/remote-contents/configurations",
+            axum::routing::post(remote_contents::create::<S>).get(remote_contents::list::<S>),
+        )
+        .route(
+            "/messages-sending/remote-contents/configurations/{configurationId}",
+            get(remote_contents::read::<S>).put(remote_contents::update::<S>),
         )
         .route("/manage/services/{serviceId}/history", get(history::<S>))
         .route("/manage/services/{serviceId}/keys", get(keys::<S>))

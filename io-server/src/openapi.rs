@@ -188,8 +188,7 @@ mod tests {
                             assert!(response.get("content").is_none(), "{name}: {path} 204");
                             continue;
                         }
-                        let Some(media) = response.get("content").and_then(Value::as_object)
-                        else {
+                        let Some(media) = response.get("content").and_then(Value::as_object) else {
                             // Only an accepted upload (202) answers without a body.
                             assert_eq!(status, "202", "{name}: {method} {path} {status}");
                             continue;

@@ -37,6 +37,16 @@ const SERVICES_ROUTES: &[(&str, &str)] = &[
     ("GET", "/manage/services/{serviceId}/keys"),
     ("PUT", "/manage/services/{serviceId}/logo"),
     ("PUT", "/organizations/{organization_fiscal_code}/logo"),
+    ("POST", "/messages-sending/remote-contents/configurations"),
+    ("GET", "/messages-sending/remote-contents/configurations"),
+    (
+        "GET",
+        "/messages-sending/remote-contents/configurations/{configurationId}",
+    ),
+    (
+        "PUT",
+        "/messages-sending/remote-contents/configurations/{configurationId}",
+    ),
     ("PUT", "/manage/services/{serviceId}/keys/{keyType}"),
 ];
 

@@ -1740,3 +1740,158 @@ async fn the_catalogue_filters_by_topic_and_shows_it() {
     );
     assert_eq!(topics["topics"][3]["name"], "Benessere sociale");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Remote contents (`/messages-sending/remote-contents/configurations`)
+// ---------------------------------------------------------------------------------------------
+
+const RC_PATH: &str = "/messages-sending/remote-contents/configurations";
+
+/// IO's `NewRCConfigurationPublic` for a sender at `base_url`.
+fn rc_payload(base_url: &str) -> Value {
+    json!({
+        "name": "Avvisi TARI",
+        "description": "Dettagli degli avvisi di pagamento",
+        "has_precondition": "NEVER",
+        "disable_lollipop_for": [],
+        "is_lollipop_enabled": false,
+        "prod_environment": {
+            "base_url": base_url,
+            "details_authentication": { "header_key_name": "X-Api-Key", "key": "prod-key", "type": "API_KEY" }
+        },
+        "test_environment": {
+            "base_url": base_url,
+            "details_authentication": { "header_key_name": "X-Api-Key", "key": "test-key", "type": "API_KEY" },
+            "test_users": [OTHER_CITIZEN]
+        }
+    })
+}
+
+#[tokio::test]
+async fn remote_content_configurations_belong_to_their_institution_and_are_checked() {
+    let server = TestServer::start().await;
+    let manage = manage_key(&server, ORGANIZATION).await;
+    let other = manage_key(&server, OTHER_ORGANIZATION).await;
+    let response = server
+        .api(Method::POST, RC_PATH, &manage)
+        .json(&rc_payload("https://avvisi.example.it/api"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    let id = created["configuration_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["user_id"], ORGANIZATION);
+    assert_eq!(
+        created["test_environment"]["test_users"],
+        json!([OTHER_CITIZEN])
+    );
+    assert_eq!(
+        created["prod_environment"]["details_authentication"]["type"],
+        "API_KEY"
+    );
+    let one = format!("{RC_PATH}/{id}");
+    assert_eq!(
+        server.api(Method::GET, &one, &manage).fetch_json().await,
+        created
+    );
+
+    // Replaced whole.
+    let mut changed = rc_payload("https://nuovo.example.it");
+    changed["has_precondition"] = json!("ONCE");
+    changed.as_object_mut().unwrap().remove("test_environment");
+    let replaced = server
+        .api(Method::PUT, &one, &manage)
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), StatusCode::NO_CONTENT);
+    let read: Value = server.api(Method::GET, &one, &manage).fetch_json().await;
+    assert_eq!(read["has_precondition"], "ONCE");
+    assert_eq!(
+        read["prod_environment"]["base_url"],
+        "https://nuovo.example.it"
+    );
+    assert!(read.get("test_environment").is_none());
+    let list: Value = server.api(Method::GET, RC_PATH, &manage).fetch_json().await;
+    assert_eq!(list["rcConfigList"], json!([read]));
+
+    // Another institution neither sees nor changes it; a service's key manages nothing.
+    assert_eq!(
+        call(&server, Method::GET, &one, &other).await,
+        StatusCode::NOT_FOUND
+    );
+    let theirs: Value = server.api(Method::GET, RC_PATH, &other).fetch_json().await;
+    assert_eq!(theirs["rcConfigList"], json!([]));
+    let foreign = server
+        .api(Method::PUT, &one, &other)
+        .json(&rc_payload("https://altro.example.it"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+    let (_, service_key) = server.create_service(&["ApiMessageWrite"]).await;
+    assert_eq!(
+        call(&server, Method::GET, RC_PATH, &service_key).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(
+            &server,
+            Method::GET,
+            &format!("{RC_PATH}/not-a-ulid"),
+            &manage
+        )
+        .await,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Each refusal names its field; the SSRF guard refuses internal addresses.
+    let refusals = [
+        ("/is_lollipop_enabled", json!(true), "is_lollipop_enabled"),
+        ("/name", json!(""), "name"),
+        (
+            "/prod_environment/base_url",
+            json!("http://127.0.0.1:8080"),
+            "prod_environment.base_url",
+        ),
+        (
+            "/prod_environment/base_url",
+            json!("ftp://avvisi.example.it"),
+            "prod_environment.base_url",
+        ),
+        (
+            "/prod_environment/details_authentication/header_key_name",
+            json!("Host"),
+            "prod_environment.details_authentication.header_key_name",
+        ),
+        (
+            "/test_environment/test_users",
+            json!(["NOTAFISCALCODE"]),
+            "test_environment.test_users[0]",
+        ),
+        ("/has_precondition", json!("SOMETIMES"), "has_precondition"),
+    ];
+    for (pointer, value, field) in refusals {
+        let mut body = rc_payload("https://avvisi.example.it/api");
+        *body.pointer_mut(pointer).unwrap() = value;
+        let response = server
+            .api(Method::POST, RC_PATH, &manage)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let problem = expect_problem(response, StatusCode::BAD_REQUEST).await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains(field),
+            "{pointer}: {problem}"
+        );
+    }
+    let list: Value = server.api(Method::GET, RC_PATH, &manage).fetch_json().await;
+    assert_eq!(
+        list["rcConfigList"].as_array().unwrap().len(),
+        1,
+        "nothing refused was kept"
+    );
+}

@@ -237,6 +237,7 @@ pub(super) fn add_paths(paths: &mut Paths) {
             .problem(403, "The key is another institution's, or a service's key without ApiServiceWrite."),
         ),
     );
+    add_remote_content_paths(paths);
     paths.add(
         "get",
         "/manage/services/{serviceId}/history",
@@ -296,6 +297,168 @@ pub(super) fn add_paths(paths: &mut Paths) {
             .problem(409, "Too many concurrent regenerations."),
         ),
     );
+}
+
+/// The remote-content configuration operations (`manage_api::remote_contents`).
+fn add_remote_content_paths(paths: &mut Paths) {
+    const RC_TAG: &str = "remote contents";
+    let base = "/messages-sending/remote-contents/configurations";
+    let one = "/messages-sending/remote-contents/configurations/{configurationId}";
+    let configuration_id = || {
+        json!({
+            "type": "string",
+            "description": "The configuration's id (a ULID io gives it at creation).",
+            "example": "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+        })
+    };
+    let refused = "A field is not valid (the detail names it): a text empty or over 1000 characters, a fiscal code, a header name io sets itself or that is not an HTTP token, a key that is not visible ASCII, a base URL that is not http(s) or that the SSRF guard refuses, is_lollipop_enabled true (io does not sign with Lollipop).";
+    paths.add(
+        "post",
+        base,
+        authenticated(
+            Operation::new(
+                "createRCConfiguration",
+                "Register where the institution's messages' details live",
+                RC_TAG,
+            )
+            .json_body(schema_ref("NewRCConfigurationPublic"))
+            .answers(
+                201,
+                "The configuration, with the id io gave it.",
+                schema_ref("RCConfigurationResponse"),
+            )
+            .problem(400, refused),
+        ),
+    );
+    paths.add(
+        "get",
+        base,
+        authenticated(
+            Operation::new(
+                "listRCConfiguration",
+                "The institution's remote-content configurations, by id",
+                RC_TAG,
+            )
+            .answers(
+                200,
+                "Every configuration of the institution.",
+                schema_ref("RCConfigurationListResponse"),
+            ),
+        ),
+    );
+    paths.add(
+        "get",
+        one,
+        authenticated(
+            Operation::new(
+                "getRCConfiguration",
+                "One remote-content configuration",
+                RC_TAG,
+            )
+            .path("configurationId", configuration_id())
+            .answers(
+                200,
+                "The configuration.",
+                schema_ref("RCConfigurationResponse"),
+            )
+            .problem(400, "configurationId is not a ULID.")
+            .problem(404, "The institution has no such configuration."),
+        ),
+    );
+    paths.add(
+        "put",
+        one,
+        authenticated(
+            Operation::new(
+                "updateRCConfiguration",
+                "Replace a remote-content configuration",
+                RC_TAG,
+            )
+            .path("configurationId", configuration_id())
+            .json_body(schema_ref("NewRCConfigurationPublic"))
+            .answers_empty(204, "Replaced.")
+            .problem(400, &format!("configurationId is not a ULID, or {refused}"))
+            .problem(404, "The institution has no such configuration.")
+            .problem(
+                409,
+                "Another change got in first (read it again and retry).",
+            ),
+        ),
+    );
+}
+
+/// The remote-content schemas: the payload and the view share their environments.
+fn remote_content_schemas() -> Vec<(&'static str, Value)> {
+    let authentication = closed_object(
+        &["header_key_name", "key", "type"],
+        json!({
+            "header_key_name": { "type": "string", "minLength": 1, "maxLength": 100, "example": "X-Api-Key" },
+            "key": { "type": "string", "minLength": 1, "maxLength": 4096 },
+            "type": text(),
+        }),
+    );
+    let base_url = json!({ "type": "string", "minLength": 1, "maxLength": 2048, "example": "https://avvisi.example.it/api" });
+    let fiscal_codes = json!({ "type": "array", "maxItems": 1000, "items": fiscal_code() });
+    let prod = closed_object(
+        &["base_url", "details_authentication"],
+        json!({ "base_url": base_url, "details_authentication": authentication }),
+    );
+    let test = closed_object(
+        &["base_url", "details_authentication", "test_users"],
+        json!({ "base_url": base_url, "details_authentication": authentication, "test_users": fiscal_codes }),
+    );
+    let precondition = json!({ "type": "string", "enum": ["ALWAYS", "ONCE", "NEVER"] });
+    let payload = closed_object(
+        &[
+            "name",
+            "description",
+            "has_precondition",
+            "disable_lollipop_for",
+            "is_lollipop_enabled",
+        ],
+        json!({
+            "name": text(),
+            "description": text(),
+            "has_precondition": precondition,
+            "disable_lollipop_for": fiscal_codes,
+            "is_lollipop_enabled": described(json!({ "type": "boolean" }), "Must be false: io does not sign with Lollipop."),
+            "prod_environment": prod,
+            "test_environment": test,
+        }),
+    );
+    let response = object(
+        &[
+            "configuration_id",
+            "user_id",
+            "name",
+            "description",
+            "has_precondition",
+            "disable_lollipop_for",
+            "is_lollipop_enabled",
+        ],
+        json!({
+            "configuration_id": { "type": "string", "example": "01ARZ3NDEKTSV4RRFFQ69G5FAV" },
+            "user_id": described(organization_fiscal_code(), "The institution the configuration belongs to."),
+            "name": { "type": "string" },
+            "description": { "type": "string" },
+            "has_precondition": precondition,
+            "disable_lollipop_for": fiscal_codes,
+            "is_lollipop_enabled": { "type": "boolean" },
+            "prod_environment": prod,
+            "test_environment": test,
+        }),
+    );
+    vec![
+        ("NewRCConfigurationPublic", payload),
+        ("RCConfigurationResponse", response),
+        (
+            "RCConfigurationListResponse",
+            object(
+                &["rcConfigList"],
+                json!({ "rcConfigList": { "type": "array", "items": schema_ref("RCConfigurationResponse") } }),
+            ),
+        ),
+    ]
 }
 
 /// Why an uploaded logo is refused.
@@ -403,7 +566,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             "reason": { "type": "string", "description": "Why the platform rejected it." }
         }),
     );
-    vec![
+    let mut all = vec![
         (
             "CmsServicePayload",
             closed_object(
@@ -510,5 +673,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                 json!({ "primary_key": { "type": "string" }, "secondary_key": { "type": "string" } }),
             ),
         ),
-    ]
+    ];
+    all.extend(remote_content_schemas());
+    all
 }
