@@ -37,10 +37,14 @@ pub mod apns;
 pub mod email;
 #[cfg(feature = "fcm")]
 pub mod fcm;
+#[cfg(feature = "webhook")]
+pub mod outbound;
 #[cfg(feature = "pec")]
 pub mod pec;
 #[cfg(feature = "push")]
 pub mod push;
+#[cfg(feature = "webhook")]
+pub mod remote_content;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
@@ -58,6 +62,8 @@ pub use pec::{MailboxConfig, PecChannel, PecConfig, ReceiptReader};
 pub use provider_limit::ProviderLimit;
 #[cfg(feature = "push")]
 pub use push::PushChannel;
+#[cfg(feature = "webhook")]
+pub use remote_content::{RemoteContentClient, RemoteContentFailure};
 #[cfg(feature = "tls")]
 pub use tls::{TlsError, TrustedRoots, install_default_crypto_provider};
 #[cfg(feature = "webhook")]

@@ -15,12 +15,9 @@
 //! status, redirects included, is permanent.
 //!
 //! **SSRF guard.** A callback URL is chosen by a sender, so io refuses to call private, loopback,
-//! link-local, shared and multicast addresses unless the configuration allows them. The check
-//! runs on the addresses the name resolves to at connection time, so a name that resolves to a
-//! public address when registered and to 127.0.0.1 later is still refused.
+//! link-local, shared and multicast addresses unless the configuration allows them
+//! ([`crate::outbound`], shared with the remote-content client).
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -28,13 +25,13 @@ use io_core::{
     CallbackEvent, CallbackSender, CallbackTarget, Outcome, PermanentReason, Timestamp,
     TransientCause,
 };
-use ipnet::IpNet;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::error_text::http_error_chain;
 use crate::http;
+use crate::outbound::{self, OutboundClient};
+pub use crate::outbound::{MAX_URL_LEN, UrlRefused, is_internal};
 use crate::{ConfigError, TrustedRoots};
 
 /// The signature header's name.
@@ -62,26 +59,6 @@ impl Default for WebhookConfig {
             roots: TrustedRoots::default(),
         }
     }
-}
-
-/// The longest callback URL accepted.
-pub const MAX_URL_LEN: usize = 2048;
-
-/// A callback URL that io will not call.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlRefused {
-    /// Longer than [`MAX_URL_LEN`].
-    #[error("longer than {MAX_URL_LEN} characters")]
-    TooLong,
-    /// Not an absolute http(s) URL.
-    #[error("not an absolute http or https URL")]
-    Malformed,
-    /// It names an address the SSRF guard refuses.
-    #[error("{0} is a private, loopback, link-local or otherwise internal address")]
-    Internal(IpAddr),
-    /// It carries credentials, which would be sent on every callback.
-    #[error("a callback URL must not carry a user name or password")]
-    Credentials,
 }
 
 /// A signature that does not prove the body came from io recently.
@@ -159,128 +136,19 @@ pub fn verify_signature(
     }
 }
 
-/// The networks the SSRF guard refuses: every block of IANA's IPv4 and IPv6 Special-Purpose
-/// Address Registries (RFC 6890 and updates) that is not globally reachable or embeds an IPv4
-/// address the guard cannot see through, plus multicast and the deprecated site-local and
-/// IPv4-compatible ranges. A callback receiver is a public server: none of these is one.
-const REFUSED_NETWORKS: &[&str] = &[
-    // IPv4
-    "0.0.0.0/8",       // "this network"
-    "10.0.0.0/8",      // private
-    "100.64.0.0/10",   // shared address space (carrier-grade NAT)
-    "127.0.0.0/8",     // loopback
-    "169.254.0.0/16",  // link-local (cloud metadata services)
-    "172.16.0.0/12",   // private
-    "192.0.0.0/24",    // IETF protocol assignments
-    "192.0.2.0/24",    // documentation
-    "192.88.99.0/24",  // 6to4 relay anycast (deprecated)
-    "192.168.0.0/16",  // private
-    "198.18.0.0/15",   // benchmarking
-    "198.51.100.0/24", // documentation
-    "203.0.113.0/24",  // documentation
-    "224.0.0.0/4",     // multicast
-    "240.0.0.0/4",     // reserved, and the limited broadcast address
-    // IPv6
-    "::/128",         // unspecified
-    "::1/128",        // loopback
-    "::/96",          // IPv4-compatible (deprecated; embeds an IPv4 address)
-    "64:ff9b::/96",   // NAT64 well-known prefix (embeds an IPv4 address)
-    "64:ff9b:1::/48", // NAT64 local use
-    "100::/64",       // discard-only
-    "2001::/23",      // IETF protocol assignments (Teredo 2001::/32 embeds IPv4)
-    "2001:db8::/32",  // documentation
-    "2002::/16",      // 6to4 (embeds an IPv4 address)
-    "3fff::/20",      // documentation
-    "5f00::/16",      // segment routing SIDs
-    "fc00::/7",       // unique local
-    "fe80::/10",      // link-local
-    "fec0::/10",      // site-local (deprecated)
-    "ff00::/8",       // multicast
-];
-
-/// [`REFUSED_NETWORKS`], parsed once.
-fn refused_networks() -> &'static [IpNet] {
-    static PARSED: OnceLock<Vec<IpNet>> = OnceLock::new();
-    PARSED.get_or_init(|| {
-        REFUSED_NETWORKS
-            .iter()
-            .map(|net| net.parse().expect("REFUSED_NETWORKS holds valid CIDRs"))
-            .collect()
-    })
-}
-
-/// Whether the SSRF guard refuses `ip`. An IPv4-mapped address (`::ffff:a.b.c.d`) is judged
-/// as the IPv4 address it carries.
-pub fn is_internal(ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    refused_networks().iter().any(|net| net.contains(&ip))
-}
-
-const SSRF_MARK: &str = "refused by the SSRF guard";
-
-/// A name that resolved only to addresses the guard refuses.
-#[derive(Debug, thiserror::Error)]
-#[error("{host} resolves to {address}, {}", SSRF_MARK)]
-struct SsrfRefused {
-    host: String,
-    address: String,
-}
-
-/// Resolves names with the system resolver and drops refused addresses.
-struct GuardedResolver;
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = resolved
-                .iter()
-                .copied()
-                .filter(|addr| !is_internal(addr.ip()))
-                .collect();
-            if allowed.is_empty() {
-                let address = resolved
-                    .first()
-                    .map_or_else(|| "no address".to_owned(), |a| a.ip().to_string());
-                return Err(Box::new(SsrfRefused { host, address }) as _);
-            }
-            let addrs: Addrs = Box::new(allowed.into_iter());
-            Ok(addrs)
-        })
-    }
-}
-
 /// Sends signed callbacks.
 pub struct WebhookClient {
-    http: reqwest::Client,
-    allow_private: bool,
+    outbound: OutboundClient,
 }
 
 impl WebhookClient {
     /// A client with its own connection pool.
     pub fn new(config: &WebhookConfig) -> Result<Self, ConfigError> {
-        let tls = config.roots.client_config(&[b"h2", b"http/1.1"])?;
-        let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("io-callbacks/", env!("CARGO_PKG_VERSION")));
-        if !config.allow_private_addresses {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ConfigError::invalid("webhook", e.to_string()))?;
         Ok(Self {
-            http,
-            allow_private: config.allow_private_addresses,
+            outbound: OutboundClient::new(
+                config,
+                concat!("io-callbacks/", env!("CARGO_PKG_VERSION")),
+            )?,
         })
     }
 
@@ -288,27 +156,7 @@ impl WebhookClient {
     /// no credentials, and no internal literal address unless allowed. Host names are checked
     /// when they are resolved, at each connection.
     pub fn check_url(&self, url: &str) -> Result<reqwest::Url, UrlRefused> {
-        if url.len() > MAX_URL_LEN {
-            return Err(UrlRefused::TooLong);
-        }
-        let parsed = reqwest::Url::parse(url).map_err(|_| UrlRefused::Malformed)?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-            return Err(UrlRefused::Malformed);
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(UrlRefused::Credentials);
-        }
-        if !self.allow_private {
-            let ip = match parsed.host() {
-                Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-                Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-                _ => None,
-            };
-            if let Some(ip) = ip.filter(|ip| is_internal(*ip)) {
-                return Err(UrlRefused::Internal(ip));
-            }
-        }
-        Ok(parsed)
+        self.outbound.check_url(url)
     }
 }
 
@@ -335,7 +183,8 @@ impl CallbackSender for WebhookClient {
         let unix_seconds = u64::try_from(now.as_millis() / 1000).unwrap_or(0);
         let signature = sign(target.secret.as_bytes(), unix_seconds, &event.body);
         let response = self
-            .http
+            .outbound
+            .http()
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)
@@ -345,7 +194,7 @@ impl CallbackSender for WebhookClient {
             .await;
         let response = match response {
             Ok(response) => response,
-            Err(error) if refused_by_guard(&error) => {
+            Err(error) if outbound::refused_by_guard(&error) => {
                 return Outcome::Permanent(PermanentReason::new(
                     "callback_url_refused",
                     http_error_chain(&error),
@@ -386,14 +235,6 @@ fn classify(status: u16, retry_after: Option<Duration>) -> Outcome {
             format!("the callback receiver answered {status}"),
         )),
     }
-}
-
-/// Whether the request failed because the guard refused every address of the host. The
-/// resolver's error reaches us boxed inside hyper's connect error, where its type can no
-/// longer be downcast (a `Box<dyn Error>` forwards `source` past itself), so the chain's
-/// text is matched instead.
-fn refused_by_guard(error: &reqwest::Error) -> bool {
-    http_error_chain(error).contains(SSRF_MARK)
 }
 
 #[cfg(test)]

@@ -84,8 +84,8 @@ pub use journal::{JournalEntry, JournalError, JournalEvent, JournalHead};
 pub use logo::{Logo, LogoError, LogoOwner, MAX_LOGO_BYTES, MAX_LOGO_SIDE, sample_png};
 pub use message::{
     FeatureLevel, Message, MessageContent, NewMessage, NewMessageContent, NewPayee, NewPaymentData,
-    NewPrescriptionData, PaymentData, PrescriptionData, SenderCapabilities, SenderLimits,
-    ValidMessage, ValidationError,
+    NewPrescriptionData, NewThirdPartyData, PaymentData, PrescriptionData, SenderCapabilities,
+    SenderLimits, THIRD_PARTY_TEXT_MAX, ThirdPartyData, ValidMessage, ValidationError,
 };
 pub use message_flags::{FlagsChange, FlagsError, MessageFlags};
 pub use network::{InvalidNetwork, IpNetwork};

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    FiscalCode, FiscalCodeError, MessageId, OrganizationFiscalCode, OrganizationFiscalCodeError,
-    ServiceId, Timestamp,
+    ConfigurationId, FiscalCode, FiscalCodeError, HasPrecondition, MessageId,
+    OrganizationFiscalCode, OrganizationFiscalCodeError, ServiceId, Timestamp,
 };
 
 /// Subject length in characters (Unicode scalar values), inclusive.
@@ -79,6 +79,38 @@ pub struct NewMessageContent {
     /// A medical prescription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prescription_data: Option<NewPrescriptionData>,
+    /// Details kept on the sender's server (IO's remote contents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub third_party_data: Option<NewThirdPartyData>,
+}
+
+/// The `third_party_data` object of a [`NewMessage`] (IO's `ThirdPartyData`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewThirdPartyData {
+    /// The sender's id of the message, which io asks its server for.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Who originally sent it, when the service relays another sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_sender: Option<String>,
+    /// When the original sender received it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_receipt_date: Option<String>,
+    /// The sender's server has attachments for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_attachments: Option<bool>,
+    /// The sender's server has its details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_remote_content: Option<bool>,
+    /// Whether a precondition comes before the details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_precondition: Option<HasPrecondition>,
+    /// A summary shown before the details are read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The remote-content configuration that says where the details are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration_id: Option<String>,
 }
 
 /// The `payment_data` object of a [`NewMessage`].
@@ -240,6 +272,14 @@ pub enum ValidationError {
     /// The prescriber is not a fiscal code.
     #[error("content.prescription_data.prescriber_fiscal_code: {0}")]
     PrescriberFiscalCode(FiscalCodeError),
+    /// A field of `content.third_party_data` is not valid.
+    #[error("{field}: {reason}")]
+    ThirdPartyData {
+        /// JSON path of the field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Feature level neither STANDARD nor ADVANCED.
     #[error("feature_level_type {value:?} is not STANDARD or ADVANCED")]
     FeatureLevel {
@@ -271,6 +311,7 @@ impl ValidationError {
             Self::NreLength { .. } => "content.prescription_data.nre",
             Self::IupLength { .. } => "content.prescription_data.iup",
             Self::PrescriberFiscalCode(_) => "content.prescription_data.prescriber_fiscal_code",
+            Self::ThirdPartyData { field, .. } => field,
             Self::FeatureLevel { .. } | Self::AdvancedNotAllowed => "feature_level_type",
         }
     }
@@ -333,7 +374,36 @@ pub struct MessageContent {
     pub require_secure_channels: Option<bool>,
     /// A prescription.
     pub prescription_data: Option<PrescriptionData>,
+    /// Details kept on the sender's server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub third_party_data: Option<ThirdPartyData>,
 }
+
+/// Validated `third_party_data`: what the citizen's app shows before it reads the details
+/// from the sender's server, and the configuration that says where they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThirdPartyData {
+    /// The sender's id of the message: 1 to [`THIRD_PARTY_TEXT_MAX`] characters, no control
+    /// characters.
+    pub id: String,
+    /// Who originally sent it.
+    pub original_sender: Option<String>,
+    /// When the original sender received it.
+    pub original_receipt_date: Option<Timestamp>,
+    /// The sender's server has attachments for it.
+    pub has_attachments: bool,
+    /// The sender's server has its details.
+    pub has_remote_content: bool,
+    /// Whether a precondition comes before the details.
+    pub has_precondition: Option<HasPrecondition>,
+    /// A summary shown before the details are read.
+    pub summary: Option<String>,
+    /// Where the details are: required when the sender has details or attachments.
+    pub configuration_id: Option<ConfigurationId>,
+}
+
+/// The longest text of `third_party_data`, in characters.
+pub const THIRD_PARTY_TEXT_MAX: usize = 1000;
 
 /// A message that satisfies every rule of io-reference §6 for its sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -489,6 +559,11 @@ fn validate_content(
         .as_ref()
         .map(validate_prescription)
         .transpose()?;
+    let third_party_data = raw
+        .third_party_data
+        .as_ref()
+        .map(validate_third_party)
+        .transpose()?;
     Ok(MessageContent {
         subject,
         markdown,
@@ -496,6 +571,77 @@ fn validate_content(
         payment_data,
         require_secure_channels: raw.require_secure_channels,
         prescription_data,
+        third_party_data,
+    })
+}
+
+/// A text of `third_party_data`: 1 to [`THIRD_PARTY_TEXT_MAX`] characters, no control
+/// characters.
+fn third_party_text(field: &'static str, text: &str) -> Result<String, ValidationError> {
+    let len = text.chars().count();
+    if !(1..=THIRD_PARTY_TEXT_MAX).contains(&len) || text.chars().any(char::is_control) {
+        return Err(ValidationError::ThirdPartyData {
+            field,
+            reason: format!(
+                "1 to {THIRD_PARTY_TEXT_MAX} characters without control characters ({len} given)"
+            ),
+        });
+    }
+    Ok(text.to_owned())
+}
+
+fn validate_third_party(raw: &NewThirdPartyData) -> Result<ThirdPartyData, ValidationError> {
+    let id = raw.id.as_deref().ok_or(ValidationError::Missing {
+        field: "content.third_party_data.id",
+    })?;
+    let id = third_party_text("content.third_party_data.id", id)?;
+    let original_sender = raw
+        .original_sender
+        .as_deref()
+        .map(|text| third_party_text("content.third_party_data.original_sender", text))
+        .transpose()?;
+    let summary = raw
+        .summary
+        .as_deref()
+        .map(|text| third_party_text("content.third_party_data.summary", text))
+        .transpose()?;
+    let original_receipt_date = raw
+        .original_receipt_date
+        .as_deref()
+        .map(|text| {
+            Timestamp::parse_rfc3339(text).map_err(|_| ValidationError::ThirdPartyData {
+                field: "content.third_party_data.original_receipt_date",
+                reason: format!("{:?} is not an RFC 3339 timestamp", cut(text)),
+            })
+        })
+        .transpose()?;
+    let configuration_id = raw
+        .configuration_id
+        .as_deref()
+        .map(|text| {
+            ConfigurationId::parse(text).map_err(|_| ValidationError::ThirdPartyData {
+                field: "content.third_party_data.configuration_id",
+                reason: format!("{:?} is not a ULID", cut(text)),
+            })
+        })
+        .transpose()?;
+    let has_attachments = raw.has_attachments.unwrap_or(false);
+    let has_remote_content = raw.has_remote_content.unwrap_or(false);
+    if (has_attachments || has_remote_content) && configuration_id.is_none() {
+        return Err(ValidationError::ThirdPartyData {
+            field: "content.third_party_data.configuration_id",
+            reason: "required when has_remote_content or has_attachments is true (io keeps no per-service configuration)".to_owned(),
+        });
+    }
+    Ok(ThirdPartyData {
+        id,
+        original_sender,
+        original_receipt_date,
+        has_attachments,
+        has_remote_content,
+        has_precondition: raw.has_precondition,
+        summary,
+        configuration_id,
     })
 }
 

@@ -11,6 +11,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use io_channels::RemoteContentClient;
 use io_channels::webhook::WebhookClient;
 use io_channels::{ApnsClient, EmailChannel, FcmClient, PecChannel, PushChannel, ReceiptReader};
 use io_core::{CallbackPolicy, Channel, Clock, Engine, Store, SystemClock};
@@ -48,6 +49,9 @@ pub struct App<S: Store> {
     /// The client that posts sender callbacks (the engine's sender); the admin API checks
     /// registered URLs with its SSRF guard.
     pub webhook: Arc<WebhookClient>,
+    /// The client that reads messages' details from their senders' servers (remote contents),
+    /// with the callbacks' SSRF guard, timeout and roots.
+    pub remote_contents: Arc<RemoteContentClient>,
     /// Time, for tokens and GDPR deadlines.
     pub clock: Arc<dyn Clock>,
     /// False once shutdown began (`/readyz` answers 503).
@@ -217,6 +221,7 @@ impl<S: Store> App<S> {
             None => None,
         };
         let webhook = Arc::new(WebhookClient::new(&config.callbacks.webhook)?);
+        let remote_contents = Arc::new(RemoteContentClient::new(&config.callbacks.webhook)?);
         let engine = Engine::new(store.clone(), channels, clock.clone(), engine_config)?
             .with_callbacks(webhook.clone())
             .with_observer(metrics.clone());
@@ -232,6 +237,7 @@ impl<S: Store> App<S> {
             limiter: InstitutionLimiter::new(&config.rate_limit.divided_among(processes)),
             metrics,
             webhook,
+            remote_contents,
             clock,
             ready: AtomicBool::new(true),
             pec_reader,

@@ -61,6 +61,10 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
         .route("/messages", get(messages::list_messages::<S>))
         .route("/messages/{id}", get(messages::get_message::<S>))
         .route(
+            "/third-party-messages/{id}",
+            get(messages::get_third_party_message::<S>),
+        )
+        .route(
             "/messages/{id}/message-status",
             put(messages::put_message_status::<S>),
         )

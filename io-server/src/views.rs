@@ -2,8 +2,8 @@
 //! internal layout, and a field IO names differently is renamed here, in one place.
 
 use io_core::{
-    Delivery, DeliveryState, FailureReason, Message, MessageContent, MessageStatus, PaymentData,
-    PrescriptionData,
+    Delivery, DeliveryState, FailureReason, HasPrecondition, Message, MessageContent,
+    MessageStatus, PaymentData, PrescriptionData, ThirdPartyData,
 };
 use serde::Serialize;
 
@@ -26,6 +26,50 @@ pub struct ContentView {
     /// The message's own secure-channels flag, when it set one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_secure_channels: Option<bool>,
+    /// Details on the sender's server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub third_party_data: Option<ThirdPartyView>,
+}
+
+/// IO's `ThirdPartyData`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThirdPartyView {
+    /// The sender's id of the message.
+    pub id: String,
+    /// Who originally sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_sender: Option<String>,
+    /// RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_receipt_date: Option<String>,
+    /// Attachments on the sender's server.
+    pub has_attachments: bool,
+    /// Details on the sender's server.
+    pub has_remote_content: bool,
+    /// A precondition before the details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_precondition: Option<HasPrecondition>,
+    /// Shown before the details are read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Where the details are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configuration_id: Option<String>,
+}
+
+impl From<&ThirdPartyData> for ThirdPartyView {
+    fn from(t: &ThirdPartyData) -> Self {
+        Self {
+            id: t.id.clone(),
+            original_sender: t.original_sender.clone(),
+            original_receipt_date: t.original_receipt_date.map(|d| d.to_rfc3339()),
+            has_attachments: t.has_attachments,
+            has_remote_content: t.has_remote_content,
+            has_precondition: t.has_precondition,
+            summary: t.summary.clone(),
+            configuration_id: t.configuration_id.as_ref().map(|c| c.as_str().to_owned()),
+        }
+    }
 }
 
 /// IO's `PaymentData` with its payee.
@@ -96,6 +140,7 @@ impl From<&MessageContent> for ContentView {
             payment_data: c.payment_data.as_ref().map(PaymentView::from),
             prescription_data: c.prescription_data.as_ref().map(PrescriptionView::from),
             require_secure_channels: c.require_secure_channels,
+            third_party_data: c.third_party_data.as_ref().map(ThirdPartyView::from),
         }
     }
 }

@@ -64,6 +64,7 @@ const CITIZEN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/topics"),
     ("GET", "/messages"),
     ("GET", "/messages/{id}"),
+    ("GET", "/third-party-messages/{id}"),
     ("PUT", "/messages/{id}/message-status"),
     ("PUT", "/installations/{installation_id}"),
     ("POST", "/user-data-processing"),

@@ -1895,3 +1895,267 @@ async fn remote_content_configurations_belong_to_their_institution_and_are_check
         "nothing refused was kept"
     );
 }
+
+/// What the loopback sender's server saw of one request: its path and the headers io sends.
+#[derive(Debug, Clone, PartialEq)]
+struct SenderRequest {
+    path: String,
+    fiscal_code: Option<String>,
+    api_key: Option<String>,
+}
+
+/// A sender's server on loopback answering `GET /api/messages/{id}` as IO's third-party
+/// message API does; `broken` answers 500. Returns its base URL, what it saw, and the handle
+/// that stops it.
+async fn sender_server() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<SenderRequest>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, Uri};
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<SenderRequest>>> = Arc::default();
+    async fn details(
+        State(seen): State<Arc<Mutex<Vec<SenderRequest>>>>,
+        uri: Uri,
+        headers: HeaderMap,
+        Path(id): Path<String>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        seen.lock().unwrap().push(SenderRequest {
+            path: uri.path().to_owned(),
+            fiscal_code: header("fiscal_code"),
+            api_key: header("x-api-key"),
+        });
+        if id == "broken" {
+            return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
+        }
+        axum::Json(json!({
+            "details": { "importo": "120,00 EUR", "riferimento": id },
+            "attachments": []
+        }))
+        .into_response()
+    }
+    let router = axum::Router::new()
+        .route("/api/messages/{id}", axum::routing::get(details))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api", listener.local_addr().unwrap());
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (base, seen, handle)
+}
+
+/// A message of `key`'s service to `citizen` whose details are the sender's `id`.
+async fn submit_remote(
+    server: &TestServer,
+    key: &str,
+    citizen: &str,
+    id: &str,
+    configuration: &str,
+) -> reqwest::Response {
+    let mut body = message_body();
+    body["content"]["third_party_data"] = json!({
+        "id": id,
+        "has_remote_content": true,
+        "summary": "Avviso di pagamento TARI",
+        "configuration_id": configuration
+    });
+    server
+        .api(Method::POST, &format!("/messages/{citizen}"), key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_loses_nothing() {
+    let (base_url, seen, _sender) = sender_server().await;
+    let mut config = test_config();
+    // The sender's server is on loopback, which the SSRF guard refuses unless allowed.
+    config.callbacks.webhook.allow_private_addresses = true;
+    let server = TestServer::start_with(config).await;
+    server.put_profile(CITIZEN).await;
+    server.put_profile(OTHER_CITIZEN).await;
+    let manage = manage_key(&server, ORGANIZATION).await;
+    let configuration: Value = server
+        .api(Method::POST, RC_PATH, &manage)
+        .json(&rc_payload(&base_url))
+        .fetch_json()
+        .await;
+    let configuration = configuration["configuration_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, key) = server.create_service(&["ApiMessageWrite"]).await;
+
+    // Only a configuration of the sender's own institution may be named.
+    let other = manage_key(&server, OTHER_ORGANIZATION).await;
+    let foreign: Value = server
+        .api(Method::POST, RC_PATH, &other)
+        .json(&rc_payload(&base_url))
+        .fetch_json()
+        .await;
+    for named in [
+        foreign["configuration_id"].as_str().unwrap().to_owned(),
+        ulid::Ulid::new().to_string(),
+    ] {
+        let refused = submit_remote(&server, &key, CITIZEN, "AVV-1", &named).await;
+        let problem = expect_problem(refused, StatusCode::BAD_REQUEST).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("content.third_party_data.configuration_id")
+        );
+    }
+
+    // The citizen reads the details; io asked the production environment with its key, the
+    // citizen's fiscal code, and the sender's id as one path segment.
+    let response = submit_remote(&server, &key, CITIZEN, "AVV 1/2026", &configuration).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let message_id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.drain().await;
+    let token = server.citizen_token(CITIZEN).await;
+    let message: Value = server
+        .citizen(Method::GET, &format!("/messages/{message_id}"), &token)
+        .fetch_json()
+        .await;
+    assert_eq!(message["content"]["third_party_data"]["id"], "AVV 1/2026");
+    let details: Value = server
+        .citizen(
+            Method::GET,
+            &format!("/third-party-messages/{message_id}"),
+            &token,
+        )
+        .fetch_json()
+        .await;
+    assert_eq!(details["id"], message_id.as_str());
+    assert_eq!(
+        details["third_party_message"]["details"]["riferimento"],
+        "AVV 1/2026"
+    );
+    assert_eq!(
+        seen.lock().unwrap().last().cloned().unwrap(),
+        SenderRequest {
+            path: "/api/messages/AVV%201%2F2026".to_owned(),
+            fiscal_code: Some(CITIZEN.to_owned()),
+            api_key: Some("prod-key".to_owned()),
+        }
+    );
+
+    // A test user is served by the test environment, with its key.
+    let response = submit_remote(&server, &key, OTHER_CITIZEN, "AVV-2", &configuration).await;
+    let tester_message = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.drain().await;
+    let tester = server.citizen_token(OTHER_CITIZEN).await;
+    let answer = server
+        .citizen(
+            Method::GET,
+            &format!("/third-party-messages/{tester_message}"),
+            &tester,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap().api_key.as_deref(),
+        Some("test-key")
+    );
+    // Another citizen's message is not found.
+    let foreign_read = server
+        .citizen(
+            Method::GET,
+            &format!("/third-party-messages/{tester_message}"),
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_problem(foreign_read, StatusCode::NOT_FOUND).await;
+
+    // A sender that fails answers 502 with Retry-After; one that is down, 502 too; the message
+    // itself stays readable.
+    let response = submit_remote(&server, &key, CITIZEN, "broken", &configuration).await;
+    let broken = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.drain().await;
+    let failed = server
+        .citizen(
+            Method::GET,
+            &format!("/third-party-messages/{broken}"),
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(failed.headers().contains_key("retry-after"));
+    let problem = expect_problem(failed, StatusCode::BAD_GATEWAY).await;
+    assert!(problem["detail"].as_str().unwrap().contains("answered 500"));
+    // A sender whose server is down: nothing listens at its address.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_url = format!("http://{}/api", closed.local_addr().unwrap());
+    drop(closed);
+    let down_configuration: Value = server
+        .api(Method::POST, RC_PATH, &manage)
+        .json(&rc_payload(&down_url))
+        .fetch_json()
+        .await;
+    let response = submit_remote(
+        &server,
+        &key,
+        CITIZEN,
+        "AVV-3",
+        down_configuration["configuration_id"].as_str().unwrap(),
+    )
+    .await;
+    let message_id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.drain().await;
+    let down = server
+        .citizen(
+            Method::GET,
+            &format!("/third-party-messages/{message_id}"),
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(down.headers().contains_key("retry-after"));
+    let problem = expect_problem(down, StatusCode::BAD_GATEWAY).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{problem}"
+    );
+    let still: Value = server
+        .citizen(Method::GET, &format!("/messages/{message_id}"), &token)
+        .fetch_json()
+        .await;
+    assert_eq!(
+        still["content"]["third_party_data"]["summary"],
+        "Avviso di pagamento TARI"
+    );
+}

@@ -144,6 +144,7 @@ fn message() -> ValidMessage {
             payment_data: None,
             require_secure_channels: None,
             prescription_data: None,
+            third_party_data: None,
         },
         time_to_live_secs: 3_600,
         feature_level: FeatureLevel::Standard,

@@ -1062,3 +1062,75 @@ fn content_hash_changes_with_every_field() {
         assert!(seen.insert(changed.content_hash()), "{name}: hash collides");
     }
 }
+
+fn with_third_party(data: NewThirdPartyData) -> NewMessage {
+    let mut message = new_message();
+    message.content.third_party_data = Some(data);
+    message
+}
+
+fn third_party(id: &str, configuration: Option<&str>) -> NewThirdPartyData {
+    NewThirdPartyData {
+        id: Some(id.to_owned()),
+        has_remote_content: Some(true),
+        configuration_id: configuration.map(str::to_owned),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn third_party_data_is_validated_and_kept() {
+    let configuration = crate::ConfigurationId::generate();
+    let mut data = third_party("AVV-2026/001", Some(configuration.as_str()));
+    data.summary = Some("Avviso di pagamento".into());
+    data.original_receipt_date = Some("2026-11-30T10:00:00Z".into());
+    data.has_precondition = Some(crate::HasPrecondition::Once);
+    let valid = validate(&with_third_party(data)).unwrap();
+    let kept = valid.content.third_party_data.unwrap();
+    assert_eq!(kept.id, "AVV-2026/001");
+    assert_eq!(kept.configuration_id, Some(configuration));
+    assert!(kept.has_remote_content && !kept.has_attachments);
+    assert_eq!(kept.has_precondition, Some(crate::HasPrecondition::Once));
+    // Without it, nothing is kept.
+    assert_eq!(
+        validate(&new_message()).unwrap().content.third_party_data,
+        None
+    );
+}
+
+#[test]
+fn third_party_data_refusals_name_the_field() {
+    let ulid = crate::ConfigurationId::generate();
+    let field = |data: NewThirdPartyData| validate(&with_third_party(data)).unwrap_err().field();
+    let mut no_id = third_party("x", Some(ulid.as_str()));
+    no_id.id = None;
+    assert_eq!(field(no_id), "content.third_party_data.id");
+    assert_eq!(
+        field(third_party("", Some(ulid.as_str()))),
+        "content.third_party_data.id"
+    );
+    assert_eq!(
+        field(third_party("a\u{7}b", Some(ulid.as_str()))),
+        "content.third_party_data.id"
+    );
+    assert_eq!(
+        field(third_party("x", None)),
+        "content.third_party_data.configuration_id"
+    );
+    assert_eq!(
+        field(third_party("x", Some("not-a-ulid"))),
+        "content.third_party_data.configuration_id"
+    );
+    let mut bad_date = third_party("x", Some(ulid.as_str()));
+    bad_date.original_receipt_date = Some("yesterday".into());
+    assert_eq!(
+        field(bad_date),
+        "content.third_party_data.original_receipt_date"
+    );
+    // Display only, without details on the sender's server: no configuration needed.
+    let display_only = NewThirdPartyData {
+        id: Some("x".into()),
+        ..Default::default()
+    };
+    assert!(validate(&with_third_party(display_only)).is_ok());
+}

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::{Extension, Json};
+use io_channels::RemoteContentFailure;
 use io_core::{FiscalCode, FlagsChange, MessageFlags, MessageId, Store};
 use serde::{Deserialize, Serialize};
 
@@ -250,4 +252,79 @@ pub(super) async fn put_message_status<S: Store>(
         .await?
         .map_err(|refused| Problem::bad_request(refused.to_string()))?;
     Ok(Json(flags))
+}
+
+/// `GET /third-party-messages/{id}` answer: the details the sender keeps on its server (IO's
+/// `ThirdPartyMessage`, as the sender answered it).
+#[derive(Debug, Serialize)]
+pub struct ThirdPartyMessageView {
+    id: String,
+    third_party_message: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `GET /third-party-messages/{id}`: the message's details read now from its sender's server,
+/// through the environment that serves this citizen. The message itself stays readable
+/// whatever the sender does: a sender that is down or slow is a 502 or 504 the app may retry,
+/// a sender's refusal a 502 that says what it answered.
+pub(super) async fn get_third_party_message<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ThirdPartyMessageView>> {
+    let id = own_message(&app, &fiscal_code, &id).await?;
+    let stored = app
+        .store
+        .message(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no message {id} in your inbox")))?;
+    let data = stored
+        .message
+        .body
+        .content
+        .third_party_data
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "message {id} has no details on its sender's server"
+            ))
+        })?;
+    let configuration_id = data.configuration_id.ok_or_else(|| {
+        Problem::not_found(format!(
+            "message {id} names no remote-content configuration"
+        ))
+    })?;
+    let configuration = app
+        .store
+        .remote_content_configuration(&configuration_id)
+        .await?
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "the remote-content configuration {configuration_id} of message {id} no longer exists"
+            ))
+        })?;
+    let environment = configuration.environment_for(&fiscal_code).ok_or_else(|| {
+        Problem::not_found(format!(
+            "the remote-content configuration {configuration_id} has no environment for you"
+        ))
+    })?;
+    let details = app
+        .remote_contents
+        .fetch(environment, &data.id, &fiscal_code)
+        .await
+        .map_err(|failure| {
+            tracing::warn!(message = %id, configuration = %configuration_id, %failure, "remote content not read");
+            let status = match failure {
+                RemoteContentFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            let problem = Problem::new(status, format!("the message's details could not be read: {failure}"));
+            if failure.is_retriable() {
+                problem.with_header("retry-after", "30".into())
+            } else {
+                problem
+            }
+        })?;
+    Ok(Json(ThirdPartyMessageView {
+        id: id.to_string(),
+        third_party_message: details,
+    }))
 }

@@ -1,7 +1,8 @@
 //! Remote-content configurations as IO has them (`/messages-sending/remote-contents/configurations`,
 //! with the institution's manage key): where a sender keeps its messages' details and the header
-//! io authenticates with there. Each base URL passes the SSRF guard of the callbacks' client
-//! before it is kept (`callbacks.webhook.allow_private_addresses` opens it to in-house servers).
+//! io authenticates with there. Each base URL passes the SSRF guard of the remote-content client
+//! (the callbacks' settings: `callbacks.webhook.allow_private_addresses` opens it to in-house
+//! servers) before it is kept, and again at each read.
 
 use std::sync::Arc;
 
@@ -125,7 +126,7 @@ impl ConfigurationPayload {
             ("test_environment", &configuration.test_environment),
         ] {
             if let Some(environment) = environment {
-                app.webhook
+                app.remote_contents
                     .check_url(&environment.base_url)
                     .map_err(|e| Problem::bad_request(format!("{field}.base_url: {e}")))?;
             }

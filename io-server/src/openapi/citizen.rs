@@ -630,6 +630,23 @@ pub fn citizen_api_document() -> Value {
         ),
     );
     paths.add(
+        "get",
+        "/third-party-messages/{id}",
+        citizen(
+            Operation::new(
+                "getThirdPartyMessage",
+                "A message's details, read now from its sender's server (remote contents)",
+                TAG_MESSAGES,
+            )
+            .path("id", message_id())
+            .answers(200, "The sender's answer.", schema_ref("ThirdPartyMessage"))
+            .problem(400, "The id is not valid.")
+            .problem(404, "No such message in the citizen's inbox, or it has no details on its sender's server, or its configuration has no environment for this citizen.")
+            .problem(502, "The sender's server could not be reached, answered other than 200, or answered what is not a JSON object of at most 1 MiB (the detail says which; Retry-After when retrying may help).")
+            .problem(504, "The sender's server did not answer in time (Retry-After)."),
+        ),
+    );
+    paths.add(
         "put",
         "/messages/{id}/message-status",
         citizen(
@@ -769,6 +786,19 @@ pub fn citizen_api_document() -> Value {
             object(
                 &["topics"],
                 json!({ "topics": { "type": "array", "items": schema_ref("Topic") } }),
+            ),
+        ),
+        (
+            "ThirdPartyMessage",
+            object(
+                &["id", "third_party_message"],
+                json!({
+                    "id": message_id(),
+                    "third_party_message": described(
+                        json!({ "type": "object" }),
+                        "What the sender's server answered (IO's ThirdPartyMessage: details, attachments).",
+                    ),
+                }),
             ),
         ),
     ];

@@ -247,6 +247,7 @@ pub(crate) fn new_message_content() -> Value {
             "payment_data": schema_ref("NewPaymentData"),
             "require_secure_channels": described(boolean(), "Overrides the service's flag: no email, anonymous push."),
             "prescription_data": schema_ref("PrescriptionData"),
+            "third_party_data": schema_ref("ThirdPartyData"),
         }),
     )
 }
@@ -298,6 +299,28 @@ pub(crate) fn prescription_data() -> Value {
     )
 }
 
+/// `content.third_party_data`, in and out (IO's `ThirdPartyData`).
+pub(crate) fn third_party_data() -> Value {
+    let text =
+        || json!({ "type": "string", "minLength": 1, "maxLength": io_core::THIRD_PARTY_TEXT_MAX });
+    object(
+        &["id"],
+        json!({
+            "id": described(text(), "The sender's id of the message: io reads {base_url}/messages/{id} from the sender's server."),
+            "original_sender": text(),
+            "original_receipt_date": timestamp(),
+            "has_attachments": { "type": "boolean", "default": false },
+            "has_remote_content": { "type": "boolean", "default": false },
+            "has_precondition": { "type": "string", "enum": ["ALWAYS", "ONCE", "NEVER"] },
+            "summary": text(),
+            "configuration_id": described(
+                json!({ "type": "string", "example": "01ARZ3NDEKTSV4RRFFQ69G5FAV" }),
+                "A remote-content configuration of the sender's institution; required when has_remote_content or has_attachments is true.",
+            ),
+        }),
+    )
+}
+
 /// A stored message's content as the APIs return it (`views::ContentView`).
 pub(crate) fn message_content() -> Value {
     object(
@@ -316,6 +339,7 @@ pub(crate) fn message_content() -> Value {
                 }),
             ),
             "prescription_data": schema_ref("PrescriptionData"),
+            "third_party_data": schema_ref("ThirdPartyData"),
             "require_secure_channels": boolean(),
         }),
     )
@@ -462,5 +486,6 @@ pub(crate) fn message_response_components() -> Vec<(&'static str, Value)> {
         ("MessageResponse", message_response()),
         ("MessageContent", message_content()),
         ("PrescriptionData", prescription_data()),
+        ("ThirdPartyData", third_party_data()),
     ]
 }

@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use io_core::{
-    Group, IdempotencyKey, NewMessage, SenderCapabilities, Store, Submission, SubmitError,
-    ValidationError,
+    ConfigurationId, Group, IdempotencyKey, NewMessage, SenderCapabilities, Store, Submission,
+    SubmitError, ValidationError,
 };
 use serde::Serialize;
 
@@ -56,6 +56,40 @@ pub async fn submit_to<S: Store>(
     submit(&app, &caller, &headers, message).await
 }
 
+/// A message whose details are on the sender's server names a remote-content configuration of
+/// the sender's institution (400 otherwise, before anything is accepted). A configuration id
+/// that is not a ULID is left to the message's validation, which names it.
+async fn check_configuration<S: Store>(
+    app: &App<S>,
+    caller: &ServiceCaller,
+    message: &NewMessage,
+) -> ApiResult<()> {
+    let Some(raw) = message
+        .content
+        .third_party_data
+        .as_ref()
+        .and_then(|data| data.configuration_id.as_deref())
+    else {
+        return Ok(());
+    };
+    let Ok(id) = ConfigurationId::parse(raw) else {
+        return Ok(());
+    };
+    let owned = app
+        .store
+        .remote_content_configuration(&id)
+        .await?
+        .is_some_and(|c| c.organization == caller.service.organization_fiscal_code);
+    if owned {
+        Ok(())
+    } else {
+        Err(Problem::bad_request(format!(
+            "content.third_party_data.configuration_id: the institution {} has no remote-content configuration {id}",
+            caller.service.organization_fiscal_code
+        )))
+    }
+}
+
 async fn submit<S: Store>(
     app: &App<S>,
     caller: &ServiceCaller,
@@ -79,6 +113,7 @@ async fn submit<S: Store>(
         }
     };
     caller.require_recipient(&recipient)?;
+    check_configuration(app, caller, &message).await?;
     let idempotency_key = match crate::request_headers::single(headers, IDEMPOTENCY_HEADER)? {
         None => None,
         Some(raw) => Some(IdempotencyKey::parse(raw).map_err(|_| {
