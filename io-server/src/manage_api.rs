@@ -280,9 +280,8 @@ async fn create<S: Store>(
     Ok(response)
 }
 
-/// `GET /manage/services` query.
+/// `GET /manage/services` query. Unknown parameters are ignored, as IO ignores them.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     limit: Option<String>,
     offset: Option<String>,
@@ -446,9 +445,10 @@ async fn unpublish<S: Store>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /manage/services/{serviceId}/history` query.
+/// `GET /manage/services/{serviceId}/history` query. Unknown parameters are ignored, as IO
+/// ignores them.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct HistoryQuery {
     order: Option<String>,
     limit: Option<String>,

@@ -2159,3 +2159,30 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
         "Avviso di pagamento TARI"
     );
 }
+
+#[tokio::test]
+async fn service_management_ignores_query_parameters_it_does_not_know_as_io_does() {
+    let server = TestServer::start().await;
+    let manage = manage_key(&server, ORGANIZATION).await;
+    let created: Value = server
+        .api(Method::POST, "/manage/services", &manage)
+        .json(&cms_payload("Tassa rifiuti"))
+        .fetch_json()
+        .await;
+    let id = created["id"].as_str().unwrap();
+    for path in [
+        "/manage/services?offset=0&client=portal".to_owned(),
+        format!("/manage/services/{id}/history?order=ASC&trace=1"),
+    ] {
+        assert_eq!(
+            call(&server, Method::GET, &path, &manage).await,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    // A known parameter out of range is still refused.
+    assert_eq!(
+        call(&server, Method::GET, "/manage/services?limit=0", &manage).await,
+        StatusCode::BAD_REQUEST
+    );
+}
