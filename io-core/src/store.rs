@@ -22,9 +22,10 @@ pub use records::{
 use crate::{
     Activation, ApiKeyOwner, CallbackCursor, CallbackTarget, Choice, ConfigurationId, DataRequest,
     DayFeed, Delivery, DeliveryId, EmailAddress, FeedDay, FeedEvent, FiscalCode, FlagsChange,
-    FlagsError, Installation, InstallationId, KeyHash, Logo, LogoOwner, MessageFlags, MessageId,
-    OrganizationFiscalCode, Profile, RemoteContentConfiguration, Service, ServiceAccess,
-    ServiceChange, ServiceHistoryItem, ServiceId, ServiceLifecycle, ServicePreference, Timestamp,
+    FlagsError, Installation, InstallationId, KeyHash, LifecycleStatus, Logo, LogoOwner,
+    MessageFlags, MessageId, OrganizationFiscalCode, Profile, RemoteContentConfiguration, Service,
+    ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId, ServiceLifecycle,
+    ServicePreference, Timestamp,
 };
 
 /// Why a store operation failed.
@@ -136,6 +137,12 @@ pub trait Store: Send + Sync + 'static {
     fn service_lifecycles(
         &self,
         organization: &OrganizationFiscalCode,
+    ) -> impl Future<Output = Result<Vec<ServiceLifecycle>, StoreError>> + Send;
+    /// The managed services of every institution whose lifecycle is in `status`, ordered by
+    /// service id: the platform's review queue is those `Submitted`.
+    fn service_lifecycles_with_status(
+        &self,
+        status: LifecycleStatus,
     ) -> impl Future<Output = Result<Vec<ServiceLifecycle>, StoreError>> + Send;
     /// A managed service's history, oldest first.
     fn service_history(

@@ -55,6 +55,7 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
                 .put(callback::put_callback::<S>)
                 .delete(callback::delete_callback::<S>),
         )
+        .route("/reviews", get(manage::list_reviews::<S>))
         .route(
             "/services/{service_id}/review",
             get(manage::get_review::<S>).put(manage::decide_review::<S>),

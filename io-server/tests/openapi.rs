@@ -86,6 +86,7 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/services/{service_id}/callback"),
     ("GET", "/services/{service_id}/activations/{fiscal_code}"),
     ("PUT", "/activations"),
+    ("GET", "/reviews"),
     ("GET", "/services/{service_id}/review"),
     ("PUT", "/services/{service_id}/review"),
     (

@@ -2186,3 +2186,67 @@ async fn service_management_ignores_query_parameters_it_does_not_know_as_io_does
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn the_admin_api_lists_the_drafts_waiting_for_review() {
+    let server = TestServer::start().await;
+    let manage = manage_key(&server, ORGANIZATION).await;
+    let queue = || async {
+        let queue: Value = server.admin(Method::GET, "/adm/reviews").fetch_json().await;
+        queue["items"].clone()
+    };
+    assert_eq!(queue().await, json!([]));
+    let mut ids = Vec::new();
+    for name in ["Tassa rifiuti", "Mensa scolastica", "Bozza"] {
+        let created: Value = server
+            .api(Method::POST, "/manage/services", &manage)
+            .json(&cms_payload(name))
+            .fetch_json()
+            .await;
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    for (id, auto_publish) in [(&ids[0], true), (&ids[1], false)] {
+        let reviewed = server
+            .api(
+                Method::PUT,
+                &format!("/manage/services/{id}/review"),
+                &manage,
+            )
+            .json(&json!({ "auto_publish": auto_publish }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reviewed.status(), StatusCode::NO_CONTENT);
+    }
+    let waiting = queue().await;
+    let listed: Vec<&str> = waiting
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["service_id"].as_str().unwrap())
+        .collect();
+    let mut expected = vec![ids[0].as_str(), ids[1].as_str()];
+    expected.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "the two under review, not the draft");
+    let first = waiting
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["service_id"] == ids[0].as_str())
+        .unwrap();
+    assert_eq!(first["auto_publish"], true);
+    assert_eq!(first["organization_fiscal_code"], ORGANIZATION);
+    assert_eq!(first["service_name"], "Tassa rifiuti");
+    // Decided, it leaves the queue.
+    assert_eq!(
+        review_decision(&server, &ids[0], json!({ "decision": "approve" }))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let left = queue().await;
+    assert_eq!(left.as_array().unwrap().len(), 1);
+    assert_eq!(left[0]["service_id"], ids[1].as_str());
+}

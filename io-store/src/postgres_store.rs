@@ -36,10 +36,11 @@ use io_core::{
     CallbackRecord, CallbackTarget, Choice, ConfigurationId, DataRequest, DayFeed, Delivery,
     DeliveryId, DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence,
     FeedDay, FeedEvent, FiscalCode, FlagsChange, FlagsError, Installation, InstallationId, KeyHash,
-    Logo, LogoOwner, MessageFlags, MessageId, OrganizationFiscalCode, ProcessRecord, Profile,
-    ReceiptOutcome, ReceiptRecord, RecipientRecords, RemoteContentConfiguration, Service,
-    ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId, ServiceLifecycle,
-    ServicePreference, Store, StoreError, StoredJournal, StoredMessage, Task, Timestamp,
+    LifecycleStatus, Logo, LogoOwner, MessageFlags, MessageId, OrganizationFiscalCode,
+    ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord, RecipientRecords,
+    RemoteContentConfiguration, Service, ServiceAccess, ServiceChange, ServiceHistoryItem,
+    ServiceId, ServiceLifecycle, ServicePreference, Store, StoreError, StoredJournal,
+    StoredMessage, Task, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -422,6 +423,13 @@ impl Store for PostgresStore {
         organization: &OrganizationFiscalCode,
     ) -> Result<Vec<ServiceLifecycle>, StoreError> {
         records::service_lifecycles(self, organization).await
+    }
+
+    async fn service_lifecycles_with_status(
+        &self,
+        status: LifecycleStatus,
+    ) -> Result<Vec<ServiceLifecycle>, StoreError> {
+        records::service_lifecycles_with_status(self, status).await
     }
 
     async fn service_history(

@@ -46,8 +46,8 @@ use io_core::{
     CallbackRecord, CallbackTarget, Choice, ConfigurationId, DataRequest, DayFeed, Delivery,
     DeliveryId, DeliveryRecord, DueRequest, EmailAddress, Erasure, ErasureReport, Evidence,
     FeedDay, FeedEvent, FeedScope, FiscalCode, FiscalCodeHash, FlagsChange, FlagsError,
-    Installation, InstallationId, KeyHash, Logo, LogoOwner, Message, MessageFlags, MessageId,
-    OrganizationFiscalCode, ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord,
+    Installation, InstallationId, KeyHash, LifecycleStatus, Logo, LogoOwner, Message, MessageFlags,
+    MessageId, OrganizationFiscalCode, ProcessRecord, Profile, ReceiptOutcome, ReceiptRecord,
     RemoteContentConfiguration, Service, ServiceAccess, ServiceChange, ServiceHistoryItem,
     ServiceId, ServiceLifecycle, ServicePreference, Store, StoreError, StoredJournal,
     StoredMessage, Task, TaskKind, Timestamp,
@@ -567,6 +567,15 @@ impl Store for SledStore {
     ) -> Result<Vec<ServiceLifecycle>, StoreError> {
         let mut all: Vec<ServiceLifecycle> = self.scan("service lifecycle", &[kind::LIFECYCLE])?;
         all.retain(|l| &l.service.organization_fiscal_code == organization);
+        Ok(all)
+    }
+
+    async fn service_lifecycles_with_status(
+        &self,
+        status: LifecycleStatus,
+    ) -> Result<Vec<ServiceLifecycle>, StoreError> {
+        let mut all: Vec<ServiceLifecycle> = self.scan("service lifecycle", &[kind::LIFECYCLE])?;
+        all.retain(|l| l.status == status);
         Ok(all)
     }
 

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use io_core::{Group, Groups, LifecycleStatus, OrganizationFiscalCode, ServiceId, Store};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{KeysView, RegenerateKey, invalid, keys_of, keys_view, regenerate};
 use crate::api_keys::manage_subscription;
@@ -84,6 +84,52 @@ async fn lifecycle_of<S: Store>(app: &App<S>, raw: &str) -> ApiResult<io_core::S
         .service_lifecycle(&id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("service {id} is not managed by an institution")))
+}
+
+/// One draft waiting for the platform's review.
+#[derive(Debug, Serialize)]
+pub(super) struct ReviewItem {
+    service_id: String,
+    service_name: String,
+    organization_fiscal_code: String,
+    organization_name: String,
+    /// When it was sent to review (RFC 3339).
+    submitted_at: String,
+    /// Whether approval publishes it at once.
+    auto_publish: bool,
+}
+
+/// `GET /adm/reviews` answer.
+#[derive(Debug, Serialize)]
+pub(super) struct ReviewQueue {
+    items: Vec<ReviewItem>,
+}
+
+/// `GET /adm/reviews`: every institution's drafts under review, the longest waiting first.
+pub(super) async fn list_reviews<S: Store>(
+    State(app): State<Arc<App<S>>>,
+) -> ApiResult<Json<ReviewQueue>> {
+    let mut waiting = app
+        .store
+        .service_lifecycles_with_status(LifecycleStatus::Submitted)
+        .await?;
+    waiting.sort_by(|a, b| {
+        a.last_update
+            .cmp(&b.last_update)
+            .then_with(|| a.service.service_id.cmp(&b.service.service_id))
+    });
+    let items = waiting
+        .into_iter()
+        .map(|l| ReviewItem {
+            service_id: l.service.service_id.as_str().to_owned(),
+            service_name: l.service.service_name,
+            organization_fiscal_code: l.service.organization_fiscal_code.as_str().to_owned(),
+            organization_name: l.service.organization_name,
+            submitted_at: l.last_update.to_rfc3339(),
+            auto_publish: l.auto_publish,
+        })
+        .collect();
+    Ok(Json(ReviewQueue { items }))
 }
 
 /// `GET /adm/services/{service_id}/review`: a managed service's draft and status.

@@ -604,6 +604,22 @@ pub fn admin_api_document() -> Value {
     );
     paths.add(
         "get",
+        "/reviews",
+        admin(
+            Operation::new(
+                "listServiceReviews",
+                "Every institution's drafts waiting for review, the longest waiting first",
+                TAG_MANAGE,
+            )
+            .answers(
+                200,
+                "The queue (all of it: drafts under review are few).",
+                schema_ref("ReviewQueue"),
+            ),
+        ),
+    );
+    paths.add(
+        "get",
         "/services/{service_id}/review",
         admin(
             Operation::new(
@@ -651,6 +667,23 @@ pub fn admin_api_document() -> Value {
         ("Activation", schemas::activation()),
         ("AdminActivationInput", schemas::activation_input(true)),
         ("MessageLookup", lookup),
+        (
+            "ReviewQueue",
+            object(
+                &["items"],
+                json!({ "items": { "type": "array", "items": object(
+                    &["service_id", "service_name", "organization_fiscal_code", "organization_name", "submitted_at", "auto_publish"],
+                    json!({
+                        "service_id": { "type": "string" },
+                        "service_name": { "type": "string" },
+                        "organization_fiscal_code": schemas::organization_fiscal_code(),
+                        "organization_name": { "type": "string" },
+                        "submitted_at": schemas::timestamp(),
+                        "auto_publish": { "type": "boolean" }
+                    }),
+                ) } }),
+            ),
+        ),
     ];
     schemas.extend(super::manage::schemas());
     schemas.extend(schemas::message_response_components());

@@ -9,7 +9,7 @@
 use io_core::{
     Activation, ApiKeyOwner, CallbackTarget, ConfigurationId, DayFeed, EmailAddress, FeedDay,
     FeedEvent, FeedScope, FiscalCode, FiscalCodeHash, FlagsChange, FlagsError, Installation,
-    InstallationId, KeyHash, KeySlot, Logo, LogoOwner, MessageFlags, MessageId,
+    InstallationId, KeyHash, KeySlot, LifecycleStatus, Logo, LogoOwner, MessageFlags, MessageId,
     OrganizationFiscalCode, Profile, RecipientRecords, RemoteContentConfiguration, Service,
     ServiceAccess, ServiceChange, ServiceHistoryItem, ServiceId, ServiceLifecycle,
     ServicePreference, StoreError, Subscription, Timestamp,
@@ -275,6 +275,23 @@ pub(super) async fn service_lifecycles(
             "SELECT body::text FROM service_lifecycles WHERE organization = $1 ORDER BY service_id",
         )
         .bind(organization.as_str()),
+        store,
+        "service lifecycle",
+    )
+    .await
+}
+
+pub(super) async fn service_lifecycles_with_status(
+    store: &PostgresStore,
+    status: LifecycleStatus,
+) -> Result<Vec<ServiceLifecycle>, StoreError> {
+    // No index: the review queue is read by operators, rarely, over a small table.
+    fetch_bodies(
+        sqlx::query(
+            "SELECT body::text FROM service_lifecycles WHERE body->>'status' = $1
+             ORDER BY service_id",
+        )
+        .bind(status.as_str()),
         store,
         "service lifecycle",
     )

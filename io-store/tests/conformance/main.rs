@@ -2320,6 +2320,7 @@ macro_rules! conformance {
                 services_are_listed_in_id_order,
                 a_managed_service_changes_with_its_history_and_engine_service,
                 logos_are_kept_per_owner_and_replaced_whole,
+                managed_services_are_listed_by_status_across_institutions,
                 remote_content_configurations_are_versioned_and_listed_per_institution,
                 profile_is_created_with_version_0_and_updated_with_version_1,
                 profile_write_with_a_stale_version_conflicts,

@@ -709,3 +709,46 @@ pub(crate) async fn remote_content_configurations_are_versioned_and_listed_per_i
         vec![foreign]
     );
 }
+
+/// The review queue: every institution's managed services in one status, by service id.
+pub(crate) async fn managed_services_are_listed_by_status_across_institutions(store: impl Store) {
+    use io_core::LifecycleStatus;
+    let mut submitted = Vec::new();
+    for (id, organization, review) in [
+        ("b-waiting", "00000000000", true),
+        ("a-waiting", "01234567897", true),
+        ("c-draft", "01234567897", false),
+    ] {
+        let mut draft = service(id, 0);
+        draft.organization_fiscal_code = OrganizationFiscalCode::parse(organization).unwrap();
+        let created =
+            ServiceLifecycle::create(draft, access(&[Group::ApiMessageWrite], 1, 1), t(1));
+        store.commit_service_change(&created).await.unwrap();
+        if review {
+            let reviewed = created.lifecycle.review(false, 1, t(2)).unwrap();
+            store.commit_service_change(&reviewed).await.unwrap();
+            submitted.push(reviewed.lifecycle);
+        }
+    }
+    submitted.sort_by(|a, b| a.service.service_id.cmp(&b.service.service_id));
+    assert_eq!(
+        store
+            .service_lifecycles_with_status(LifecycleStatus::Submitted)
+            .await
+            .unwrap(),
+        submitted
+    );
+    let drafts = store
+        .service_lifecycles_with_status(LifecycleStatus::Draft)
+        .await
+        .unwrap();
+    assert_eq!(drafts.len(), 1);
+    assert_eq!(drafts[0].service.service_id, sid("c-draft"));
+    assert!(
+        store
+            .service_lifecycles_with_status(LifecycleStatus::Approved)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
