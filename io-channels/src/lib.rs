@@ -15,6 +15,11 @@
 //! | [`push`] via [`fcm`] | `fcm` | FCM HTTP v1, OAuth2 JWT bearer | `analytics_label` = delivery id | `PruneDevice`: the device is pruned unless registered again since |
 //! | [`webhook`] | `webhook` | signed HTTPS POST (`IO-Signature`), the engine's [`io_core::CallbackSender`] | `IO-Event-Id` | — (sender callbacks: the event is abandoned) |
 //!
+//! Beside the channels, the `webhook` feature also holds the two clients that call addresses
+//! senders choose, both behind [`outbound`]'s SSRF guard: [`webhook`]'s callbacks and
+//! [`remote_content`], which reads a message's details from its sender's server for the
+//! citizen API (not a channel: nothing is delivered, the engine never calls it).
+//!
 //! Every outbound connection uses rustls on the ring provider with roots from [`TrustedRoots`],
 //! so tests and private deployments trust their own authority instead of disabling checks.
 
@@ -63,7 +68,7 @@ pub use provider_limit::ProviderLimit;
 #[cfg(feature = "push")]
 pub use push::PushChannel;
 #[cfg(feature = "webhook")]
-pub use remote_content::{RemoteContentClient, RemoteContentFailure};
+pub use remote_content::{RemoteContentClient, RemoteContentConfig, RemoteContentFailure};
 #[cfg(feature = "tls")]
 pub use tls::{TlsError, TrustedRoots, install_default_crypto_provider};
 #[cfg(feature = "webhook")]

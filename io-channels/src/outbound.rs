@@ -10,11 +10,12 @@ use std::sync::{Arc, OnceLock};
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::ConfigError;
-use crate::error_text::http_error_chain;
-use crate::webhook::WebhookConfig;
+use std::time::Duration;
 
-/// The longest callback URL accepted.
+use crate::error_text::http_error_chain;
+use crate::{ConfigError, TrustedRoots};
+
+/// The longest URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
 
 /// A URL that io will not call.
@@ -29,7 +30,10 @@ pub enum UrlRefused {
     /// It names an address the SSRF guard refuses.
     #[error("{0} is a private, loopback, link-local or otherwise internal address")]
     Internal(IpAddr),
-    /// It carries credentials, which would be sent on every callback.
+    /// Plain http toward a public address, where only https is allowed.
+    #[error("only https is allowed (plain http only toward in-house servers)")]
+    PlainHttp,
+    /// It carries credentials, which would be sent on every call.
     #[error("a URL io calls must not carry a user name or password")]
     Credentials,
 }
@@ -130,33 +134,52 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// An HTTP client whose every connection passes the SSRF guard (unless the configuration
-/// allows internal addresses), with the configuration's timeout and trusted roots.
+/// An HTTP client whose every connection passes the SSRF guard (unless its owner allows
+/// internal addresses), with a timeout and trusted roots.
 pub struct OutboundClient {
     http: reqwest::Client,
     allow_private: bool,
+    https_only: bool,
+}
+
+/// What an [`OutboundClient`] may call and how long it waits.
+#[derive(Debug, Clone)]
+pub struct OutboundPolicy<'a> {
+    /// Allow private, loopback and link-local destinations (in-house servers, tests).
+    pub allow_private_addresses: bool,
+    /// Refuse plain http unless internal addresses are allowed.
+    pub https_only: bool,
+    /// The longest one call may take, connection included.
+    pub timeout: Duration,
+    /// Whose certificates are trusted.
+    pub roots: &'a TrustedRoots,
+    /// How the client announces itself.
+    pub user_agent: &'static str,
+    /// The configuration section named in errors.
+    pub section: &'static str,
 }
 
 impl OutboundClient {
-    /// A client with its own connection pool, announcing itself as `user_agent`.
-    pub fn new(config: &WebhookConfig, user_agent: &str) -> Result<Self, ConfigError> {
-        let tls = config.roots.client_config(&[b"h2", b"http/1.1"])?;
+    /// A client with its own connection pool.
+    pub fn new(policy: &OutboundPolicy<'_>) -> Result<Self, ConfigError> {
+        let tls = policy.roots.client_config(&[b"h2", b"http/1.1"])?;
         let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
+            .timeout(policy.timeout)
+            .connect_timeout(policy.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .user_agent(user_agent);
-        if !config.allow_private_addresses {
+            .user_agent(policy.user_agent);
+        if !policy.allow_private_addresses {
             builder = builder.dns_resolver(Arc::new(GuardedResolver));
         }
         let http = builder
             .build()
-            .map_err(|e| ConfigError::invalid("webhook", e.to_string()))?;
+            .map_err(|e| ConfigError::invalid(policy.section, e.to_string()))?;
         Ok(Self {
             http,
-            allow_private: config.allow_private_addresses,
+            allow_private: policy.allow_private_addresses,
+            https_only: policy.https_only && !policy.allow_private_addresses,
         })
     }
 
@@ -175,6 +198,9 @@ impl OutboundClient {
         let parsed = reqwest::Url::parse(url).map_err(|_| UrlRefused::Malformed)?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
             return Err(UrlRefused::Malformed);
+        }
+        if self.https_only && parsed.scheme() != "https" {
+            return Err(UrlRefused::PlainHttp);
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(UrlRefused::Credentials);

@@ -4,32 +4,68 @@
 //! answer is the sender's JSON object (IO's `ThirdPartyMessage`: `details`, `attachments`),
 //! size-limited; every failure says what the sender did, so the citizen's app can tell "try
 //! again later" from "this will not work".
+//!
+//! The guard has its own switch here: unlike a callback, whose answer nobody sees, what a
+//! sender's server answers is shown to a citizen, so allowing internal addresses lets any
+//! institution holding a manage key read what those addresses answer. Base URLs must be https
+//! unless internal addresses are allowed (in-house servers).
+
+use std::time::Duration;
 
 use io_core::{FiscalCode, RemoteEnvironment};
+use serde::{Deserialize, Serialize};
 
-use crate::ConfigError;
-use crate::error_text::http_error_chain;
-use crate::outbound::{self, OutboundClient};
-use crate::webhook::WebhookConfig;
+use crate::error_text::{http_error_chain, redacted_url};
+use crate::outbound::{self, OutboundClient, OutboundPolicy};
+use crate::{ConfigError, TrustedRoots};
 
 /// The largest answer read from a sender, in bytes.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
-/// Why a sender's details could not be read.
+/// How remote contents are read (`[remote_contents]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteContentConfig {
+    /// Allow private, loopback and link-local senders' servers, and plain http toward them.
+    /// Every institution with a manage key can then make io read such addresses for its
+    /// citizens: enable it only for a platform whose institutions are all trusted, or tests.
+    pub allow_private_addresses: bool,
+    /// The longest one read may take.
+    pub timeout: Duration,
+    /// Whose certificates are trusted.
+    pub roots: TrustedRoots,
+}
+
+impl Default for RemoteContentConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_addresses: false,
+            timeout: Duration::from_secs(10),
+            roots: TrustedRoots::default(),
+        }
+    }
+}
+
+/// Why a sender's details could not be read. Texts carry no secret: URLs are cut to scheme,
+/// host, port and path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteContentFailure {
-    /// The base URL is not one io calls (malformed, or refused by the SSRF guard).
-    #[error("the sender's server {0} is refused: {1}")]
-    Refused(String, String),
+    /// The base URL or the sender's id is not one io calls (malformed, plain http, refused by
+    /// the SSRF guard, a dot segment).
+    #[error("refused by io's outbound policy: {0}")]
+    Refused(String),
     /// No connection, or it broke (retriable).
     #[error("the sender's server could not be reached: {0}")]
     Unreachable(String),
     /// No answer within the configured timeout (retriable).
     #[error("the sender's server did not answer in time")]
     Timeout,
-    /// An answer other than 200.
-    #[error("the sender's server answered {0}")]
-    Status(u16),
+    /// A 4xx other than 429: the sender refuses this read (asking again will not help).
+    #[error("the sender's server refused the read with {0}")]
+    Rejected(u16),
+    /// 429, 5xx or another unexpected status: the sender cannot answer now (retriable).
+    #[error("the sender's server is unavailable (it answered {0})")]
+    Unavailable(u16),
     /// Over [`MAX_ANSWER_BYTES`].
     #[error("the sender's answer is over {MAX_ANSWER_BYTES} bytes")]
     TooLarge,
@@ -39,13 +75,12 @@ pub enum RemoteContentFailure {
 }
 
 impl RemoteContentFailure {
-    /// Whether asking again later may succeed (the sender is down or slow, or said so).
+    /// Whether asking again later may succeed (the sender is down, slow or busy).
     pub fn is_retriable(&self) -> bool {
-        match self {
-            Self::Unreachable(_) | Self::Timeout => true,
-            Self::Status(status) => *status == 429 || *status >= 500,
-            Self::Refused(..) | Self::TooLarge | Self::NotJson(_) => false,
-        }
+        matches!(
+            self,
+            Self::Unreachable(_) | Self::Timeout | Self::Unavailable(_)
+        )
     }
 }
 
@@ -55,17 +90,22 @@ pub struct RemoteContentClient {
 }
 
 impl RemoteContentClient {
-    /// A client with its own connection pool, with the guard, timeout and roots of `config`.
-    pub fn new(config: &WebhookConfig) -> Result<Self, ConfigError> {
+    /// A client with its own connection pool.
+    pub fn new(config: &RemoteContentConfig) -> Result<Self, ConfigError> {
         Ok(Self {
-            outbound: OutboundClient::new(
-                config,
-                concat!("io-remote-contents/", env!("CARGO_PKG_VERSION")),
-            )?,
+            outbound: OutboundClient::new(&OutboundPolicy {
+                allow_private_addresses: config.allow_private_addresses,
+                https_only: true,
+                timeout: config.timeout,
+                roots: &config.roots,
+                user_agent: concat!("io-remote-contents/", env!("CARGO_PKG_VERSION")),
+                section: "remote_contents",
+            })?,
         })
     }
 
-    /// Checks a base URL before it is kept: the rules of [`OutboundClient::check_url`].
+    /// Checks a base URL before it is kept: the rules of [`OutboundClient::check_url`], https
+    /// unless internal addresses are allowed.
     pub fn check_url(&self, url: &str) -> Result<(), outbound::UrlRefused> {
         self.outbound.check_url(url).map(drop)
     }
@@ -77,13 +117,18 @@ impl RemoteContentClient {
         id: &str,
         citizen: &FiscalCode,
     ) -> Result<serde_json::Map<String, serde_json::Value>, RemoteContentFailure> {
-        let base = &environment.base_url;
+        // `url` drops "." and ".." segments: the read would go to another path of the sender.
+        if id == "." || id == ".." || id.contains(['/', '\\']) {
+            return Err(RemoteContentFailure::Refused(
+                "the sender's id is not one path segment".to_owned(),
+            ));
+        }
         let mut url = self
             .outbound
-            .check_url(base)
-            .map_err(|e| RemoteContentFailure::Refused(base.clone(), e.to_string()))?;
+            .check_url(&environment.base_url)
+            .map_err(|e| RemoteContentFailure::Refused(e.to_string()))?;
         url.path_segments_mut()
-            .map_err(|()| RemoteContentFailure::Refused(base.clone(), "not a base URL".to_owned()))?
+            .map_err(|()| RemoteContentFailure::Refused("not a base URL".to_owned()))?
             .pop_if_empty()
             .push("messages")
             .push(id);
@@ -91,7 +136,7 @@ impl RemoteContentClient {
         let sent = self
             .outbound
             .http()
-            .get(url)
+            .get(url.clone())
             .header("fiscal_code", citizen.as_str())
             .header(auth.header_key_name.as_str(), auth.key.as_str())
             .header(reqwest::header::ACCEPT, "application/json")
@@ -100,19 +145,21 @@ impl RemoteContentClient {
         let mut response = match sent {
             Ok(response) => response,
             Err(error) if outbound::refused_by_guard(&error) => {
-                return Err(RemoteContentFailure::Refused(
-                    base.clone(),
-                    http_error_chain(&error),
-                ));
+                return Err(RemoteContentFailure::Refused(format!(
+                    "{} resolves to an internal address",
+                    redacted_url(&url)
+                )));
             }
             Err(error) if error.is_timeout() => return Err(RemoteContentFailure::Timeout),
             Err(error) => {
                 return Err(RemoteContentFailure::Unreachable(http_error_chain(&error)));
             }
         };
-        let status = response.status().as_u16();
-        if status != 200 {
-            return Err(RemoteContentFailure::Status(status));
+        match response.status().as_u16() {
+            200 => {}
+            429 => return Err(RemoteContentFailure::Unavailable(429)),
+            status @ 400..=499 => return Err(RemoteContentFailure::Rejected(status)),
+            status => return Err(RemoteContentFailure::Unavailable(status)),
         }
         if response
             .content_length()

@@ -30,7 +30,7 @@ use sha2::Sha256;
 
 use crate::error_text::http_error_chain;
 use crate::http;
-use crate::outbound::{self, OutboundClient};
+use crate::outbound::{self, OutboundClient, OutboundPolicy};
 pub use crate::outbound::{MAX_URL_LEN, UrlRefused, is_internal};
 use crate::{ConfigError, TrustedRoots};
 
@@ -145,10 +145,14 @@ impl WebhookClient {
     /// A client with its own connection pool.
     pub fn new(config: &WebhookConfig) -> Result<Self, ConfigError> {
         Ok(Self {
-            outbound: OutboundClient::new(
-                config,
-                concat!("io-callbacks/", env!("CARGO_PKG_VERSION")),
-            )?,
+            outbound: OutboundClient::new(&OutboundPolicy {
+                allow_private_addresses: config.allow_private_addresses,
+                https_only: false,
+                timeout: config.timeout,
+                roots: &config.roots,
+                user_agent: concat!("io-callbacks/", env!("CARGO_PKG_VERSION")),
+                section: "webhook",
+            })?,
         })
     }
 

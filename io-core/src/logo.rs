@@ -2,10 +2,12 @@
 //! `PUT /organizations/{organization_fiscal_code}/logo`): a PNG image the citizen's app shows next
 //! to the service.
 //!
-//! A logo is checked once, when it is uploaded, by walking the PNG's chunks (signature, `IHDR`
-//! first with sane dimensions, at least one `IDAT`, `IEND` last, every chunk's CRC): a file that is
-//! not a well-formed PNG never reaches the store, and the size limit bounds what one upload keeps.
-//! The pixels are not decoded; the app's image decoder does that.
+//! A logo is checked once, when it is uploaded, by walking the PNG's chunks: the signature,
+//! `IHDR` first with sane dimensions and a colour type, bit depth, compression, filter and
+//! interlace method PNG defines, at least one `IDAT`, an empty `IEND` last, every chunk's CRC.
+//! The check is structural: the compressed pixels are not inflated (the app's image decoder
+//! does that), so the side limit is what bounds the memory a decoder needs (1024² pixels at
+//! most 8 bytes each: 8 MiB). A file that fails never reaches the store.
 
 use std::fmt;
 
@@ -17,7 +19,7 @@ use crate::{OrganizationFiscalCode, ServiceId, Timestamp};
 pub const MAX_LOGO_BYTES: usize = 128 * 1024;
 
 /// The largest width or height accepted, in pixels.
-pub const MAX_LOGO_SIDE: u32 = 4096;
+pub const MAX_LOGO_SIDE: u32 = 1024;
 
 /// The eight bytes every PNG file starts with.
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
@@ -114,6 +116,26 @@ impl Logo {
     pub fn updated_at(&self) -> Timestamp {
         self.updated_at
     }
+
+    /// A logo a store kept: `from_png` checked it when it was uploaded, so only its signature
+    /// and dimensions are read again (a later, stricter upload rule does not turn a kept logo
+    /// into a damaged record, and a read costs no CRC).
+    pub fn from_stored(png: Vec<u8>, updated_at: Timestamp) -> Result<Self, LogoError> {
+        let header = png
+            .strip_prefix(&PNG_SIGNATURE[..])
+            .ok_or(LogoError::NotPng)?;
+        if header.len() < 16 || &header[4..8] != b"IHDR" {
+            return Err(LogoError::Malformed("no IHDR chunk first".to_owned()));
+        }
+        let width = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+        let height = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
+        Ok(Self {
+            png,
+            width,
+            height,
+            updated_at,
+        })
+    }
 }
 
 /// Walks the chunks of `png`; its width and height when it is a well-formed PNG.
@@ -167,6 +189,7 @@ fn check_png(png: &[u8]) -> Result<(u32, u32), LogoError> {
                 if !(1..=MAX_LOGO_SIDE).contains(&width) || !(1..=MAX_LOGO_SIDE).contains(&height) {
                     return Err(LogoError::BadDimensions { width, height });
                 }
+                check_header_fields(data[8], data[9], data[10], data[11], data[12])?;
                 dimensions = Some((width, height));
             }
             (_, 0) => {
@@ -179,6 +202,9 @@ fn check_png(png: &[u8]) -> Result<(u32, u32), LogoError> {
             }
             (b"IDAT", _) => seen_data = true,
             (b"IEND", _) => {
+                if length != 0 {
+                    return Err(LogoError::Malformed("IEND is not empty".to_owned()));
+                }
                 if !seen_data {
                     return Err(LogoError::Malformed("no IDAT chunk before IEND".to_owned()));
                 }
@@ -194,6 +220,34 @@ fn check_png(png: &[u8]) -> Result<(u32, u32), LogoError> {
         rest = &rest[12 + length..];
         index += 1;
     }
+}
+
+/// IHDR's bit depth and colour type must be a pair PNG defines; compression and filter method
+/// 0, interlace 0 or 1.
+fn check_header_fields(
+    bit_depth: u8,
+    colour_type: u8,
+    compression: u8,
+    filter: u8,
+    interlace: u8,
+) -> Result<(), LogoError> {
+    let depths: &[u8] = match colour_type {
+        0 => &[1, 2, 4, 8, 16],
+        3 => &[1, 2, 4, 8],
+        2 | 4 | 6 => &[8, 16],
+        _ => &[],
+    };
+    if !depths.contains(&bit_depth) {
+        return Err(LogoError::Malformed(format!(
+            "IHDR: bit depth {bit_depth} with colour type {colour_type} is not a PNG combination"
+        )));
+    }
+    if compression != 0 || filter != 0 || interlace > 1 {
+        return Err(LogoError::Malformed(format!(
+            "IHDR: compression {compression}, filter {filter}, interlace {interlace} are not PNG's"
+        )));
+    }
+    Ok(())
 }
 
 /// PNG's CRC-32 (ISO 3309, the one of zlib), bit by bit: logos are small and checked once.
@@ -230,11 +284,16 @@ pub fn sample_png(width: u32, height: u32) -> Vec<u8> {
         raw.push(0);
         raw.extend(std::iter::repeat_n(0x80, width as usize));
     }
-    let mut zlib = vec![0x78, 0x01, 0x01];
-    let len = raw.len() as u16;
-    zlib.extend_from_slice(&len.to_le_bytes());
-    zlib.extend_from_slice(&(!len).to_le_bytes());
-    zlib.extend_from_slice(&raw);
+    // Stored deflate blocks of at most 65,535 bytes, the last one marked final.
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(usize::from(u16::MAX)).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
     zlib.extend_from_slice(&adler32(&raw).to_be_bytes());
     let mut png = PNG_SIGNATURE.to_vec();
     chunk(&mut png, b"IHDR", &header);
@@ -311,6 +370,43 @@ mod tests {
         assert!(
             matches!(Logo::from_png(trailing, now()), Err(LogoError::Malformed(m)) if m.contains("after the IEND") || m.contains("follow the IEND"))
         );
+    }
+
+    #[test]
+    fn header_fields_must_be_png_s() {
+        // Colour type 9 does not exist; 16-bit palette does not either.
+        for (offset, value) in [(25, 9u8), (24, 16)] {
+            let mut png = sample_png(4, 4);
+            png[offset] = value;
+            if offset == 24 {
+                png[25] = 3;
+            }
+            let crc = crc32(&png[12..29]);
+            png[29..33].copy_from_slice(&crc.to_be_bytes());
+            assert!(
+                matches!(Logo::from_png(png, now()), Err(LogoError::Malformed(m)) if m.starts_with("IHDR")),
+                "offset {offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kept_logo_is_read_back_without_the_upload_checks() {
+        let png = sample_png(40, 30);
+        let kept = Logo::from_stored(png.clone(), now()).unwrap();
+        assert_eq!((kept.width(), kept.height()), (40, 30));
+        assert_eq!(kept, Logo::from_png(png, now()).unwrap());
+        assert_eq!(
+            Logo::from_stored(b"GIF89a".to_vec(), now()),
+            Err(LogoError::NotPng)
+        );
+    }
+
+    #[test]
+    fn the_sample_spans_several_deflate_blocks_when_large() {
+        let big = sample_png(MAX_LOGO_SIDE, 100);
+        assert!(big.len() > 65_535);
+        assert!(Logo::from_png(big, now()).is_ok());
     }
 
     #[test]

@@ -384,7 +384,7 @@ pub struct MessageContent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThirdPartyData {
     /// The sender's id of the message: 1 to [`THIRD_PARTY_TEXT_MAX`] characters, no control
-    /// characters.
+    /// characters, one path segment (not `.` or `..`, no `/` or `\`).
     pub id: String,
     /// Who originally sent it.
     pub original_sender: Option<String>,
@@ -595,6 +595,13 @@ fn validate_third_party(raw: &NewThirdPartyData) -> Result<ThirdPartyData, Valid
         field: "content.third_party_data.id",
     })?;
     let id = third_party_text("content.third_party_data.id", id)?;
+    // The id is one path segment of the read from the sender's server.
+    if id == "." || id == ".." || id.contains(['/', '\\']) {
+        return Err(ValidationError::ThirdPartyData {
+            field: "content.third_party_data.id",
+            reason: "must be one path segment: not . or .., without / or \\".to_owned(),
+        });
+    }
     let original_sender = raw
         .original_sender
         .as_deref()

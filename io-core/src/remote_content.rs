@@ -83,8 +83,8 @@ pub enum HasPrecondition {
 }
 
 /// How io authenticates to the sender's server: one header with a key (IO's
-/// `RCAuthenticationConfig`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `RCAuthenticationConfig`). `Debug` hides the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteAuthentication {
     /// The header's name: an HTTP token, not one io sets itself.
     pub header_key_name: String,
@@ -93,6 +93,16 @@ pub struct RemoteAuthentication {
     /// The kind of credential, as the sender names it (kept, not interpreted).
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+impl fmt::Debug for RemoteAuthentication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteAuthentication")
+            .field("header_key_name", &self.header_key_name)
+            .field("key", &"…")
+            .field("type", &self.kind)
+            .finish()
+    }
 }
 
 /// Where one environment's details are and how to reach them.
@@ -360,6 +370,13 @@ mod tests {
             change(&mut configuration);
             assert_eq!(configuration.check().unwrap_err().field, field);
         }
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let shown = format!("{:?}", configuration());
+        assert!(!shown.contains("s3cret-key"), "{shown}");
+        assert!(shown.contains("X-Api-Key"));
     }
 
     #[test]

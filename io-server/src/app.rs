@@ -50,7 +50,7 @@ pub struct App<S: Store> {
     /// registered URLs with its SSRF guard.
     pub webhook: Arc<WebhookClient>,
     /// The client that reads messages' details from their senders' servers (remote contents),
-    /// with the callbacks' SSRF guard, timeout and roots.
+    /// behind the SSRF guard with its own switch (`[remote_contents]`).
     pub remote_contents: Arc<RemoteContentClient>,
     /// Time, for tokens and GDPR deadlines.
     pub clock: Arc<dyn Clock>,
@@ -221,7 +221,7 @@ impl<S: Store> App<S> {
             None => None,
         };
         let webhook = Arc::new(WebhookClient::new(&config.callbacks.webhook)?);
-        let remote_contents = Arc::new(RemoteContentClient::new(&config.callbacks.webhook)?);
+        let remote_contents = Arc::new(RemoteContentClient::new(&config.remote_contents)?);
         let engine = Engine::new(store.clone(), channels, clock.clone(), engine_config)?
             .with_callbacks(webhook.clone())
             .with_observer(metrics.clone());

@@ -52,6 +52,9 @@ pub struct ServerConfig {
     pub channels: ChannelsConfig,
     /// Sender callbacks (signed POSTs of every status change).
     pub callbacks: crate::callbacks::CallbacksConfig,
+    /// Reading messages' details from their senders' servers (remote contents): its own SSRF
+    /// switch, off by default, since what those servers answer is shown to citizens.
+    pub remote_contents: io_channels::RemoteContentConfig,
     /// Which store backend, and its settings.
     pub store: StoreConfig,
 }
@@ -197,6 +200,7 @@ impl Default for ServerConfig {
             engine: EngineConfig::default(),
             channels: ChannelsConfig::default(),
             callbacks: crate::callbacks::CallbacksConfig::default(),
+            remote_contents: io_channels::RemoteContentConfig::default(),
             store: StoreConfig::default(),
         }
     }
@@ -350,6 +354,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "engine",
     "channels",
     "callbacks",
+    "remote_contents",
     "store",
 ];
 

@@ -1862,6 +1862,11 @@ async fn remote_content_configurations_belong_to_their_institution_and_are_check
             "prod_environment.base_url",
         ),
         (
+            "/test_environment/base_url",
+            json!("http://avvisi.example.it/api"),
+            "only https",
+        ),
+        (
             "/prod_environment/details_authentication/header_key_name",
             json!("Host"),
             "prod_environment.details_authentication.header_key_name",
@@ -1981,8 +1986,9 @@ async fn submit_remote(
 async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_loses_nothing() {
     let (base_url, seen, _sender) = sender_server().await;
     let mut config = test_config();
-    // The sender's server is on loopback, which the SSRF guard refuses unless allowed.
-    config.callbacks.webhook.allow_private_addresses = true;
+    // The sender's server is on loopback, which the SSRF guard refuses unless allowed (and
+    // the callbacks' switch does not open it).
+    config.remote_contents.allow_private_addresses = true;
     let server = TestServer::start_with(config).await;
     server.put_profile(CITIZEN).await;
     server.put_profile(OTHER_CITIZEN).await;
@@ -2021,7 +2027,12 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
 
     // The citizen reads the details; io asked the production environment with its key, the
     // citizen's fiscal code, and the sender's id as one path segment.
-    let response = submit_remote(&server, &key, CITIZEN, "AVV 1/2026", &configuration).await;
+    // An id that is not one path segment is refused: the read would go elsewhere.
+    for not_a_segment in ["..", "AVV/1"] {
+        let refused = submit_remote(&server, &key, CITIZEN, not_a_segment, &configuration).await;
+        expect_problem(refused, StatusCode::BAD_REQUEST).await;
+    }
+    let response = submit_remote(&server, &key, CITIZEN, "AVV 1?2026", &configuration).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let message_id = response.json::<Value>().await.unwrap()["id"]
         .as_str()
@@ -2033,7 +2044,7 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
         .citizen(Method::GET, &format!("/messages/{message_id}"), &token)
         .fetch_json()
         .await;
-    assert_eq!(message["content"]["third_party_data"]["id"], "AVV 1/2026");
+    assert_eq!(message["content"]["third_party_data"]["id"], "AVV 1?2026");
     let details: Value = server
         .citizen(
             Method::GET,
@@ -2045,12 +2056,12 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
     assert_eq!(details["id"], message_id.as_str());
     assert_eq!(
         details["third_party_message"]["details"]["riferimento"],
-        "AVV 1/2026"
+        "AVV 1?2026"
     );
     assert_eq!(
         seen.lock().unwrap().last().cloned().unwrap(),
         SenderRequest {
-            path: "/api/messages/AVV%201%2F2026".to_owned(),
+            path: "/api/messages/AVV%201%3F2026".to_owned(),
             fiscal_code: Some(CITIZEN.to_owned()),
             api_key: Some("prod-key".to_owned()),
         }
@@ -2110,6 +2121,8 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
     assert!(failed.headers().contains_key("retry-after"));
     let problem = expect_problem(failed, StatusCode::BAD_GATEWAY).await;
     assert!(problem["detail"].as_str().unwrap().contains("answered 500"));
+    // The citizen's error never shows the sender's address.
+    assert!(!problem["detail"].as_str().unwrap().contains("127.0.0.1"));
     // A sender whose server is down: nothing listens at its address.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let down_url = format!("http://{}/api", closed.local_addr().unwrap());
@@ -2143,13 +2156,9 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
         .unwrap();
     assert!(down.headers().contains_key("retry-after"));
     let problem = expect_problem(down, StatusCode::BAD_GATEWAY).await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("could not be reached"),
-        "{problem}"
-    );
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("could not be reached"), "{problem}");
+    assert!(!detail.contains("127.0.0.1"), "{problem}");
     let still: Value = server
         .citizen(Method::GET, &format!("/messages/{message_id}"), &token)
         .fetch_json()

@@ -1081,13 +1081,13 @@ fn third_party(id: &str, configuration: Option<&str>) -> NewThirdPartyData {
 #[test]
 fn third_party_data_is_validated_and_kept() {
     let configuration = crate::ConfigurationId::generate();
-    let mut data = third_party("AVV-2026/001", Some(configuration.as_str()));
+    let mut data = third_party("AVV-2026-001", Some(configuration.as_str()));
     data.summary = Some("Avviso di pagamento".into());
     data.original_receipt_date = Some("2026-11-30T10:00:00Z".into());
     data.has_precondition = Some(crate::HasPrecondition::Once);
     let valid = validate(&with_third_party(data)).unwrap();
     let kept = valid.content.third_party_data.unwrap();
-    assert_eq!(kept.id, "AVV-2026/001");
+    assert_eq!(kept.id, "AVV-2026-001");
     assert_eq!(kept.configuration_id, Some(configuration));
     assert!(kept.has_remote_content && !kept.has_attachments);
     assert_eq!(kept.has_precondition, Some(crate::HasPrecondition::Once));
@@ -1113,6 +1113,13 @@ fn third_party_data_refusals_name_the_field() {
         field(third_party("a\u{7}b", Some(ulid.as_str()))),
         "content.third_party_data.id"
     );
+    for not_a_segment in [".", "..", "a/b", "..\\x"] {
+        assert_eq!(
+            field(third_party(not_a_segment, Some(ulid.as_str()))),
+            "content.third_party_data.id",
+            "{not_a_segment}"
+        );
+    }
     assert_eq!(
         field(third_party("x", None)),
         "content.third_party_data.configuration_id"

@@ -292,15 +292,20 @@ pub(super) async fn get_third_party_message<S: Store>(
             "message {id} names no remote-content configuration"
         ))
     })?;
+    // Read again whose configuration it is: only one of the sending service's institution
+    // may be used (checked at submit; a message the engine accepted directly was not).
+    let sender = app.store.service(&stored.message.sender_service_id).await?;
+    let not_found = || {
+        Problem::not_found(format!(
+            "the remote-content configuration {configuration_id} of message {id} is not available"
+        ))
+    };
     let configuration = app
         .store
         .remote_content_configuration(&configuration_id)
         .await?
-        .ok_or_else(|| {
-            Problem::not_found(format!(
-                "the remote-content configuration {configuration_id} of message {id} no longer exists"
-            ))
-        })?;
+        .filter(|c| sender.is_some_and(|s| s.organization_fiscal_code == c.organization))
+        .ok_or_else(not_found)?;
     let environment = configuration.environment_for(&fiscal_code).ok_or_else(|| {
         Problem::not_found(format!(
             "the remote-content configuration {configuration_id} has no environment for you"
@@ -311,12 +316,28 @@ pub(super) async fn get_third_party_message<S: Store>(
         .fetch(environment, &data.id, &fiscal_code)
         .await
         .map_err(|failure| {
+            // The whole failure for the operator; for the citizen, what it means, without the
+            // sender's addresses.
             tracing::warn!(message = %id, configuration = %configuration_id, %failure, "remote content not read");
-            let status = match failure {
-                RemoteContentFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                _ => StatusCode::BAD_GATEWAY,
+            let (status, meaning) = match &failure {
+                RemoteContentFailure::Timeout => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the sender's server did not answer in time".to_owned(),
+                ),
+                RemoteContentFailure::Unreachable(_) => (
+                    StatusCode::BAD_GATEWAY,
+                    "the sender's server could not be reached".to_owned(),
+                ),
+                RemoteContentFailure::Refused(_) => (
+                    StatusCode::BAD_GATEWAY,
+                    "the sender's server is not one io may call".to_owned(),
+                ),
+                other => (StatusCode::BAD_GATEWAY, other.to_string()),
             };
-            let problem = Problem::new(status, format!("the message's details could not be read: {failure}"));
+            let problem = Problem::new(
+                status,
+                format!("the message's details could not be read: {meaning}"),
+            );
             if failure.is_retriable() {
                 problem.with_header("retry-after", "30".into())
             } else {

@@ -1,7 +1,7 @@
 //! Remote-content configurations as IO has them (`/messages-sending/remote-contents/configurations`,
 //! with the institution's manage key): where a sender keeps its messages' details and the header
 //! io authenticates with there. Each base URL passes the SSRF guard of the remote-content client
-//! (the callbacks' settings: `callbacks.webhook.allow_private_addresses` opens it to in-house
+//! (https, public addresses; `[remote_contents] allow_private_addresses` opens it to in-house
 //! servers) before it is kept, and again at each read.
 
 use std::sync::Arc;
@@ -53,14 +53,24 @@ struct TestEnvironmentPayload {
     test_users: Vec<String>,
 }
 
-/// IO's `RCAuthenticationConfig`.
-#[derive(Debug, Deserialize)]
+/// IO's `RCAuthenticationConfig`. `Debug` hides the key.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuthenticationPayload {
     header_key_name: String,
     key: String,
     #[serde(rename = "type")]
     kind: String,
+}
+
+impl std::fmt::Debug for AuthenticationPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthenticationPayload")
+            .field("header_key_name", &self.header_key_name)
+            .field("key", &"…")
+            .field("type", &self.kind)
+            .finish()
+    }
 }
 
 impl AuthenticationPayload {

@@ -386,12 +386,14 @@ pub(super) async fn put_remote_content(
         .bind(encode(configuration))
     } else {
         sqlx::query(
-            "UPDATE remote_content_configurations SET version = $2, body = $3::jsonb
+            "UPDATE remote_content_configurations
+             SET version = $2, body = $3::jsonb, organization = $4
              WHERE configuration_id = $1 AND version = $2 - 1",
         )
         .bind(id)
         .bind(signed(configuration.version))
         .bind(encode(configuration))
+        .bind(configuration.organization.as_str())
     }
     .execute(store.pool())
     .await
@@ -492,9 +494,11 @@ pub(super) async fn logo(
             .await
             .map_err(backend)?;
     row.map(|(updated_at, png)| {
-        Logo::from_png(png, Timestamp::from_millis(updated_at)).map_err(|e| StoreError::Corrupt {
-            what: "logo",
-            detail: e.to_string(),
+        Logo::from_stored(png, Timestamp::from_millis(updated_at)).map_err(|e| {
+            StoreError::Corrupt {
+                what: "logo",
+                detail: e.to_string(),
+            }
         })
     })
     .transpose()

@@ -126,7 +126,7 @@ fn encode_logo(logo: &Logo) -> Vec<u8> {
     value
 }
 
-/// A logo back from its value, checked again as a PNG.
+/// A logo back from its value.
 pub(crate) fn decode_logo(value: &[u8]) -> Result<Logo, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         what: "logo",
@@ -135,7 +135,7 @@ pub(crate) fn decode_logo(value: &[u8]) -> Result<Logo, StoreError> {
     let (time, png) = value
         .split_first_chunk::<8>()
         .ok_or_else(|| corrupt("a value shorter than its layout".into()))?;
-    Logo::from_png(
+    Logo::from_stored(
         png.to_vec(),
         Timestamp::from_millis(i64::from_be_bytes(*time)),
     )
