@@ -13,6 +13,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::config::{RateLimitConfig, Tier};
+use crate::problem::Problem;
 
 type Limiter =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
@@ -36,6 +37,21 @@ pub enum Verdict {
         /// The earliest the next call can succeed.
         retry_after: Duration,
     },
+}
+
+/// The 429 an institution over its limit gets: `Retry-After` in whole seconds, rounded up, and
+/// the rate-limit headers (nothing remains; the bucket refills within `Retry-After`).
+pub fn refusal(organization: &str, limit: u32, retry_after: Duration) -> Problem {
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    Problem::too_many_requests(
+        format!(
+            "the institution {organization} exceeded its limit of {limit} calls per period; retry after {secs} s"
+        ),
+        secs,
+    )
+    .with_header("x-rate-limit-limit", limit.to_string())
+    .with_header("x-rate-limit-remaining", "0".into())
+    .with_header("x-rate-limit-reset", secs.max(1).to_string())
 }
 
 /// One limiter per distinct tier, keyed by organization fiscal code.

@@ -151,15 +151,8 @@ async fn authenticate<S: Store>(
     };
     if let Verdict::Refused { limit, retry_after } = app.limiter.check(caller.organization.as_str())
     {
-        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-        return Problem::too_many_requests(
-            format!(
-                "the institution {} exceeded its limit of {limit} calls per period; retry after {secs} s",
-                caller.organization.as_str()
-            ),
-            secs,
-        )
-        .into_response();
+        return crate::institution_limit::refusal(caller.organization.as_str(), limit, retry_after)
+            .into_response();
     }
     request.extensions_mut().insert(caller);
     next.run(request).await

@@ -133,17 +133,11 @@ async fn authenticate<S: Store>(
         .limiter
         .check(caller.service.organization_fiscal_code.as_str());
     if let Verdict::Refused { limit, retry_after } = verdict {
-        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-        return Problem::too_many_requests(
-            format!(
-                "the institution {} exceeded its limit of {limit} calls per period; retry after {secs} s",
-                caller.service.organization_fiscal_code.as_str()
-            ),
-            secs,
+        return crate::institution_limit::refusal(
+            caller.service.organization_fiscal_code.as_str(),
+            limit,
+            retry_after,
         )
-        .with_header("x-rate-limit-limit", limit.to_string())
-        .with_header("x-rate-limit-remaining", "0".into())
-        .with_header("x-rate-limit-reset", secs.max(1).to_string())
         .into_response();
     }
     request.extensions_mut().insert(caller);
