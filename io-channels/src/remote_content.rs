@@ -10,10 +10,13 @@
 //! institution holding a manage key read what those addresses answer. Base URLs must be https
 //! unless internal addresses are allowed (in-house servers).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use io_core::{FiscalCode, RemoteEnvironment};
+use io_core::{ConfigurationId, FiscalCode, RemoteEnvironment};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use crate::error_text::{http_error_chain, redacted_url};
 use crate::outbound::{self, OutboundClient, OutboundPolicy};
@@ -32,6 +35,9 @@ pub struct RemoteContentConfig {
     pub allow_private_addresses: bool,
     /// The longest one read may take.
     pub timeout: Duration,
+    /// Reads of one configuration in flight at once in this process; beyond, a read is refused
+    /// at once (retriable) instead of piling up on a slow sender.
+    pub max_concurrent_reads: usize,
     /// Whose certificates are trusted.
     pub roots: TrustedRoots,
 }
@@ -41,6 +47,7 @@ impl Default for RemoteContentConfig {
         Self {
             allow_private_addresses: false,
             timeout: Duration::from_secs(10),
+            max_concurrent_reads: 16,
             roots: TrustedRoots::default(),
         }
     }
@@ -66,6 +73,9 @@ pub enum RemoteContentFailure {
     /// 429, 5xx or another unexpected status: the sender cannot answer now (retriable).
     #[error("the sender's server is unavailable (it answered {0})")]
     Unavailable(u16),
+    /// As many reads of this configuration are in flight as allowed (retriable).
+    #[error("too many reads of this sender's server are in progress")]
+    Busy,
     /// Over [`MAX_ANSWER_BYTES`].
     #[error("the sender's answer is over {MAX_ANSWER_BYTES} bytes")]
     TooLarge,
@@ -79,7 +89,7 @@ impl RemoteContentFailure {
     pub fn is_retriable(&self) -> bool {
         matches!(
             self,
-            Self::Unreachable(_) | Self::Timeout | Self::Unavailable(_)
+            Self::Unreachable(_) | Self::Timeout | Self::Unavailable(_) | Self::Busy
         )
     }
 }
@@ -87,6 +97,9 @@ impl RemoteContentFailure {
 /// The client that reads remote contents.
 pub struct RemoteContentClient {
     outbound: OutboundClient,
+    max_concurrent_reads: usize,
+    /// One permit pool per configuration (as many entries as configurations read).
+    in_flight: Mutex<HashMap<ConfigurationId, Arc<Semaphore>>>,
 }
 
 impl RemoteContentClient {
@@ -101,6 +114,8 @@ impl RemoteContentClient {
                 user_agent: concat!("io-remote-contents/", env!("CARGO_PKG_VERSION")),
                 section: "remote_contents",
             })?,
+            max_concurrent_reads: config.max_concurrent_reads.max(1),
+            in_flight: Mutex::new(HashMap::new()),
         })
     }
 
@@ -110,8 +125,29 @@ impl RemoteContentClient {
         self.outbound.check_url(url).map(drop)
     }
 
-    /// The details of the sender's message `id` for `citizen`, from `environment`.
+    /// The details of the sender's message `id` for `citizen`, from `environment` of
+    /// `configuration`.
     pub async fn fetch(
+        &self,
+        configuration: &ConfigurationId,
+        environment: &RemoteEnvironment,
+        id: &str,
+        citizen: &FiscalCode,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, RemoteContentFailure> {
+        let permits = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            in_flight
+                .entry(configuration.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.max_concurrent_reads)))
+                .clone()
+        };
+        let _permit = permits
+            .try_acquire_owned()
+            .map_err(|_| RemoteContentFailure::Busy)?;
+        self.read(environment, id, citizen).await
+    }
+
+    async fn read(
         &self,
         environment: &RemoteEnvironment,
         id: &str,

@@ -2259,3 +2259,71 @@ async fn the_admin_api_lists_the_drafts_waiting_for_review() {
     assert_eq!(left.as_array().unwrap().len(), 1);
     assert_eq!(left[0]["service_id"], ids[1].as_str());
 }
+
+#[tokio::test]
+async fn reads_of_one_sender_beyond_the_concurrency_bound_are_refused_at_once() {
+    use std::sync::Arc;
+    // A sender's server that says when a read arrives and holds it until told to answer.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let held = gate.clone();
+    let router = axum::Router::new().route(
+        "/api/messages/{id}",
+        axum::routing::get(move || {
+            let held = held.clone();
+            let arrived = arrived.clone();
+            async move {
+                arrived.send(()).unwrap();
+                held.notified().await;
+                axum::Json(json!({ "details": {} }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}/api", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let mut config = test_config();
+    config.remote_contents.allow_private_addresses = true;
+    config.remote_contents.max_concurrent_reads = 1;
+    let server = TestServer::start_with(config).await;
+    server.put_profile(CITIZEN).await;
+    let manage = manage_key(&server, ORGANIZATION).await;
+    let configuration: Value = server
+        .api(Method::POST, RC_PATH, &manage)
+        .json(&rc_payload(&base_url))
+        .fetch_json()
+        .await;
+    let configuration = configuration["configuration_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, key) = server.create_service(&["ApiMessageWrite"]).await;
+    let response = submit_remote(&server, &key, CITIZEN, "AVV-1", &configuration).await;
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.drain().await;
+    let token = server.citizen_token(CITIZEN).await;
+    let path = format!("/third-party-messages/{id}");
+
+    // The first read holds the configuration's one permit while the sender holds it.
+    let first = tokio::spawn(server.citizen(Method::GET, &path, &token).send());
+    arrivals.recv().await.unwrap();
+    // A second one is refused at once, 503 with Retry-After, instead of piling up.
+    let refused = server
+        .citizen(Method::GET, &path, &token)
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.headers().contains_key("retry-after"));
+    expect_problem(refused, StatusCode::SERVICE_UNAVAILABLE).await;
+    gate.notify_one();
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    // The permit is back: the next read goes through.
+    let next = tokio::spawn(server.citizen(Method::GET, &path, &token).send());
+    arrivals.recv().await.unwrap();
+    gate.notify_one();
+    assert_eq!(next.await.unwrap().unwrap().status(), StatusCode::OK);
+}

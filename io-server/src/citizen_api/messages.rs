@@ -313,7 +313,7 @@ pub(super) async fn get_third_party_message<S: Store>(
     })?;
     let details = app
         .remote_contents
-        .fetch(environment, &data.id, &fiscal_code)
+        .fetch(&configuration_id, environment, &data.id, &fiscal_code)
         .await
         .map_err(|failure| {
             // The whole failure for the operator; for the citizen, what it means, without the
@@ -331,6 +331,10 @@ pub(super) async fn get_third_party_message<S: Store>(
                 RemoteContentFailure::Refused(_) => (
                     StatusCode::BAD_GATEWAY,
                     "the sender's server is not one io may call".to_owned(),
+                ),
+                RemoteContentFailure::Busy => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    failure.to_string(),
                 ),
                 other => (StatusCode::BAD_GATEWAY, other.to_string()),
             };

@@ -643,6 +643,7 @@ pub fn citizen_api_document() -> Value {
             .problem(400, "The id is not valid.")
             .problem(404, "No such message in the citizen's inbox, or it has no details on its sender's server, or its configuration has no environment for this citizen.")
             .problem(502, "The sender's server could not be reached, answered other than 200, or answered what is not a JSON object of at most 1 MiB (the detail says which; Retry-After when retrying may help).")
+            .problem(503, "As many reads of this sender's server are in flight as io allows ([remote_contents] max_concurrent_reads): retry after Retry-After.")
             .problem(504, "The sender's server did not answer in time (Retry-After)."),
         ),
     );
