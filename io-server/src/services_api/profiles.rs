@@ -124,7 +124,7 @@ pub async fn subscriptions_feed<S: Store>(
     let available_from = FeedDay::from_days_since_epoch(day.days_since_epoch() + 1);
     if FeedDay::of(app.clock.now()) < available_from {
         return Err(Problem::not_found(format!(
-            "the feed of {date} is available from {available_from}T00:00:00Z, once the day is over"
+            "the feed of {date} is served once the day is over (from 00:00 UTC the next day)"
         )));
     }
     let feed = app
