@@ -36,8 +36,6 @@ use crate::body::JsonBody;
 use crate::institution_limit::Verdict;
 use crate::problem::{ApiResult, Problem};
 use crate::query_number::number;
-use crate::request_headers::single;
-use crate::services_api::KEY_HEADER;
 
 pub use logo::LogoPayload;
 pub use payload::CmsServicePayload;
@@ -163,13 +161,7 @@ async fn identify<S: Store>(
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<InstitutionCaller, Problem> {
-    let key = single(headers, KEY_HEADER)?
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| Problem::unauthorized("missing Ocp-Apim-Subscription-Key header"))?;
-    let (subscription, groups) = crate::api_keys::authenticate(&*app.store, &app.keys, key)
-        .await?
-        .ok_or_else(|| Problem::unauthorized("the subscription key is not valid"))?;
+    let (subscription, groups) = crate::services_api::key_owner(app, headers).await?;
     if let Some(organization) = crate::api_keys::managing_institution(&subscription) {
         return Ok(InstitutionCaller {
             organization,

@@ -150,6 +150,21 @@ async fn authenticate<S: Store>(
     response
 }
 
+/// Whose subscription the key in `headers` is (a service's or an institution's manage key)
+/// and its groups; 401 without a key or with one that is not valid.
+pub(crate) async fn key_owner<S: Store>(
+    app: &App<S>,
+    headers: &HeaderMap,
+) -> Result<(ServiceId, Groups), Problem> {
+    let key = single(headers, KEY_HEADER)?
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Problem::unauthorized("missing Ocp-Apim-Subscription-Key header"))?;
+    crate::api_keys::authenticate(&*app.store, &app.keys, key)
+        .await?
+        .ok_or_else(|| Problem::unauthorized("the subscription key is not valid"))
+}
+
 /// The service calling with the key in `headers`, checked against its `authorized_cidrs`; a
 /// manage key is refused (403): it manages services and sends nothing.
 pub(crate) async fn identify<S: Store>(
@@ -157,13 +172,7 @@ pub(crate) async fn identify<S: Store>(
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<ServiceCaller, Problem> {
-    let key = single(headers, KEY_HEADER)?
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| Problem::unauthorized("missing Ocp-Apim-Subscription-Key header"))?;
-    let (service_id, groups) = crate::api_keys::authenticate(&*app.store, &app.keys, key)
-        .await?
-        .ok_or_else(|| Problem::unauthorized("the subscription key is not valid"))?;
+    let (service_id, groups) = key_owner(app, headers).await?;
     if crate::api_keys::managing_institution(&service_id).is_some() {
         return Err(Problem::forbidden(
             "this is an institution's manage key: it manages services under /manage/services; call this operation with a service's key",
