@@ -1982,6 +1982,24 @@ async fn submit_remote(
         .unwrap()
 }
 
+/// [`submit_remote`] accepted (201) and delivered to the inbox: the message's id.
+async fn sent_remote(
+    server: &TestServer,
+    key: &str,
+    citizen: &str,
+    id: &str,
+    configuration: &str,
+) -> String {
+    let response = submit_remote(server, key, citizen, id, configuration).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let message = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.drain().await;
+    message
+}
+
 #[tokio::test]
 async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_loses_nothing() {
     let (base_url, seen, _sender) = sender_server().await;
@@ -2032,13 +2050,7 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
         let refused = submit_remote(&server, &key, CITIZEN, not_a_segment, &configuration).await;
         expect_problem(refused, StatusCode::BAD_REQUEST).await;
     }
-    let response = submit_remote(&server, &key, CITIZEN, "AVV 1?2026", &configuration).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let message_id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    server.drain().await;
+    let message_id = sent_remote(&server, &key, CITIZEN, "AVV 1?2026", &configuration).await;
     let token = server.citizen_token(CITIZEN).await;
     let message: Value = server
         .citizen(Method::GET, &format!("/messages/{message_id}"), &token)
@@ -2068,12 +2080,7 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
     );
 
     // A test user is served by the test environment, with its key.
-    let response = submit_remote(&server, &key, OTHER_CITIZEN, "AVV-2", &configuration).await;
-    let tester_message = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    server.drain().await;
+    let tester_message = sent_remote(&server, &key, OTHER_CITIZEN, "AVV-2", &configuration).await;
     let tester = server.citizen_token(OTHER_CITIZEN).await;
     let answer = server
         .citizen(
@@ -2103,12 +2110,7 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
 
     // A sender that fails answers 502 with Retry-After; one that is down, 502 too; the message
     // itself stays readable.
-    let response = submit_remote(&server, &key, CITIZEN, "broken", &configuration).await;
-    let broken = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    server.drain().await;
+    let broken = sent_remote(&server, &key, CITIZEN, "broken", &configuration).await;
     let failed = server
         .citizen(
             Method::GET,
@@ -2132,7 +2134,7 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
         .json(&rc_payload(&down_url))
         .fetch_json()
         .await;
-    let response = submit_remote(
+    let message_id = sent_remote(
         &server,
         &key,
         CITIZEN,
@@ -2140,11 +2142,6 @@ async fn a_citizen_reads_a_message_s_details_from_its_sender_and_a_sender_down_l
         down_configuration["configuration_id"].as_str().unwrap(),
     )
     .await;
-    let message_id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    server.drain().await;
     let down = server
         .citizen(
             Method::GET,
@@ -2299,12 +2296,7 @@ async fn reads_of_one_sender_beyond_the_concurrency_bound_are_refused_at_once() 
         .unwrap()
         .to_owned();
     let (_, key) = server.create_service(&["ApiMessageWrite"]).await;
-    let response = submit_remote(&server, &key, CITIZEN, "AVV-1", &configuration).await;
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    server.drain().await;
+    let id = sent_remote(&server, &key, CITIZEN, "AVV-1", &configuration).await;
     let token = server.citizen_token(CITIZEN).await;
     let path = format!("/third-party-messages/{id}");
 
