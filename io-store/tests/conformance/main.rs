@@ -2471,6 +2471,21 @@ mod sled_only {
         assert_eq!(store.services().await.unwrap().len(), 20);
     }
 
+    /// A directory another open store holds is refused with `Locked`, naming the file, once
+    /// the wait for a late release is over (10 s).
+    #[test]
+    fn a_directory_held_open_is_reported_as_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = SledStore::open(dir.path()).unwrap();
+        match SledStore::open(dir.path()) {
+            Err(io_store::SledStoreError::Locked { path }) => {
+                assert_eq!(path, dir.path().join("db"));
+            }
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("a second store opened a directory held by the first"),
+        }
+    }
+
     /// A journal appended to by several openings of the store keeps every entry, in order,
     /// and verifies.
     #[tokio::test]
