@@ -1,4 +1,4 @@
-//! OpenAPI 3.0.3 documents of the three HTTP APIs, built from the code: the limits a schema
+//! OpenAPI 3.1 documents of the three HTTP APIs, built from the code: the limits a schema
 //! states are the constants the validation enforces, the enums' values are what the types'
 //! serde writes, and each operation lists every status its handler and its API's middleware can
 //! answer (errors are always `application/problem+json`). Each API serves its own document
@@ -34,7 +34,7 @@ use operation::Operation;
 use crate::app::App;
 
 /// The OpenAPI version the documents are written in.
-pub const OPENAPI_VERSION: &str = "3.0.3";
+pub const OPENAPI_VERSION: &str = "3.1.0";
 
 /// Where each API serves its document, relative to the API's base path.
 pub const DOCUMENT_PATH: &str = "/openapi.json";

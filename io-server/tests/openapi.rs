@@ -120,7 +120,7 @@ async fn fetch_document(server: &TestServer, base: &str) -> Value {
     assert_eq!(response.status(), StatusCode::OK, "{base}");
     assert_eq!(response.headers()["content-type"], "application/json");
     let document: Value = response.json().await.unwrap();
-    assert_eq!(document["openapi"], "3.0.3", "{base}");
+    assert_eq!(document["openapi"], "3.1.0", "{base}");
     assert!(document["info"]["title"].as_str().is_some(), "{base}");
     assert_eq!(document["servers"][0]["url"], base);
     document

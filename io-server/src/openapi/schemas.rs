@@ -38,9 +38,13 @@ pub(crate) fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-/// `schema` that also admits `null` (OpenAPI 3.0's `nullable`).
+/// `schema` that also admits `null`: OpenAPI 3.1 (JSON Schema 2020-12) adds `"null"` to the
+/// schema's `type`, as utoipa writes an `Option`.
 pub(crate) fn nullable(mut schema: Value) -> Value {
-    schema["nullable"] = Value::Bool(true);
+    match schema.get("type").cloned() {
+        Some(Value::String(kind)) => schema["type"] = json!([kind, "null"]),
+        _ => schema = json!({ "oneOf": [schema, { "type": "null" }] }),
+    }
     schema
 }
 
