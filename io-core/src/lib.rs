@@ -47,6 +47,8 @@ pub mod message;
 pub mod message_flags;
 pub mod network;
 pub mod notification_text;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod organization_fiscal_code;
 pub mod outcome;
 pub mod pec;

@@ -38,42 +38,59 @@ pub const DUE_DATE_MIN: Timestamp = Timestamp::EPOCH;
 /// A message as a service submits it: IO's `NewMessage` JSON. Nothing here is trusted until
 /// [`NewMessage::validate`] turns it into a [`ValidMessage`]. Unknown fields are ignored, as IO
 /// does, so clients that send deprecated fields (`default_addresses`) keep working.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "A message (IO's `NewMessage`): the recipient is `fiscal_code` for `POST /messages`, the path for `POST /messages/{fiscal_code}` (a `fiscal_code` in the body is refused there). Unknown fields are ignored, as IO does."
+    )
+)]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMessage {
     /// The recipient (in the body for `POST /messages`, else from the path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::fiscal_code))]
     pub fiscal_code: Option<String>,
     /// Seconds the notifications may wait before they expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::time_to_live))]
     pub time_to_live: Option<u64>,
     /// The content.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub content: NewMessageContent,
-    /// `STANDARD` (default) or `ADVANCED`.
+    /// `STANDARD` (default) or `ADVANCED` (read status visible to the sender), which needs
+    /// `ApiMessageWriteAdvanced` (403 otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::FeatureLevel>))]
     pub feature_level_type: Option<String>,
     /// io's extension: the message has legal value, so it also goes by PEC to the citizen's
-    /// digital domicile, whatever the citizen's per-service preferences (io-reference §8).
+    /// digital domicile, whatever the citizen's per-service preferences (io-reference §8); the
+    /// delivery is SENT only on the provider's delivery receipt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legal_value: Option<bool>,
 }
 
 /// The `content` object of a [`NewMessage`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMessageContent {
     /// 10 to 120 characters; of the control characters, only tab, line feed and carriage return.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, schema_with = crate::openapi::subject))]
     pub subject: Option<String>,
     /// 80 to 10,000 characters of markdown; control characters as in `subject`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, schema_with = crate::openapi::markdown))]
     pub markdown: Option<String>,
     /// RFC 3339 timestamp, not before 1970 ([`DUE_DATE_MIN`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::timestamp))]
     pub due_date: Option<String>,
     /// A pagoPA payment notice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_data: Option<NewPaymentData>,
-    /// Overrides the service's flag.
+    /// Overrides the service's flag: no email, anonymous push.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_secure_channels: Option<bool>,
     /// A medical prescription.
@@ -85,16 +102,20 @@ pub struct NewMessageContent {
 }
 
 /// The `third_party_data` object of a [`NewMessage`] (IO's `ThirdPartyData`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewThirdPartyData {
     /// The sender's id of the message, which io asks its server for.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, schema_with = crate::openapi::third_party_text))]
     pub id: Option<String>,
     /// Who originally sent it, when the service relays another sender.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::third_party_text))]
     pub original_sender: Option<String>,
     /// When the original sender received it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::timestamp))]
     pub original_receipt_date: Option<String>,
     /// The sender's server has attachments for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,48 +128,60 @@ pub struct NewThirdPartyData {
     pub has_precondition: Option<HasPrecondition>,
     /// A summary shown before the details are read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::third_party_text))]
     pub summary: Option<String>,
     /// The remote-content configuration that says where the details are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::configuration_id))]
     pub configuration_id: Option<String>,
 }
 
 /// The `payment_data` object of a [`NewMessage`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewPaymentData {
     /// Euro cents.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, schema_with = crate::openapi::payment_amount))]
     pub amount: Option<u64>,
     /// 18 digits, the first one of 0-3.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, schema_with = crate::openapi::notice_number))]
     pub notice_number: Option<String>,
     /// Whether the notice stops being payable after the due date.
     #[serde(default)]
     pub invalid_after_due_date: Option<bool>,
-    /// Who is paid, when not the sender's organization.
+    /// Who is paid, when not the sender's organization; needs `ApiMessageWriteWithPayee` (403
+    /// otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payee: Option<NewPayee>,
 }
 
 /// The `payee` object of [`NewPaymentData`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewPayee {
     /// The payee organization's fiscal code.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, schema_with = crate::openapi::organization_fiscal_code))]
     pub fiscal_code: Option<String>,
 }
 
 /// The `prescription_data` object of a [`NewMessage`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewPrescriptionData {
     /// Numero di ricetta elettronica, 15 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, schema_with = crate::openapi::nre))]
     pub nre: Option<String>,
     /// Identificativo unico di prescrizione, 1 to 16 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::iup))]
     pub iup: Option<String>,
     /// The prescribing doctor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::fiscal_code))]
     pub prescriber_fiscal_code: Option<String>,
 }
 
@@ -318,6 +351,7 @@ impl ValidationError {
 }
 
 /// STANDARD or ADVANCED (read and payment status visible to the sender).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FeatureLevel {

@@ -84,6 +84,7 @@ pub enum BlockedChannel {
 }
 
 /// The languages IO supports for notification texts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PreferredLanguage {
     /// Italian.

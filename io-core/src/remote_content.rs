@@ -71,6 +71,7 @@ impl fmt::Debug for ConfigurationId {
 
 /// Whether the citizen must accept a precondition before reading the details (IO's
 /// `HasPrecondition`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HasPrecondition {

@@ -10,6 +10,7 @@
 
 mod admin;
 mod citizen;
+mod documented;
 mod manage;
 mod operation;
 mod schemas;
@@ -27,7 +28,8 @@ use serde_json::{Map, Value, json};
 
 pub use admin::admin_api_document;
 pub use citizen::citizen_api_document;
-pub use services::services_api_document;
+pub use documented::DocumentedRouter;
+pub use services::{services_api_document, services_api_document_of};
 
 use operation::Operation;
 
@@ -95,7 +97,7 @@ struct Api<'a> {
     base_path: &'a str,
     security_scheme: (&'a str, Value),
     paths: Paths,
-    schemas: Vec<(&'a str, Value)>,
+    schemas: Vec<(String, Value)>,
     /// Response headers shared by many answers, referred to as `#/components/headers/<name>`.
     headers: Vec<(&'a str, Value)>,
 }
@@ -107,7 +109,7 @@ fn document(api: Api<'_>) -> Value {
     let mut schemas = Map::new();
     schemas.insert("Problem".into(), schemas::problem());
     for (name, schema) in api.schemas {
-        schemas.insert(name.into(), schema);
+        schemas.insert(name, schema);
     }
     let mut components = json!({
         "securitySchemes": { scheme_name: scheme },

@@ -15,11 +15,11 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use io_core::{FiscalCode, Group, Groups, MessageId, Service, ServiceId, Store};
 
 use crate::app::{App, source_ip};
 use crate::institution_limit::Verdict;
+use crate::openapi::DocumentedRouter;
 use crate::problem::Problem;
 use crate::request_headers::single;
 
@@ -74,33 +74,37 @@ impl ServiceCaller {
     }
 }
 
+/// The documented `/api/v1` routes of services (service management has its own, in
+/// `crate::manage_api`), before the authentication layers.
+pub fn routes<S: Store>() -> DocumentedRouter<Arc<App<S>>> {
+    DocumentedRouter::default()
+        .route::<messages::__path_submit_with_body_recipient, _, _>(
+            messages::submit_with_body_recipient::<S>,
+        )
+        .route::<messages::__path_submit_to, _, _>(messages::submit_to::<S>)
+        .route::<messages::__path_get_message, _, _>(messages::get_message::<S>)
+        .route::<profiles::__path_profile_by_body, _, _>(profiles::profile_by_body::<S>)
+        .route::<profiles::__path_profile_by_path, _, _>(profiles::profile_by_path::<S>)
+        .route::<profiles::__path_subscriptions_feed, _, _>(profiles::subscriptions_feed::<S>)
+        // IO's paths end with a slash; the slash-less form (io's first) is kept.
+        .route::<activations::__path_get_activation, _, _>(activations::get_activation::<S>)
+        .alias::<activations::__path_get_activation, _, _>(
+            "/activations",
+            "WithoutSlash",
+            activations::get_activation::<S>,
+        )
+        .route::<activations::__path_put_activation, _, _>(activations::put_activation::<S>)
+        .alias::<activations::__path_put_activation, _, _>(
+            "/activations",
+            "WithoutSlash",
+            activations::put_activation::<S>,
+        )
+}
+
 /// The `/api/v1` routes.
 pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
-    Router::new()
-        .route("/messages", post(messages::submit_with_body_recipient::<S>))
-        .route("/messages/{fiscal_code}", post(messages::submit_to::<S>))
-        .route(
-            "/messages/{fiscal_code}/{id}",
-            get(messages::get_message::<S>),
-        )
-        .route("/profiles", post(profiles::profile_by_body::<S>))
-        .route(
-            "/profiles/{fiscal_code}",
-            get(profiles::profile_by_path::<S>),
-        )
-        .route(
-            "/subscriptions-feed/{date}",
-            get(profiles::subscriptions_feed::<S>),
-        )
-        // IO's paths end with a slash; the slash-less form (io's first) is kept.
-        .route(
-            "/activations/",
-            post(activations::get_activation::<S>).put(activations::put_activation::<S>),
-        )
-        .route(
-            "/activations",
-            post(activations::get_activation::<S>).put(activations::put_activation::<S>),
-        )
+    let (routes, documented) = routes::<S>().into_parts();
+    routes
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             authenticate::<S>,
@@ -113,7 +117,7 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
         .merge(crate::manage_api::router(app.clone()))
         .merge(crate::openapi::route(
             app,
-            crate::openapi::services_api_document(),
+            crate::openapi::services_api_document_of(documented),
         ))
 }
 

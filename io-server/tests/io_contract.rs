@@ -437,8 +437,6 @@ const IO_OPERATIONS: &[IoOperation] = &[
 enum Allowed {
     /// io does not document this code of IO's.
     Undocumented(u16),
-    /// io requires this body field, which IO's schema leaves optional.
-    ExtraRequiredField(&'static str),
 }
 
 /// A deliberate difference from IO, with its reason.
@@ -451,11 +449,6 @@ struct Deviation {
 /// io's deliberate differences from IO's document (by IO's operation id). Keep it short: each
 /// entry is a decision, not a way to silence the test.
 const DEVIATIONS: &[Deviation] = &[
-    Deviation {
-        operation_id: "submitMessageforUserWithFiscalCodeInBody",
-        allowed: Allowed::ExtraRequiredField("fiscal_code"),
-        why: "IO shares one NewMessage schema between both submits; the body form is useless without a recipient and io's schema says so",
-    },
     Deviation {
         operation_id: "upsertServiceActivation",
         allowed: Allowed::Undocumented(404),
@@ -645,9 +638,8 @@ fn compare(document: &Value, io: &IoOperation, report: &mut Report) {
                         );
                     }
                     for field in ours.difference(&theirs) {
-                        report.unless_allowed(
+                        report.mismatch(
                             io,
-                            |a| matches!(a, Allowed::ExtraRequiredField(f) if f == field.as_str()),
                             format!("body field {field} is required in io, optional in IO"),
                         );
                     }

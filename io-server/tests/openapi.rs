@@ -132,8 +132,10 @@ fn concrete(path: &str, operation: &Value) -> String {
     for parameter in operation["parameters"].as_array().into_iter().flatten() {
         if parameter["in"] == "path" {
             let name = parameter["name"].as_str().unwrap();
-            let example = parameter["schema"]["example"]
-                .as_str()
+            let schema = &parameter["schema"];
+            let example = (schema["examples"][0].as_str())
+                .or(schema["example"].as_str())
+                .or(parameter["example"].as_str())
                 .unwrap_or_else(|| panic!("{path}: {name} has no example"));
             concrete = concrete.replace(&format!("{{{name}}}"), example);
         }

@@ -696,7 +696,10 @@ pub fn admin_api_document() -> Value {
             json!({ "type": "http", "scheme": "bearer", "description": "The admin token (IO_ADMIN_TOKEN, or generated into the data directory on first start)." }),
         ),
         paths,
-        schemas,
+        schemas: schemas
+            .into_iter()
+            .map(|(name, schema)| (name.to_string(), schema))
+            .collect(),
         headers: Vec::new(),
     })
 }

@@ -817,7 +817,10 @@ pub fn citizen_api_document() -> Value {
             json!({ "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "A citizen token (minted by POST /adm/citizen-tokens in development)." }),
         ),
         paths,
-        schemas,
+        schemas: schemas
+            .into_iter()
+            .map(|(name, schema)| (name.to_string(), schema))
+            .collect(),
         headers: Vec::new(),
     })
 }

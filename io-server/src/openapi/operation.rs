@@ -31,6 +31,43 @@ impl Operation {
         }
     }
 
+    /// The operation a handler's `#[utoipa::path]` documents, completed with what io answers
+    /// around every handler: an answer of 400 or more is a problem (`problem+json`, with
+    /// `Retry-After` on 429 and 503) and a JSON body brings the answers of [`Operation::json_body`].
+    pub(crate) fn derived(operation: Value) -> Self {
+        let Value::Object(mut fields) = operation else {
+            panic!("an operation is an object");
+        };
+        let parameters = match fields.remove("parameters") {
+            Some(Value::Array(parameters)) => parameters,
+            _ => Vec::new(),
+        };
+        let answers = match fields.remove("responses") {
+            Some(Value::Object(responses)) => responses,
+            _ => Map::new(),
+        };
+        let has_body = fields.contains_key("requestBody");
+        let mut operation = Self {
+            fields,
+            parameters,
+            responses: Map::new(),
+            common_headers: Map::new(),
+        };
+        for (status, answer) in answers {
+            let code: u16 = status.parse().expect("io documents numeric statuses");
+            if code >= 400 && answer.get("content").is_none() {
+                let description = answer["description"].as_str().unwrap_or_default();
+                operation = operation.problem(code, description);
+            } else {
+                operation.responses.insert(status, answer);
+            }
+        }
+        if has_body {
+            operation = operation.body_problems();
+        }
+        operation
+    }
+
     /// A longer description.
     pub(crate) fn describe(mut self, text: &str) -> Self {
         self.fields.insert("description".into(), text.into());
@@ -63,11 +100,6 @@ impl Operation {
         self.parameter("query", name, false, schema)
     }
 
-    /// An optional request header.
-    pub(crate) fn header(self, name: &str, schema: Value) -> Self {
-        self.parameter("header", name, false, schema)
-    }
-
     /// [`Operation::json_body`], but a request may come without one.
     pub(crate) fn optional_json_body(self, schema: Value) -> Self {
         let mut operation = self.json_body(schema);
@@ -82,6 +114,11 @@ impl Operation {
             "requestBody".into(),
             json!({ "required": true, "content": { "application/json": { "schema": schema } } }),
         );
+        self.body_problems()
+    }
+
+    /// The answers every JSON body can get.
+    fn body_problems(self) -> Self {
         self.problem(
             400,
             "The body is not JSON of the expected shape (the detail names the JSON path).",

@@ -3,35 +3,18 @@
 //! what the type's serde writes, so a document cannot drift from the code silently: a new
 //! variant is a compile error in [`variants!`], a changed limit changes the schema.
 
-use io_core::email_address::EMAIL_MAX_LEN;
-use io_core::fiscal_code::FISCAL_CODE_HASH_LEN;
-use io_core::ids::{IDEMPOTENCY_KEY_MAX_LEN, SERVICE_ID_MAX_LEN};
-use io_core::message::{
-    DEFAULT_TIME_TO_LIVE_SECS, IUP_LEN, MARKDOWN_CHARS, NOTICE_NUMBER_LEN, NRE_LEN,
-    PAYMENT_AMOUNT_CENTS, SUBJECT_CHARS, TIME_TO_LIVE_SECS,
-};
-use io_core::organization_fiscal_code::ORGANIZATION_FISCAL_CODE_LEN;
+use io_core::message::{IUP_LEN, MARKDOWN_CHARS, NRE_LEN, SUBJECT_CHARS, TIME_TO_LIVE_SECS};
 use io_core::{
     ActivationStatus, ChannelKind, DeliveryState, FailureReason, FeatureLevel, MessageStatus,
-    PreferredLanguage, RejectionReason, SANDBOX_FISCAL_CODE,
+    PreferredLanguage, RejectionReason,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 
-/// IO's fiscal code regex (io-reference §2). `FiscalCode::parse` checks the same shape position
-/// by position, then the check character, which no regex expresses.
-pub(crate) const FISCAL_CODE_PATTERN: &str =
-    "^[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]$";
-
-/// A ULID in Crockford base 32 as `MessageId` renders it (the first character is at most 7:
-/// 128 bits in 26 characters).
-pub(crate) const ULID_PATTERN: &str = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$";
-
-/// A fiscal code that passes every check (examples, so generated requests can succeed).
-pub(crate) const EXAMPLE_FISCAL_CODE: &str = "RSSMRA85T10A562S";
-
-/// An organization fiscal code with a valid check digit.
-pub(crate) const EXAMPLE_ORGANIZATION: &str = "02438750586";
+/// A schema of `io_core::openapi` as JSON.
+fn json_of(schema: utoipa::openapi::schema::Object) -> Value {
+    serde_json::to_value(schema).expect("a schema serializes")
+}
 
 /// The `$ref` to a schema of the document's components.
 pub(crate) fn schema_ref(name: &str) -> Value {
@@ -106,56 +89,27 @@ pub(crate) fn problem() -> Value {
 
 /// A citizen's fiscal code.
 pub(crate) fn fiscal_code() -> Value {
-    json!({
-        "type": "string",
-        "pattern": FISCAL_CODE_PATTERN,
-        "description": format!("An Italian fiscal code, upper case. Beyond the pattern, the 16th character must be the check character of the first 15 (400 otherwise); IO's test code {SANDBOX_FISCAL_CODE} is accepted as the documented exception. Input is trimmed and upper-cased."),
-        "example": EXAMPLE_FISCAL_CODE
-    })
+    json_of(io_core::openapi::fiscal_code())
 }
 
 /// An organization fiscal code (partita IVA).
 pub(crate) fn organization_fiscal_code() -> Value {
-    json!({
-        "type": "string",
-        "pattern": format!("^[0-9]{{{ORGANIZATION_FISCAL_CODE_LEN}}}$"),
-        "description": format!("{ORGANIZATION_FISCAL_CODE_LEN} digits, the last a check digit (verified)."),
-        "example": EXAMPLE_ORGANIZATION
-    })
-}
-
-/// `lowercase(hex(sha256(fiscal_code)))`.
-pub(crate) fn fiscal_code_hash() -> Value {
-    json!({
-        "type": "string",
-        "pattern": format!("^[0-9a-f]{{{FISCAL_CODE_HASH_LEN}}}$"),
-        "description": "lowercase(hex(sha256(uppercase(fiscal_code))))"
-    })
+    json_of(io_core::openapi::organization_fiscal_code())
 }
 
 /// A message id (ULID).
 pub(crate) fn message_id() -> Value {
-    json!({
-        "type": "string",
-        "pattern": ULID_PATTERN,
-        "description": "A ULID (26 Crockford base-32 characters); ids sort by creation time.",
-        "example": "01ARZ3NDEKTSV4RRFFQ69G5FAV"
-    })
+    json_of(io_core::openapi::message_id())
 }
 
 /// A service id.
 pub(crate) fn service_id() -> Value {
-    json!({
-        "type": "string",
-        "pattern": format!("^[A-Za-z0-9_-]{{1,{SERVICE_ID_MAX_LEN}}}$"),
-        "description": format!("1 to {SERVICE_ID_MAX_LEN} characters among A-Z a-z 0-9 - _."),
-        "example": "tari-roma"
-    })
+    json_of(io_core::openapi::service_id())
 }
 
 /// An RFC 3339 date-time as the APIs write it (UTC, milliseconds).
 pub(crate) fn timestamp() -> Value {
-    json!({ "type": "string", "format": "date-time", "example": "2026-01-31T23:59:59.000Z" })
+    json_of(io_core::openapi::timestamp())
 }
 
 /// A non-negative integer that fits `u64`.
@@ -170,23 +124,7 @@ pub(crate) fn boolean() -> Value {
 
 /// An email address as an input (`EmailAddress::parse`).
 pub(crate) fn email_input() -> Value {
-    json!({
-        "type": "string",
-        "minLength": 3,
-        "maxLength": EMAIL_MAX_LEN,
-        "description": "local@domain.tld, no spaces or control characters; trimmed, the domain lower-cased.",
-        "example": "mario.rossi@example.org"
-    })
-}
-
-/// The `Idempotency-Key` header's value.
-pub(crate) fn idempotency_key() -> Value {
-    json!({
-        "type": "string",
-        "pattern": format!("^[!-~]{{1,{IDEMPOTENCY_KEY_MAX_LEN}}}$"),
-        "description": format!("1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters (a UUID is the usual choice)."),
-        "example": "5f0c6f5e-6a35-4a2b-9b7e-0b8f3f3f2a10"
-    })
+    json_of(io_core::openapi::email_input())
 }
 
 /// IO's preferred languages.
@@ -194,101 +132,12 @@ pub(crate) fn preferred_language() -> Value {
     variants!(PreferredLanguage: ItIt, EnGb, EsEs, DeDe, FrFr)
 }
 
-/// Whether the recipient of a `NewMessage` is in its body or in the path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Recipient {
-    /// `POST /messages`: `fiscal_code` is required in the body.
-    InBody,
-    /// `POST /messages/{fiscal_code}`: `fiscal_code` must not be in the body (400).
-    InPath,
-}
-
-/// IO's `NewMessage` with every limit of io-reference §6 (`NewMessage::validate`). Unknown
-/// fields are ignored, as IO does.
-pub(crate) fn new_message(recipient: Recipient) -> Value {
-    let mut properties = json!({
-        "time_to_live": {
-            "type": "integer",
-            "format": "int64",
-            "minimum": TIME_TO_LIVE_SECS.0,
-            "maximum": TIME_TO_LIVE_SECS.1,
-            "default": DEFAULT_TIME_TO_LIVE_SECS,
-            "description": "Seconds the notifications may wait; past it they end EXPIRED (the inbox copy stays)."
-        },
-        "content": schema_ref("NewMessageContent"),
-        "feature_level_type": described(
-            variants!(FeatureLevel: Standard, Advanced),
-            "ADVANCED (read status visible to the sender) needs ApiMessageWriteAdvanced (403 otherwise). Default STANDARD.",
-        ),
-        "legal_value": described(
-            json!({ "type": "boolean", "default": false }),
-            "io's extension: the message has legal value. It also goes by PEC (certified email) to the citizen's digital domicile, whatever the citizen's per-service preferences; the delivery is SENT only on the provider's delivery receipt. Without a domicile the message follows the ordinary rules.",
-        ),
-    });
-    let mut required = vec!["content"];
-    if recipient == Recipient::InBody {
-        properties["fiscal_code"] = described(fiscal_code(), "The recipient.");
-        required.push("fiscal_code");
-    }
-    let mut schema = object(&required, properties);
-    schema["description"] = Value::String(match recipient {
-        Recipient::InBody => "A message; the recipient is `fiscal_code`.".into(),
-        Recipient::InPath => {
-            "A message; the recipient is in the path, and a `fiscal_code` in the body is refused (400).".into()
-        }
-    });
-    schema
-}
-
-/// The `content` of a `NewMessage`.
-pub(crate) fn new_message_content() -> Value {
-    object(
-        &["subject", "markdown"],
-        json!({
-            "subject": { "type": "string", "minLength": SUBJECT_CHARS.0, "maxLength": SUBJECT_CHARS.1 },
-            "markdown": { "type": "string", "minLength": MARKDOWN_CHARS.0, "maxLength": MARKDOWN_CHARS.1 },
-            "due_date": described(timestamp(), "RFC 3339 (any offset)."),
-            "payment_data": schema_ref("NewPaymentData"),
-            "require_secure_channels": described(boolean(), "Overrides the service's flag: no email, anonymous push."),
-            "prescription_data": schema_ref("PrescriptionData"),
-            "third_party_data": schema_ref("ThirdPartyData"),
-        }),
-    )
-}
-
 fn payment_amount() -> Value {
-    json!({
-        "type": "integer",
-        "format": "int64",
-        "minimum": PAYMENT_AMOUNT_CENTS.0,
-        "maximum": PAYMENT_AMOUNT_CENTS.1,
-        "description": "Euro cents; above the service's max_allowed_payment_amount is refused (400)."
-    })
+    json_of(io_core::openapi::payment_amount())
 }
 
 fn notice_number() -> Value {
-    json!({
-        "type": "string",
-        "pattern": format!("^[0123][0-9]{{{}}}$", NOTICE_NUMBER_LEN - 1),
-        "description": "pagoPA notice number.",
-        "example": "012345678901234567"
-    })
-}
-
-/// `content.payment_data` of a `NewMessage`.
-pub(crate) fn new_payment_data() -> Value {
-    object(
-        &["amount", "notice_number"],
-        json!({
-            "amount": payment_amount(),
-            "notice_number": notice_number(),
-            "invalid_after_due_date": { "type": "boolean", "default": false },
-            "payee": described(
-                object(&["fiscal_code"], json!({ "fiscal_code": organization_fiscal_code() })),
-                "Who is paid; needs ApiMessageWriteWithPayee (403 otherwise). Default: the sender's organization.",
-            ),
-        }),
-    )
+    json_of(io_core::openapi::notice_number())
 }
 
 /// `content.prescription_data`, in and out.

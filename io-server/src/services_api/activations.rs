@@ -18,13 +18,16 @@ use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
 
 /// IO's `Activation`, as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Activation)]
 pub struct ActivationView {
     /// The citizen.
+    #[schema(value_type = io_core::FiscalCode)]
     pub fiscal_code: String,
     /// The SPECIAL service.
+    #[schema(value_type = io_core::ServiceId)]
     pub service_id: String,
-    /// ACTIVE, PENDING or INACTIVE.
+    /// PENDING lets messages in during a grace period (24 h by default).
     pub status: ActivationStatus,
     /// 0 when first stored, +1 on each change.
     pub version: u64,
@@ -33,18 +36,22 @@ pub struct ActivationView {
 /// An activation as written: IO's `{fiscal_code, status}`; `service_id` may be given (the
 /// caller's own, on the Services API; required on the admin API) and `version` is ignored
 /// (the store numbers versions).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ActivationInput)]
 #[serde(deny_unknown_fields)]
 pub struct ActivationPayload {
     /// The citizen.
+    #[schema(value_type = io_core::FiscalCode)]
     pub fiscal_code: String,
-    /// The SPECIAL service.
+    /// Optional: the calling service (403 for another).
     #[serde(default)]
+    #[schema(value_type = Option<io_core::ServiceId>)]
     pub service_id: Option<String>,
-    /// ACTIVE, PENDING or INACTIVE.
+    /// PENDING lets messages in during a grace period (24 h by default).
     pub status: ActivationStatus,
-    /// Ignored.
+    /// Ignored: the store numbers versions.
     #[serde(default, rename = "version")]
+    #[schema(minimum = 0)]
     pub _version: Option<u64>,
 }
 
@@ -72,7 +79,24 @@ pub fn activation_view(activation: &Activation) -> ActivationView {
     }
 }
 
+const SPECIAL_ONLY: &str = "The service is not SPECIAL, the key lacks ApiMessageWrite or ApiLimitedMessageWrite, or a limited key names a recipient outside authorized_recipients.";
+const UPSERT_403: &str = "The service is not SPECIAL, the key lacks ApiMessageWrite or ApiLimitedMessageWrite, or a limited key names a recipient outside authorized_recipients. service_id is not the calling service.";
+
 /// `POST /activations`: the caller's activation for a citizen.
+#[utoipa::path(
+    post,
+    path = "/activations/",
+    operation_id = "getServiceActivationByPOST",
+    tag = "activations",
+    summary = "The calling SPECIAL service's activation for a citizen",
+    request_body = FiscalCodePayload,
+    responses(
+        (status = 200, description = "The activation.", body = ActivationView),
+        (status = 400, description = "The fiscal code is not valid."),
+        (status = 403, description = SPECIAL_ONLY),
+        (status = 404, description = "No activation for this citizen."),
+    )
+)]
 pub async fn get_activation<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
@@ -90,6 +114,19 @@ pub async fn get_activation<S: Store>(
 }
 
 /// `PUT /activations`: sets the status of the caller's activation for a citizen.
+#[utoipa::path(
+    put,
+    path = "/activations/",
+    operation_id = "upsertServiceActivation",
+    tag = "activations",
+    summary = "Set the calling SPECIAL service's activation for a citizen (the service is the key's)",
+    request_body = ActivationPayload,
+    responses(
+        (status = 200, description = "The activation as stored, with its new version.", body = ActivationView),
+        (status = 400, description = "The fiscal code is not valid."),
+        (status = 403, description = UPSERT_403),
+    )
+)]
 pub async fn put_activation<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,

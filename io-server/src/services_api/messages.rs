@@ -23,12 +23,42 @@ use crate::views::MessageResponse;
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// `201` body.
-#[derive(Debug, Serialize)]
-struct Created {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MessageCreated)]
+pub struct Created {
+    /// The message's id (the first message's, for a replayed Idempotency-Key).
+    #[schema(value_type = io_core::MessageId)]
     id: String,
 }
 
+/// What a submit answers besides the handler's own checks.
+const SUBMIT_DESCRIPTION: &str = "Validates the message (io-reference §6), stores it durably and answers 201. By default its channels are decided in the same write, so the message is already PROCESSED (and in the inbox) or REJECTED when the 201 arrives; email and push follow asynchronously (poll the message for their status). With an Idempotency-Key, a retry with the same message answers the first message's id.";
+const SUBMIT_400: &str =
+    "The message breaks a rule (the detail names the field), or the Idempotency-Key is malformed.";
+const SUBMIT_403: &str = "The key lacks ApiMessageWrite (or ApiLimitedMessageWrite), a limited key names a recipient outside authorized_recipients, a payee needs ApiMessageWriteWithPayee, ADVANCED needs ApiMessageWriteAdvanced.";
+const SUBMIT_409: &str = "The Idempotency-Key was used with a different message (type /problems/idempotency-key-reused).";
+const SUBMIT_429: &str = "The delivery queue is full (type /problems/backlog-full).";
+
 /// `POST /messages`: the recipient is the body's `fiscal_code`.
+#[utoipa::path(
+    post,
+    path = "/messages",
+    operation_id = "submitMessageforUserWithFiscalCodeInBody",
+    tag = "messages",
+    summary = "Send a message to the citizen named in the body",
+    description = SUBMIT_DESCRIPTION,
+    params(("Idempotency-Key" = inline(Option<io_core::IdempotencyKey>), Header, nullable = false)),
+    request_body(content = NewMessage, description = "The message; `fiscal_code` is required here."),
+    responses(
+        (status = 201, description = "Accepted: stored durably, decided, notifications queued.", body = Created,
+            headers(("Location" = String, description = "/api/v1/messages/{fiscal_code}/{id}"), ("Idempotent-Replayed" = String, description = "`true` when the Idempotency-Key was already used with the same message: the id is the first message's.")),
+            links(("GetMessage" = (operation_id = "getMessage", parameters(("fiscal_code" = "$request.body#/fiscal_code"), ("id" = "$response.body#/id")))))),
+        (status = 400, description = SUBMIT_400),
+        (status = 403, description = SUBMIT_403),
+        (status = 409, description = SUBMIT_409),
+        (status = 429, description = SUBMIT_429),
+    )
+)]
 pub async fn submit_with_body_recipient<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
@@ -39,6 +69,28 @@ pub async fn submit_with_body_recipient<S: Store>(
 }
 
 /// `POST /messages/{fiscal_code}`: the recipient is in the path and must not be in the body.
+#[utoipa::path(
+    post,
+    path = "/messages/{fiscal_code}",
+    operation_id = "submitMessageforUser",
+    tag = "messages",
+    summary = "Send a message to the citizen named in the path",
+    description = SUBMIT_DESCRIPTION,
+    params(
+        ("fiscal_code" = inline(io_core::FiscalCode), Path),
+        ("Idempotency-Key" = inline(Option<io_core::IdempotencyKey>), Header, nullable = false),
+    ),
+    request_body(content = NewMessage, description = "The message; a `fiscal_code` in the body is refused (400)."),
+    responses(
+        (status = 201, description = "Accepted: stored durably, decided, notifications queued.", body = Created,
+            headers(("Location" = String, description = "/api/v1/messages/{fiscal_code}/{id}"), ("Idempotent-Replayed" = String, description = "`true` when the Idempotency-Key was already used with the same message: the id is the first message's.")),
+            links(("GetMessage" = (operation_id = "getMessage", parameters(("fiscal_code" = "$request.path.fiscal_code"), ("id" = "$response.body#/id")))))),
+        (status = 400, description = SUBMIT_400),
+        (status = 403, description = SUBMIT_403),
+        (status = 409, description = SUBMIT_409),
+        (status = 429, description = SUBMIT_429),
+    )
+)]
 pub async fn submit_to<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
@@ -188,6 +240,23 @@ async fn submit<S: Store>(
 /// `GET /messages/{fiscal_code}/{id}`: the sending service only. A message of another service
 /// answers the same 404 as a message that does not exist or a wrong fiscal code (IO answers
 /// 403): a distinct answer would tell a service who received another service's message.
+#[utoipa::path(
+    get,
+    path = "/messages/{fiscal_code}/{id}",
+    operation_id = "getMessage",
+    tag = "messages",
+    summary = "A message sent by the calling service, with its status",
+    params(
+        ("fiscal_code" = inline(io_core::FiscalCode), Path),
+        ("id" = inline(io_core::MessageId), Path),
+    ),
+    responses(
+        (status = 200, description = "The message, its status and its deliveries.", body = ref("#/components/schemas/MessageResponse")),
+        (status = 400, description = "The fiscal code or the id is not valid."),
+        (status = 403, description = "The key lacks ApiMessageRead."),
+        (status = 404, description = "This service sent no such message to this fiscal code (also when another service sent it: IO answers 403 there, io does not reveal who received another service's message)."),
+    )
+)]
 pub async fn get_message<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,

@@ -16,23 +16,42 @@ use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
 
 /// IO's `LimitedProfile`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LimitedProfile {
-    /// Whether this service's messages reach the citizen's inbox.
+    /// Whether the calling service's messages reach this citizen's inbox now.
     pub sender_allowed: bool,
     /// The citizen's languages.
     pub preferred_languages: Vec<PreferredLanguage>,
 }
 
 /// `POST /profiles` body: the fiscal code kept out of URLs and logs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FiscalCodePayload {
     /// The citizen.
+    #[schema(value_type = io_core::FiscalCode)]
     pub fiscal_code: String,
 }
 
+const PROFILE_200: &str = "The citizen's profile as a sender may see it.";
+const PROFILE_403: &str = "The key lacks ApiLimitedProfileRead, or a limited key asks for a recipient outside authorized_recipients (403, not 404: no probing of who is registered).";
+const PROFILE_404: &str = "The citizen has no profile, or has disabled the inbox.";
+
 /// `GET /profiles/{fiscal_code}`.
+#[utoipa::path(
+    get,
+    path = "/profiles/{fiscal_code}",
+    operation_id = "getProfile",
+    tag = "profiles",
+    summary = "Whether a citizen can receive this service's messages",
+    params(("fiscal_code" = inline(io_core::FiscalCode), Path)),
+    responses(
+        (status = 200, description = PROFILE_200, body = LimitedProfile),
+        (status = 400, description = "The fiscal code is not valid."),
+        (status = 403, description = PROFILE_403),
+        (status = 404, description = PROFILE_404),
+    )
+)]
 pub async fn profile_by_path<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
@@ -43,6 +62,20 @@ pub async fn profile_by_path<S: Store>(
 }
 
 /// `POST /profiles`.
+#[utoipa::path(
+    post,
+    path = "/profiles",
+    operation_id = "getProfileByPOST",
+    tag = "profiles",
+    summary = "Whether a citizen can receive this service's messages (fiscal code in the body)",
+    request_body = FiscalCodePayload,
+    responses(
+        (status = 200, description = PROFILE_200, body = LimitedProfile),
+        (status = 400, description = "The fiscal code is not valid."),
+        (status = 403, description = PROFILE_403),
+        (status = 404, description = PROFILE_404),
+    )
+)]
 pub async fn profile_by_body<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
@@ -95,18 +128,35 @@ async fn limited_profile<S: Store>(
 }
 
 /// IO's `SubscriptionsFeed`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionsFeed {
     /// The day, `YYYY-MM-DD`.
     #[serde(rename = "dateUTC")]
+    #[schema(format = Date)]
     pub date_utc: String,
     /// Hashed fiscal codes of citizens who subscribed that day.
+    #[schema(value_type = Vec<io_core::FiscalCodeHash>)]
     pub subscriptions: Vec<String>,
     /// Hashed fiscal codes of citizens who unsubscribed that day.
+    #[schema(value_type = Vec<io_core::FiscalCodeHash>)]
     pub unsubscriptions: Vec<String>,
 }
 
 /// `GET /subscriptions-feed/{date}`: the calling service's feed for one UTC day.
+#[utoipa::path(
+    get,
+    path = "/subscriptions-feed/{date}",
+    operation_id = "getSubscriptionsFeedForDate",
+    tag = "profiles",
+    summary = "Citizens who subscribed to or unsubscribed from the service on one UTC day",
+    params(("date" = String, Path, format = Date, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-01-31")),
+    responses(
+        (status = 200, description = "The day's feed.", body = SubscriptionsFeed),
+        (status = 400, description = "The date is not YYYY-MM-DD."),
+        (status = 403, description = "The key lacks ApiSubscriptionsFeedRead."),
+        (status = 404, description = "The day is not over yet (UTC): its feed is served from the next day on."),
+    )
+)]
 pub async fn subscriptions_feed<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<ServiceCaller>,
