@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Delivery, Installation, Message, Profile, Report, Service, Timestamp};
 
 /// The kinds of channel a message can go through.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {

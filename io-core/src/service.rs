@@ -81,6 +81,7 @@ pub struct ServiceMetadata {
 }
 
 /// Whether a service is national or local (IO's `scope`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServiceScope {

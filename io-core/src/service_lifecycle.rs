@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Service, ServiceAccess, Timestamp};
 
 /// Where a service stands in its review (IO's `CmsServiceLifecycleStatusType`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LifecycleStatus {
@@ -41,6 +42,7 @@ impl LifecycleStatus {
 }
 
 /// Whether citizens see a released version (IO's `CmsServicePublicationStatusType`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PublicationStatus {
@@ -94,6 +96,7 @@ pub struct ServiceLifecycle {
 }
 
 /// Which record a history item follows.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HistoryKind {

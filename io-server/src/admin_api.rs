@@ -167,7 +167,8 @@ pub struct ServiceView {
 }
 
 /// `{primary_key, secondary_key}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsSubscriptionKeys)]
 pub struct KeysView {
     /// Primary key.
     pub primary_key: String,

@@ -23,7 +23,6 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
 use io_core::{
     Group, Groups, KeySlot, LifecycleError, LifecycleStatus, OrganizationFiscalCode, ServiceChange,
@@ -34,13 +33,14 @@ use serde::Deserialize;
 use crate::app::App;
 use crate::body::JsonBody;
 use crate::institution_limit::Verdict;
+use crate::openapi::DocumentedRouter;
 use crate::problem::{ApiResult, Problem};
 use crate::query_number::number;
 
 pub use logo::LogoPayload;
 pub use payload::CmsServicePayload;
 pub use remote_contents::{ConfigurationList, ConfigurationPayload, ConfigurationView};
-pub use views::{HistoryPage, LifecycleView, ServicePage, TopicList};
+pub use views::{HistoryPage, LifecycleView, PublicationView, ServicePage, TopicList};
 
 /// The groups of a managed service's keys when the admin gave its institution's manage key
 /// none: write to anyone (the sandbox holds until publication), read its messages, read the
@@ -84,47 +84,34 @@ impl InstitutionCaller {
     }
 }
 
-/// The `/manage` routes, under `/api/v1`.
-pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
-    Router::new()
-        .route(
-            "/manage/services",
-            axum::routing::post(create::<S>).get(list::<S>),
-        )
-        .route("/manage/services/topics", get(topics))
-        .route(
-            "/manage/services/{serviceId}",
-            get(read::<S>).put(update::<S>).delete(delete::<S>),
-        )
-        .route("/manage/services/{serviceId}/review", put(review::<S>))
-        .route(
-            "/manage/services/{serviceId}/release",
-            axum::routing::post(release::<S>)
-                .get(published::<S>)
-                .delete(unpublish::<S>),
-        )
-        .route(
-            "/manage/services/{serviceId}/logo",
-            put(logo::upload_service_logo::<S>),
-        )
-        .route(
-            "/organizations/{organization_fiscal_code}/logo",
-            put(logo::upload_organization_logo::<S>),
-        )
-        .route(
-            "/messages-sending/remote-contents/configurations",
-            axum::routing::post(remote_contents::create::<S>).get(remote_contents::list::<S>),
-        )
-        .route(
-            "/messages-sending/remote-contents/configurations/{configurationId}",
-            get(remote_contents::read::<S>).put(remote_contents::update::<S>),
-        )
-        .route("/manage/services/{serviceId}/history", get(history::<S>))
-        .route("/manage/services/{serviceId}/keys", get(keys::<S>))
-        .route(
-            "/manage/services/{serviceId}/keys/{keyType}",
-            put(regenerate_key::<S>),
-        )
+/// The documented routes of service management and remote-content configurations, before
+/// the authentication layers of [`router`].
+pub fn routes<S: Store>() -> DocumentedRouter<Arc<App<S>>> {
+    DocumentedRouter::default()
+        .route::<__path_create, _, _>(create::<S>)
+        .route::<__path_list, _, _>(list::<S>)
+        .route::<__path_topics, _, _>(topics)
+        .route::<__path_read, _, _>(read::<S>)
+        .route::<__path_update, _, _>(update::<S>)
+        .route::<__path_delete, _, _>(delete::<S>)
+        .route::<__path_review, _, _>(review::<S>)
+        .route::<__path_release, _, _>(release::<S>)
+        .route::<__path_published, _, _>(published::<S>)
+        .route::<__path_unpublish, _, _>(unpublish::<S>)
+        .route::<logo::__path_upload_service_logo, _, _>(logo::upload_service_logo::<S>)
+        .route::<logo::__path_upload_organization_logo, _, _>(logo::upload_organization_logo::<S>)
+        .route::<remote_contents::__path_create, _, _>(remote_contents::create::<S>)
+        .route::<remote_contents::__path_list, _, _>(remote_contents::list::<S>)
+        .route::<remote_contents::__path_read, _, _>(remote_contents::read::<S>)
+        .route::<remote_contents::__path_update, _, _>(remote_contents::update::<S>)
+        .route::<__path_history, _, _>(history::<S>)
+        .route::<__path_keys, _, _>(keys::<S>)
+        .route::<__path_regenerate_key, _, _>(regenerate_key::<S>)
+}
+
+/// `routes` (the router of [`routes`]) behind the institution's authentication.
+pub fn router<S: Store>(app: Arc<App<S>>, routes: Router<Arc<App<S>>>) -> Router<Arc<App<S>>> {
+    routes
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             authenticate::<S>,
@@ -238,6 +225,16 @@ where
 }
 
 /// `POST /manage/services`: a new draft with its keys (201).
+#[utoipa::path(
+    post, path = "/manage/services", operation_id = "cmsCreateService", tag = "manage",
+    summary = "Create a service (a draft, sandboxed until published)",
+    request_body(content = CmsServicePayload),
+    responses(
+        (status = 201, description = "The new draft, with the id io gave it.", body = LifecycleView),
+        (status = 400, description = "A field is not valid (the detail names it): a topic_id not listed, a fiscal code or a CIDR that does not parse, a text empty or over 1000 characters."),
+        (status = 403, description = "organization.fiscal_code is not the key's institution."),
+    )
+)]
 async fn create<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -273,6 +270,18 @@ pub struct ListQuery {
 }
 
 /// `GET /manage/services`: the institution's services (deleted ones left out), by id.
+#[utoipa::path(
+    get, path = "/manage/services", operation_id = "cmsGetServices", tag = "manage",
+    summary = "The institution's services (deleted ones left out), by id",
+    params(
+        ("limit" = Option<u32>, Query, nullable = false, minimum = 1, maximum = 100, description = "Default 20."),
+        ("offset" = Option<u32>, Query, nullable = false, minimum = 0, maximum = 1000000, description = "Default 0."),
+    ),
+    responses(
+        (status = 200, description = "A page of services and the total count.", body = ServicePage),
+        (status = 400, description = "limit or offset out of range."),
+    )
+)]
 async fn list<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -288,11 +297,26 @@ async fn list<S: Store>(
 }
 
 /// `GET /manage/services/topics`.
+#[utoipa::path(
+    get, path = "/manage/services/topics", operation_id = "getServiceTopics", tag = "manage",
+    summary = "The topics a service can be listed under (any key of the institution)",
+    responses((status = 200, description = "Every topic.", body = TopicList))
+)]
 async fn topics(Extension(_caller): Extension<InstitutionCaller>) -> Json<TopicList> {
     Json(views::topics(TOPICS))
 }
 
 /// `GET /manage/services/{serviceId}`.
+#[utoipa::path(
+    get, path = "/manage/services/{serviceId}", operation_id = "cmsGetService", tag = "manage",
+    summary = "A service's draft and its review status",
+    params(("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    responses(
+        (status = 200, description = "The service.", body = LifecycleView),
+        (status = 400, description = "serviceId is not a service id."),
+        (status = 404, description = "The institution has no such service (or it was deleted)."),
+    )
+)]
 async fn read<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -304,6 +328,19 @@ async fn read<S: Store>(
 }
 
 /// `PUT /manage/services/{serviceId}`: replaces the draft (409 while under review).
+#[utoipa::path(
+    put, path = "/manage/services/{serviceId}", operation_id = "cmsUpdateService", tag = "manage",
+    summary = "Replace a service's draft (it becomes a draft again; a published version stays in force)",
+    params(("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    request_body(content = CmsServicePayload),
+    responses(
+        (status = 200, description = "The updated draft.", body = LifecycleView),
+        (status = 400, description = "A field is not valid (the detail names it)."),
+        (status = 403, description = "organization.fiscal_code is not the key's institution."),
+        (status = 404, description = "The institution has no such service (or it was deleted)."),
+        (status = 409, description = "The service is under review, or another change got in first (read it again and retry)."),
+    )
+)]
 async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -326,6 +363,17 @@ async fn update<S: Store>(
 
 /// `DELETE /manage/services/{serviceId}`: 204; the service is unpublished and sends to
 /// nobody.
+#[utoipa::path(
+    delete, path = "/manage/services/{serviceId}", operation_id = "cmsDeleteService", tag = "manage",
+    summary = "Delete a service: unpublished, unlisted, it sends to nobody",
+    params(("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "serviceId is not a service id."),
+        (status = 404, description = "The institution has no such service (or it was deleted)."),
+        (status = 409, description = "Another change got in first."),
+    )
+)]
 async fn delete<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -340,7 +388,8 @@ async fn delete<S: Store>(
 }
 
 /// IO's `CmsReviewRequest`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CmsReviewRequest)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     /// Publish as soon as the platform approves.
@@ -349,6 +398,18 @@ pub struct ReviewRequest {
 
 /// `PUT /manage/services/{serviceId}/review`: sends the draft to review (204; 409 unless it
 /// is a draft). IO's body is optional: no body means no automatic publication.
+#[utoipa::path(
+    put, path = "/manage/services/{serviceId}/review", operation_id = "cmsReviewService", tag = "manage",
+    summary = "Send the draft to the platform's review",
+    description = "The body is optional; without one the service is not published on approval.",
+    params(("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    request_body(content = Option<ReviewRequest>),
+    responses(
+        (status = 204, description = "Under review."),
+        (status = 404, description = "The institution has no such service (or it was deleted)."),
+        (status = 409, description = "Only a draft goes to review (a rejected one once edited)."),
+    )
+)]
 async fn review<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -382,6 +443,17 @@ fn request_has_body(headers: &HeaderMap) -> bool {
 
 /// `POST /manage/services/{serviceId}/release`: publishes the approved draft (204; 409
 /// unless approved).
+#[utoipa::path(
+    post, path = "/manage/services/{serviceId}/release", operation_id = "cmsReleaseService", tag = "manage",
+    summary = "Publish the approved draft: listed to citizens, writing to any of them",
+    params(("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    responses(
+        (status = 204, description = "Published."),
+        (status = 400, description = "serviceId is not a service id."),
+        (status = 404, description = "The institution has no such service (or it was deleted)."),
+        (status = 409, description = "The draft is not approved, or another change got in first."),
+    )
+)]
 async fn release<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -396,6 +468,16 @@ async fn release<S: Store>(
 }
 
 /// `GET /manage/services/{serviceId}/release`: the last released version (404 if none).
+#[utoipa::path(
+    get, path = "/manage/services/{serviceId}/release", operation_id = "cmsGetPublishedService", tag = "manage",
+    summary = "The last released version and whether it is published",
+    params(("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    responses(
+        (status = 200, description = "The released version.", body = PublicationView),
+        (status = 400, description = "serviceId is not a service id."),
+        (status = 404, description = "The institution has no such service (or it was deleted). The service has never been released."),
+    )
+)]
 async fn published<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -414,6 +496,17 @@ async fn published<S: Store>(
 
 /// `DELETE /manage/services/{serviceId}/release`: takes the published version down (204;
 /// 404 if it was never published; again on an unpublished one: nothing changes).
+#[utoipa::path(
+    delete, path = "/manage/services/{serviceId}/release", operation_id = "cmsUnpublishService", tag = "manage",
+    summary = "Take the published version down (sandboxed and unlisted again)",
+    params(("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    responses(
+        (status = 204, description = "Unpublished (also when it already was)."),
+        (status = 400, description = "serviceId is not a service id."),
+        (status = 404, description = "The institution has no such service (or it was deleted). The service has never been released."),
+        (status = 409, description = "Another change got in first."),
+    )
+)]
 async fn unpublish<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -430,6 +523,33 @@ async fn unpublish<S: Store>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The order of a service's history (`order`); read with serde, so the document's values are
+/// the ones accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+pub enum HistoryOrder {
+    /// Oldest first.
+    #[serde(rename = "ASC")]
+    Ascending,
+    /// Newest first (the default).
+    #[serde(rename = "DESC")]
+    Descending,
+}
+
+/// Which key `PUT …/keys/{keyType}` regenerates; read with serde, as [`HistoryOrder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    /// The primary key.
+    Primary,
+    /// The secondary key.
+    Secondary,
+}
+
+/// `raw` as the string enum `T`, or `None`.
+fn string_enum<T: serde::de::DeserializeOwned>(raw: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(raw.to_owned())).ok()
+}
+
 /// `GET /manage/services/{serviceId}/history` query. Unknown parameters are ignored, as IO
 /// ignores them.
 #[derive(Debug, Deserialize)]
@@ -442,6 +562,21 @@ pub struct HistoryQuery {
 
 /// `GET /manage/services/{serviceId}/history`: newest first unless `order=ASC`, `limit`
 /// items a page (10 by default), `continuationToken` from the previous page.
+#[utoipa::path(
+    get, path = "/manage/services/{serviceId}/history", operation_id = "cmsGetServiceHistory", tag = "manage",
+    summary = "Every change of the service, newest first unless order=ASC",
+    params(
+        ("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        ("order" = inline(Option<HistoryOrder>), Query, nullable = false, description = "Default DESC."),
+        ("limit" = Option<u32>, Query, nullable = false, minimum = 1, maximum = 100, description = "Default 10."),
+        ("continuationToken" = Option<String>, Query, nullable = false, description = "From the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of the history.", body = HistoryPage),
+        (status = 400, description = "order, limit or continuationToken is not valid."),
+        (status = 404, description = "The institution has no such service (or it was deleted)."),
+    )
+)]
 async fn history<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -450,10 +585,10 @@ async fn history<S: Store>(
 ) -> ApiResult<Json<HistoryPage>> {
     caller.require_manage()?;
     let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let ascending = match query.order.as_deref() {
-        None | Some("DESC") => false,
-        Some("ASC") => true,
-        Some(_) => return Err(Problem::bad_request("order: expected ASC or DESC")),
+    let ascending = match query.order.as_deref().map(string_enum::<HistoryOrder>) {
+        None | Some(Some(HistoryOrder::Descending)) => false,
+        Some(Some(HistoryOrder::Ascending)) => true,
+        Some(None) => return Err(Problem::bad_request("order: expected ASC or DESC")),
     };
     let limit = number(query.limit.as_deref(), "limit", (1, 100), 10)?;
     let from =
@@ -487,6 +622,16 @@ async fn history<S: Store>(
 }
 
 /// `GET /manage/services/{serviceId}/keys`: the service's two keys.
+#[utoipa::path(
+    get, path = "/manage/services/{serviceId}/keys", operation_id = "cmsGetServiceKeys", tag = "manage",
+    summary = "The service's two keys",
+    params(("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    responses(
+        (status = 200, description = "The keys.", body = crate::admin_api::KeysView),
+        (status = 400, description = "serviceId is not a service id."),
+        (status = 404, description = "The institution has no such service (or it was deleted)."),
+    )
+)]
 async fn keys<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -505,16 +650,27 @@ async fn keys<S: Store>(
 
 /// `PUT /manage/services/{serviceId}/keys/{keyType}`: a new key in the slot (`primary` or
 /// `secondary`); the other keeps working.
+#[utoipa::path(
+    put, path = "/manage/services/{serviceId}/keys/{keyType}", operation_id = "cmsRegenerateServiceKey", tag = "manage",
+    summary = "A new key in one slot; the other keeps working",
+    params(("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV"), ("keyType" = inline(KeyType), Path, example = "primary")),
+    responses(
+        (status = 200, description = "The keys in force.", body = crate::admin_api::KeysView),
+        (status = 400, description = "keyType is not primary or secondary."),
+        (status = 404, description = "The institution has no such service (or it was deleted)."),
+        (status = 409, description = "Too many concurrent regenerations."),
+    )
+)]
 async fn regenerate_key<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
     Path((service_id, key_type)): Path<(String, String)>,
 ) -> ApiResult<Json<crate::admin_api::KeysView>> {
     caller.require_manage()?;
-    let slot = match key_type.as_str() {
-        "primary" => KeySlot::Primary,
-        "secondary" => KeySlot::Secondary,
-        _ => {
+    let slot = match string_enum::<KeyType>(&key_type) {
+        Some(KeyType::Primary) => KeySlot::Primary,
+        Some(KeyType::Secondary) => KeySlot::Secondary,
+        None => {
             return Err(Problem::bad_request(
                 "keyType: expected primary or secondary",
             ));

@@ -29,6 +29,7 @@ use serde_json::{Map, Value, json};
 pub use admin::admin_api_document;
 pub use citizen::citizen_api_document;
 pub use documented::DocumentedRouter;
+pub(crate) use schemas::{delivery_status, message_status, read_status};
 pub use services::{services_api_document, services_api_document_of};
 
 use operation::Operation;
@@ -88,6 +89,22 @@ impl Paths {
             ),
         );
     }
+}
+
+/// The schemas (`components.schemas`) a `#[derive(utoipa::OpenApi)]` lists, with the schemas
+/// they name, as `(name, schema)`.
+fn derived_schemas<D: utoipa::OpenApi>() -> Vec<(String, Value)> {
+    let schemas = D::openapi()
+        .components
+        .map(|c| c.schemas)
+        .unwrap_or_default();
+    schemas
+        .into_iter()
+        .map(|(name, schema)| {
+            let schema = serde_json::to_value(schema).expect("a schema serializes");
+            (name, schema)
+        })
+        .collect()
 }
 
 /// What distinguishes one API's document from another's.

@@ -104,6 +104,7 @@ pub fn routes<S: Store>() -> DocumentedRouter<Arc<App<S>>> {
 /// The `/api/v1` routes.
 pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
     let (routes, documented) = routes::<S>().into_parts();
+    let (manage_routes, manage_documented) = crate::manage_api::routes::<S>().into_parts();
     routes
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
@@ -114,10 +115,10 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
             crate::app::measure::<S>,
         ))
         // Service management authenticates institutions, with layers of its own.
-        .merge(crate::manage_api::router(app.clone()))
+        .merge(crate::manage_api::router(app.clone(), manage_routes))
         .merge(crate::openapi::route(
             app,
-            crate::openapi::services_api_document_of(documented),
+            crate::openapi::services_api_document_of(documented, manage_documented),
         ))
 }
 

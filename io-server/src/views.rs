@@ -8,14 +8,18 @@ use io_core::{
 use serde::Serialize;
 
 /// IO's `MessageContent`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = MessageContent)]
 pub struct ContentView {
     /// Subject.
+    #[schema(schema_with = io_core::openapi::subject)]
     pub subject: String,
     /// Markdown body.
+    #[schema(schema_with = io_core::openapi::markdown)]
     pub markdown: String,
     /// RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = io_core::openapi::timestamp)]
     pub due_date: Option<String>,
     /// Payment notice.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,15 +36,18 @@ pub struct ContentView {
 }
 
 /// IO's `ThirdPartyData`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ThirdPartyData)]
 pub struct ThirdPartyView {
     /// The sender's id of the message.
+    #[schema(schema_with = io_core::openapi::third_party_text)]
     pub id: String,
     /// Who originally sent it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_sender: Option<String>,
     /// RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = io_core::openapi::timestamp)]
     pub original_receipt_date: Option<String>,
     /// Attachments on the sender's server.
     pub has_attachments: bool,
@@ -73,11 +80,14 @@ impl From<&ThirdPartyData> for ThirdPartyView {
 }
 
 /// IO's `PaymentData` with its payee.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = PaymentData)]
 pub struct PaymentView {
     /// Euro cents.
+    #[schema(schema_with = io_core::openapi::payment_amount)]
     pub amount: u64,
     /// 18 digits.
+    #[schema(schema_with = io_core::openapi::notice_number)]
     pub notice_number: String,
     /// Whether it expires with the due date.
     pub invalid_after_due_date: bool,
@@ -86,22 +96,27 @@ pub struct PaymentView {
 }
 
 /// IO's `Payee`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Payee)]
 pub struct PayeeView {
     /// Organization fiscal code.
+    #[schema(value_type = io_core::OrganizationFiscalCode)]
     pub fiscal_code: String,
 }
 
 /// IO's `PrescriptionData`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = PrescriptionData)]
 pub struct PrescriptionView {
     /// NRE.
+    #[schema(schema_with = io_core::openapi::nre)]
     pub nre: String,
     /// IUP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iup: Option<String>,
     /// Prescriber.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<io_core::FiscalCode>)]
     pub prescriber_fiscal_code: Option<String>,
 }
 
@@ -146,24 +161,31 @@ impl From<&MessageContent> for ContentView {
 }
 
 /// IO's `NewMessageWithContent` as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = MessageWithContent)]
 pub struct MessageView {
     /// ULID.
+    #[schema(value_type = io_core::MessageId)]
     pub id: String,
     /// Recipient.
+    #[schema(value_type = io_core::FiscalCode)]
     pub fiscal_code: String,
     /// Seconds.
     pub time_to_live: u64,
     /// RFC 3339.
+    #[schema(schema_with = io_core::openapi::timestamp)]
     pub created_at: String,
     /// Content.
     pub content: ContentView,
     /// Sender.
+    #[schema(value_type = io_core::ServiceId)]
     pub sender_service_id: String,
     /// STANDARD or ADVANCED.
+    #[schema(value_type = io_core::FeatureLevel)]
     pub feature_level_type: &'static str,
     /// io's extension: delivered by PEC to the digital domicile too (absent when false).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
     pub legal_value: bool,
 }
 
@@ -186,35 +208,44 @@ impl From<&Message> for MessageView {
 }
 
 /// IO's `notification` object: per-channel status of email and push ("webhook").
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[schema(as = MessageNotification)]
 pub struct NotificationView {
     /// Email notification status.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::delivery_status)]
     pub email: Option<&'static str>,
     /// Push notification status.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::delivery_status)]
     pub webhook: Option<&'static str>,
 }
 
 /// One channel's delivery, which IO no longer reports and io does.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Delivery)]
 pub struct DeliveryView {
     /// inbox, email, push or pec.
+    #[schema(value_type = io_core::ChannelKind)]
     pub channel: &'static str,
     /// PENDING, THROTTLED, SUBMITTED (PEC), SENT, EXPIRED or FAILED.
+    #[schema(schema_with = crate::openapi::delivery_status)]
     pub status: &'static str,
     /// Attempts made.
     pub attempts: u32,
     /// RFC 3339.
+    #[schema(schema_with = io_core::openapi::timestamp)]
     pub updated_at: String,
     /// When the next attempt is due, while retrying.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = io_core::openapi::timestamp)]
     pub next_attempt_at: Option<String>,
     /// Why it failed, when FAILED.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
     /// PEC: the legal delivery time its delivery receipt certifies (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = io_core::openapi::timestamp)]
     pub legal_delivery_at: Option<String>,
 }
 
@@ -242,14 +273,16 @@ impl From<&Delivery> for DeliveryView {
 }
 
 /// IO's `MessageResponseWithContent` plus `rejection_reason` and `deliveries`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageResponse {
     /// The message.
     pub message: MessageView,
     /// ACCEPTED, PROCESSED, REJECTED, FAILED.
+    #[schema(schema_with = crate::openapi::message_status)]
     pub status: &'static str,
     /// Why it was rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<io_core::RejectionReason>)]
     pub rejection_reason: Option<&'static str>,
     /// Email and push status, as IO shaped it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -258,6 +291,7 @@ pub struct MessageResponse {
     pub deliveries: Vec<DeliveryView>,
     /// ADVANCED messages: UNREAD or READ.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::openapi::read_status)]
     pub read_status: Option<&'static str>,
 }
 

@@ -19,9 +19,12 @@ use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
 
 /// IO's `Logo`: the PNG in base64 (RFC 4648, with padding).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = Logo)]
 #[serde(deny_unknown_fields)]
 pub struct LogoPayload {
+    /// The PNG image in base64.
+    #[schema(format = Byte, min_length = 1)]
     logo: String,
 }
 
@@ -35,7 +38,23 @@ impl LogoPayload {
     }
 }
 
+/// Why an uploaded logo is refused (the limits are `io_core::MAX_LOGO_BYTES` and
+/// `MAX_LOGO_SIDE`; `logo_limits_are_the_documented_ones` checks the text).
+const LOGO_REFUSED: &str = "The logo is not base64, not a well-formed PNG (the detail says what is wrong), over 131072 bytes, or a side of the image is over 1024 pixels.";
+const ORGANIZATION_LOGO_REFUSED: &str = "organization_fiscal_code is not valid, or the logo is not base64, not a well-formed PNG (the detail says what is wrong), over 131072 bytes, or a side of the image is over 1024 pixels.";
+
 /// `PUT /manage/services/{serviceId}/logo`: sets a managed service's logo (204).
+#[utoipa::path(
+    put, path = "/manage/services/{serviceId}/logo", operation_id = "cmsUpdateServiceLogo", tag = "manage",
+    summary = "Set the service's logo (a PNG, shown by the citizen's app)",
+    params(("serviceId" = String, Path, description = "The service's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    request_body(content = LogoPayload),
+    responses(
+        (status = 204, description = "The logo is kept; it replaces the previous one."),
+        (status = 400, description = LOGO_REFUSED),
+        (status = 404, description = "The institution has no such service (or it was deleted)."),
+    )
+)]
 pub(super) async fn upload_service_logo<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -52,6 +71,18 @@ pub(super) async fn upload_service_logo<S: Store>(
 
 /// `PUT /organizations/{organization_fiscal_code}/logo`: sets the caller's institution's logo
 /// (202, as IO answers).
+#[utoipa::path(
+    put, path = "/organizations/{organization_fiscal_code}/logo", operation_id = "uploadOrganizationLogo", tag = "manage",
+    summary = "Set the institution's logo (shown for its services that have none)",
+    description = "With the institution's manage key, or one of its services' keys holding ApiServiceWrite.",
+    params(("organization_fiscal_code" = inline(io_core::OrganizationFiscalCode), Path)),
+    request_body(content = LogoPayload),
+    responses(
+        (status = 202, description = "The logo is kept; it replaces the previous one."),
+        (status = 400, description = ORGANIZATION_LOGO_REFUSED),
+        (status = 403, description = "The key is another institution's, or a service's key without ApiServiceWrite."),
+    )
+)]
 pub(super) async fn upload_organization_logo<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -78,4 +109,17 @@ pub(super) async fn upload_organization_logo<S: Store>(
         .put_logo(&LogoOwner::Organization(organization), Some(&logo))
         .await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logo_limits_are_the_documented_ones() {
+        for text in [LOGO_REFUSED, ORGANIZATION_LOGO_REFUSED] {
+            assert!(text.contains(&format!("over {} bytes", io_core::MAX_LOGO_BYTES)));
+            assert!(text.contains(&format!("over {} pixels", io_core::MAX_LOGO_SIDE)));
+        }
+    }
 }

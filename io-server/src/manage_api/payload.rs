@@ -18,63 +18,89 @@ const PAYMENT_MAX: u64 = 9_999_999_999;
 /// The most authorized recipients or CIDRs a service may list.
 const LIST_MAX: usize = 1000;
 
-/// IO's `CmsServicePayload`.
-#[derive(Debug, Deserialize)]
+/// IO's `CmsServicePayload`. The limits of the schema are `TEXT_MAX`, `LIST_MAX` and
+/// `PAYMENT_MAX` (`schema_limits_are_the_constants` checks them).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CmsServicePayload {
+    #[schema(min_length = 1, max_length = 1000)]
     name: String,
+    #[schema(min_length = 1, max_length = 1000)]
     description: String,
     organization: CmsOrganization,
     #[serde(default)]
+    #[schema(default = false)]
     require_secure_channel: bool,
     #[serde(default)]
+    #[schema(value_type = Vec<io_core::FiscalCode>, max_items = 1000)]
     authorized_recipients: Vec<String>,
     #[serde(default)]
+    #[schema(max_items = 1000, example = json!(["192.168.0.0/24"]))]
     authorized_cidrs: Vec<String>,
     #[serde(default)]
+    #[schema(maximum = 9999999999_u64, default = 0)]
     max_allowed_payment_amount: u64,
     metadata: CmsPayloadMetadata,
 }
 
 /// IO's `CmsOrganization`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CmsOrganization {
+    #[schema(min_length = 1, max_length = 1000)]
     name: String,
+    #[schema(value_type = io_core::OrganizationFiscalCode)]
     fiscal_code: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     department_name: Option<String>,
 }
 
 /// IO's `CmsServicePayloadMetadata`. `token_name` is accepted and not kept (IO deprecated it).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CmsServicePayloadMetadata)]
 #[serde(deny_unknown_fields)]
 struct CmsPayloadMetadata {
     scope: ServiceScope,
+    /// One of the topics of `GET /manage/services/topics` (a whole number).
+    #[schema(value_type = u32, minimum = 0, maximum = 15, example = 3)]
     topic_id: f64,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     web_url: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     app_ios: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     app_android: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     tos_url: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     privacy_url: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     address: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     phone: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     email: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     pec: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     cta: Option<String>,
+    /// Accepted and not kept (IO deprecated it).
     #[serde(default, rename = "token_name")]
+    #[schema(min_length = 1, max_length = 1000)]
     _token_name: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000)]
     support_url: Option<String>,
 }
 
@@ -201,5 +227,35 @@ impl CmsServicePayload {
             version: 0,
             sandboxed: true,
         })
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    fn schema_of<T: PartialSchema>() -> serde_json::Value {
+        serde_json::to_value(T::schema()).unwrap()
+    }
+
+    #[test]
+    fn schema_limits_are_the_constants() {
+        let payload = schema_of::<CmsServicePayload>();
+        let properties = &payload["properties"];
+        assert_eq!(properties["name"]["maxLength"], TEXT_MAX);
+        assert_eq!(properties["authorized_recipients"]["maxItems"], LIST_MAX);
+        assert_eq!(properties["authorized_cidrs"]["maxItems"], LIST_MAX);
+        assert_eq!(
+            properties["max_allowed_payment_amount"]["maximum"],
+            PAYMENT_MAX
+        );
+        let metadata = schema_of::<CmsPayloadMetadata>();
+        assert_eq!(metadata["properties"]["web_url"]["maxLength"], TEXT_MAX);
+        assert_eq!(
+            metadata["properties"]["topic_id"]["maximum"],
+            io_core::TOPICS.len() - 1
+        );
+        assert_eq!(payload["additionalProperties"], false);
     }
 }

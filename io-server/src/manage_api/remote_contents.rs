@@ -22,13 +22,18 @@ use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
 
 /// IO's `NewRCConfigurationPublic`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewRCConfigurationPublic)]
 pub struct ConfigurationPayload {
+    #[schema(min_length = 1, max_length = 1000)]
     name: String,
+    #[schema(min_length = 1, max_length = 1000)]
     description: String,
     has_precondition: HasPrecondition,
+    #[schema(value_type = Vec<io_core::FiscalCode>, max_items = 1000)]
     disable_lollipop_for: Vec<String>,
+    /// Must be false: io does not sign with Lollipop.
     is_lollipop_enabled: bool,
     #[serde(default)]
     prod_environment: Option<EnvironmentPayload>,
@@ -37,29 +42,46 @@ pub struct ConfigurationPayload {
 }
 
 /// IO's `RCConfigurationProdEnvironment`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RCConfigurationProdEnvironment)]
 struct EnvironmentPayload {
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        example = "https://avvisi.example.it/api"
+    )]
     base_url: String,
     details_authentication: AuthenticationPayload,
 }
 
 /// IO's `RCConfigurationTestEnvironment`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RCConfigurationTestEnvironment)]
 struct TestEnvironmentPayload {
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        example = "https://avvisi.example.it/api"
+    )]
     base_url: String,
     details_authentication: AuthenticationPayload,
+    #[schema(value_type = Vec<io_core::FiscalCode>, max_items = 1000)]
     test_users: Vec<String>,
 }
 
 /// IO's `RCAuthenticationConfig`. `Debug` hides the key.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RCAuthenticationConfig)]
 struct AuthenticationPayload {
+    #[schema(min_length = 1, max_length = 100, example = "X-Api-Key")]
     header_key_name: String,
+    #[schema(min_length = 1, max_length = 4096)]
     key: String,
     #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 1000)]
     kind: String,
 }
 
@@ -146,14 +168,18 @@ impl ConfigurationPayload {
 }
 
 /// IO's `RCConfigurationResponse`: the configuration with its id and owner.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RCConfigurationResponse)]
 pub struct ConfigurationView {
+    #[schema(value_type = String, example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")]
     configuration_id: String,
     /// The institution's fiscal code (IO names its owner `user_id`).
+    #[schema(value_type = io_core::OrganizationFiscalCode)]
     user_id: String,
     name: String,
     description: String,
     has_precondition: HasPrecondition,
+    #[schema(value_type = Vec<io_core::FiscalCode>)]
     disable_lollipop_for: Vec<String>,
     is_lollipop_enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,11 +189,15 @@ pub struct ConfigurationView {
 }
 
 /// An environment as shown to its institution (the key included, as IO shows it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RCConfigurationEnvironment)]
 struct EnvironmentView {
     base_url: String,
+    #[schema(value_type = AuthenticationPayload)]
     details_authentication: RemoteAuthentication,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The test environment's test users.
+    #[schema(value_type = Option<Vec<io_core::FiscalCode>>)]
     test_users: Option<Vec<String>>,
 }
 
@@ -199,8 +229,9 @@ fn view(configuration: &RemoteContentConfiguration) -> ConfigurationView {
 }
 
 /// IO's `RCConfigurationListResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = RCConfigurationListResponse)]
 pub struct ConfigurationList {
     rc_config_list: Vec<ConfigurationView>,
 }
@@ -233,7 +264,20 @@ async fn put<S: Store>(app: &App<S>, configuration: &RemoteContentConfiguration)
     }
 }
 
+/// Why a configuration is refused.
+const REFUSED: &str = "A field is not valid (the detail names it): a text empty or over 1000 characters, a fiscal code, a header name io sets itself or that is not an HTTP token, a key that is not visible ASCII, a base URL that is not http(s) or that the SSRF guard refuses, is_lollipop_enabled true (io does not sign with Lollipop).";
+const UPDATE_REFUSED: &str = "configurationId is not a ULID, or a field is not valid (the detail names it): a text empty or over 1000 characters, a fiscal code, a header name io sets itself or that is not an HTTP token, a key that is not visible ASCII, a base URL that is not http(s) or that the SSRF guard refuses, is_lollipop_enabled true (io does not sign with Lollipop).";
+
 /// `POST /messages-sending/remote-contents/configurations`: a new configuration (201).
+#[utoipa::path(
+    post, path = "/messages-sending/remote-contents/configurations", operation_id = "createRCConfiguration", tag = "remote contents",
+    summary = "Register where the institution's messages' details live",
+    request_body(content = ConfigurationPayload),
+    responses(
+        (status = 201, description = "The configuration, with the id io gave it.", body = ConfigurationView),
+        (status = 400, description = REFUSED),
+    )
+)]
 pub(super) async fn create<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -253,6 +297,11 @@ pub(super) async fn create<S: Store>(
 }
 
 /// `GET /messages-sending/remote-contents/configurations`: the institution's, by id.
+#[utoipa::path(
+    get, path = "/messages-sending/remote-contents/configurations", operation_id = "listRCConfiguration", tag = "remote contents",
+    summary = "The institution's remote-content configurations, by id",
+    responses((status = 200, description = "Every configuration of the institution.", body = ConfigurationList))
+)]
 pub(super) async fn list<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -268,6 +317,16 @@ pub(super) async fn list<S: Store>(
 }
 
 /// `GET /messages-sending/remote-contents/configurations/{configurationId}`.
+#[utoipa::path(
+    get, path = "/messages-sending/remote-contents/configurations/{configurationId}", operation_id = "getRCConfiguration", tag = "remote contents",
+    summary = "One remote-content configuration",
+    params(("configurationId" = String, Path, description = "The configuration's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    responses(
+        (status = 200, description = "The configuration.", body = ConfigurationView),
+        (status = 400, description = "configurationId is not a ULID."),
+        (status = 404, description = "The institution has no such configuration."),
+    )
+)]
 pub(super) async fn read<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,
@@ -278,6 +337,18 @@ pub(super) async fn read<S: Store>(
 }
 
 /// `PUT /messages-sending/remote-contents/configurations/{configurationId}`: replaces it (204).
+#[utoipa::path(
+    put, path = "/messages-sending/remote-contents/configurations/{configurationId}", operation_id = "updateRCConfiguration", tag = "remote contents",
+    summary = "Replace a remote-content configuration",
+    params(("configurationId" = String, Path, description = "The configuration's id (a ULID io gives it at creation).", example = "01ARZ3NDEKTSV4RRFFQ69G5FAV")),
+    request_body(content = ConfigurationPayload),
+    responses(
+        (status = 204, description = "Replaced."),
+        (status = 400, description = UPDATE_REFUSED),
+        (status = 404, description = "The institution has no such configuration."),
+        (status = 409, description = "Another change got in first (read it again and retry)."),
+    )
+)]
 pub(super) async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(caller): Extension<InstitutionCaller>,

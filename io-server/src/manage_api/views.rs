@@ -8,23 +8,27 @@ use io_core::{
 use serde::Serialize;
 
 /// IO's `CmsOrganization`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsOrganization)]
 pub struct OrganizationView {
     name: String,
+    #[schema(value_type = io_core::OrganizationFiscalCode)]
     fiscal_code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     department_name: Option<String>,
 }
 
 /// IO's `CmsServiceTopic`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsServiceTopic)]
 pub struct TopicView {
     id: u32,
     name: &'static str,
 }
 
 /// IO's `CmsServiceMetadata`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsServiceMetadata)]
 pub struct MetadataView {
     scope: ServiceScope,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,12 +58,13 @@ pub struct MetadataView {
 }
 
 /// IO's `CmsServiceData` with the metadata.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceDataView {
     name: String,
     description: String,
     organization: OrganizationView,
     require_secure_channel: bool,
+    #[schema(value_type = Vec<io_core::FiscalCode>)]
     authorized_recipients: Vec<String>,
     authorized_cidrs: Vec<String>,
     max_allowed_payment_amount: u64,
@@ -67,79 +72,114 @@ pub struct ServiceDataView {
 }
 
 /// IO's `CmsServiceLifecycleStatus`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsServiceLifecycleStatus)]
 pub struct StatusView {
+    #[schema(value_type = io_core::LifecycleStatus)]
     value: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why the platform rejected it.
     reason: Option<String>,
 }
 
 /// IO's `CmsServiceLifecycle`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsServiceLifecycle)]
 pub struct LifecycleView {
+    /// The service's id (a ULID io gives it at creation).
     id: String,
     status: StatusView,
+    #[schema(format = DateTime)]
     last_update: String,
     #[serde(flatten)]
     data: ServiceDataView,
 }
 
 /// IO's `CmsServicePublication`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsServicePublication)]
 pub struct PublicationView {
+    /// The service's id (a ULID io gives it at creation).
     id: String,
+    #[schema(value_type = io_core::PublicationStatus)]
     status: &'static str,
+    #[schema(format = DateTime)]
     last_update: String,
     #[serde(flatten)]
     data: ServiceDataView,
 }
 
 /// IO's `CmsServiceHistoryItemStatus`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsServiceHistoryItemStatus)]
 pub struct HistoryStatusView {
     kind: HistoryKind,
+    /// A lifecycle status (`kind` lifecycle) or a publication status (`kind` publication).
+    #[schema(schema_with = history_value)]
     value: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
 }
 
 /// IO's `CmsServiceHistoryItem`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsServiceHistoryItem)]
 pub struct HistoryItemView {
+    /// The service's id (a ULID io gives it at creation).
     id: String,
     status: HistoryStatusView,
+    #[schema(format = DateTime)]
     last_update: String,
     #[serde(flatten)]
     data: ServiceDataView,
 }
 
 /// IO's `CmsServiceHistory`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsServiceHistory)]
 pub struct HistoryPage {
     items: Vec<HistoryItemView>,
     #[serde(rename = "continuationToken", skip_serializing_if = "Option::is_none")]
+    /// Absent on the last page.
     continuation_token: Option<String>,
 }
 
 /// IO's `CmsPaginationResultSet`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsPaginationResultSet)]
 pub struct PaginationView {
     offset: usize,
+    #[schema(minimum = 1)]
     limit: usize,
     count: usize,
 }
 
 /// IO's `CmsServicePagination`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsServicePagination)]
 pub struct ServicePage {
     value: Vec<LifecycleView>,
     pagination: PaginationView,
 }
 
 /// IO's `CmsServiceTopicList`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CmsServiceTopicList)]
 pub struct TopicList {
     topics: Vec<TopicView>,
+}
+
+/// The values a history item's `value` takes: every lifecycle and publication status.
+fn history_value() -> utoipa::openapi::schema::Object {
+    use io_core::{LifecycleStatus as L, PublicationStatus as P};
+    let values = [L::Draft, L::Submitted, L::Approved, L::Rejected, L::Deleted]
+        .map(L::as_str)
+        .into_iter()
+        .chain([P::Published, P::Unpublished].map(P::as_str));
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values))
+        .build()
 }
 
 fn data(service: &Service) -> ServiceDataView {

@@ -484,7 +484,10 @@ pub fn admin_api_document() -> Value {
             .problem(400, "The fiscal code is not valid."),
         ),
     );
-    let mut lookup = schemas::message_response();
+    let mut lookup = schemas::message_response_components()
+        .into_iter()
+        .find_map(|(name, schema)| (name == "MessageResponse").then_some(schema))
+        .expect("MessageResponse is derived");
     lookup["properties"]["journal"] = journal_check();
     lookup["required"]
         .as_array_mut()
@@ -659,7 +662,7 @@ pub fn admin_api_document() -> Value {
     );
     paths.add_document_route("admin API");
 
-    let mut schemas = vec![
+    let schemas = vec![
         ("ServicePayload", service_payload()),
         ("Service", service_view()),
         ("ServiceMetadata", service_metadata()),
@@ -685,6 +688,10 @@ pub fn admin_api_document() -> Value {
             ),
         ),
     ];
+    let mut schemas: Vec<(String, Value)> = schemas
+        .into_iter()
+        .map(|(name, schema)| (name.to_string(), schema))
+        .collect();
     schemas.extend(super::manage::schemas());
     schemas.extend(schemas::message_response_components());
     document(Api {

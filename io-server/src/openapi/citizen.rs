@@ -768,7 +768,7 @@ pub fn citizen_api_document() -> Value {
     );
     paths.add_document_route("citizen API");
 
-    let mut schemas = vec![
+    let schemas = vec![
         ("Profile", profile()),
         ("ProfileUpdate", profile_update()),
         ("ServicePreference", preference()),
@@ -803,10 +803,15 @@ pub fn citizen_api_document() -> Value {
             ),
         ),
     ];
+    let mut schemas: Vec<(String, Value)> = schemas
+        .into_iter()
+        .map(|(name, schema)| (name.to_string(), schema))
+        .collect();
+    // The parts of a message (its content); the Services API's MessageResponse is not answered here.
     schemas.extend(
         super::schemas::message_response_components()
             .into_iter()
-            .filter(|(name, _)| *name != "MessageResponse"),
+            .filter(|(name, _)| name != "MessageResponse"),
     );
     document(Api {
         title: "io citizen API",

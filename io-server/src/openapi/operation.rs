@@ -47,6 +47,17 @@ impl Operation {
             _ => Map::new(),
         };
         let has_body = fields.contains_key("requestBody");
+        // utoipa writes an optional body (`Option<T>`) as `T` or `null`; io's optional bodies
+        // are absent, never `null` (which would not decode).
+        if let Some(schema) = fields
+            .get_mut("requestBody")
+            .and_then(|body| body.pointer_mut("/content/application~1json/schema"))
+            && let Some(Value::Array(choices)) = schema.get("oneOf")
+            && choices.len() == 2
+            && choices[1] == json!({ "type": "null" })
+        {
+            *schema = choices[0].clone();
+        }
         let mut operation = Self {
             fields,
             parameters,
@@ -100,13 +111,6 @@ impl Operation {
         self.parameter("query", name, false, schema)
     }
 
-    /// [`Operation::json_body`], but a request may come without one.
-    pub(crate) fn optional_json_body(self, schema: Value) -> Self {
-        let mut operation = self.json_body(schema);
-        operation.fields["requestBody"]["required"] = Value::Bool(false);
-        operation
-    }
-
     /// A required JSON body (`crate::body::JsonBody`), with the answers every JSON body can get:
     /// 400 (malformed, or a field of the wrong type), 413 (over `max_body_bytes`), 415 (not JSON).
     pub(crate) fn json_body(mut self, schema: Value) -> Self {
@@ -133,13 +137,6 @@ impl Operation {
     /// A successful answer with a JSON body.
     pub(crate) fn answers(self, status: u16, description: &str, schema: Value) -> Self {
         self.answers_with(status, description, schema, Map::new())
-    }
-
-    /// A successful answer without a body (204).
-    pub(crate) fn answers_empty(mut self, status: u16, description: &str) -> Self {
-        self.responses
-            .insert(status.to_string(), json!({ "description": description }));
-        self
     }
 
     /// A successful answer whose body is a file of `media_type` (an image).

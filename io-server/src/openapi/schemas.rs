@@ -3,13 +3,13 @@
 //! what the type's serde writes, so a document cannot drift from the code silently: a new
 //! variant is a compile error in [`variants!`], a changed limit changes the schema.
 
-use io_core::message::{IUP_LEN, MARKDOWN_CHARS, NRE_LEN, SUBJECT_CHARS, TIME_TO_LIVE_SECS};
 use io_core::{
-    ActivationStatus, ChannelKind, DeliveryState, FailureReason, FeatureLevel, MessageStatus,
-    PreferredLanguage, RejectionReason,
+    ActivationStatus, DeliveryState, FailureReason, MessageStatus, PreferredLanguage,
+    RejectionReason,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
 /// A schema of `io_core::openapi` as JSON.
 fn json_of(schema: utoipa::openapi::schema::Object) -> Value {
@@ -132,159 +132,6 @@ pub(crate) fn preferred_language() -> Value {
     variants!(PreferredLanguage: ItIt, EnGb, EsEs, DeDe, FrFr)
 }
 
-fn payment_amount() -> Value {
-    json_of(io_core::openapi::payment_amount())
-}
-
-fn notice_number() -> Value {
-    json_of(io_core::openapi::notice_number())
-}
-
-/// `content.prescription_data`, in and out.
-pub(crate) fn prescription_data() -> Value {
-    object(
-        &["nre"],
-        json!({
-            "nre": { "type": "string", "minLength": NRE_LEN, "maxLength": NRE_LEN, "description": "Numero di ricetta elettronica." },
-            "iup": { "type": "string", "minLength": IUP_LEN.0, "maxLength": IUP_LEN.1, "description": "Identificativo unico di prescrizione." },
-            "prescriber_fiscal_code": fiscal_code(),
-        }),
-    )
-}
-
-/// `content.third_party_data`, in and out (IO's `ThirdPartyData`).
-pub(crate) fn third_party_data() -> Value {
-    let text =
-        || json!({ "type": "string", "minLength": 1, "maxLength": io_core::THIRD_PARTY_TEXT_MAX });
-    object(
-        &["id"],
-        json!({
-            "id": described(text(), "The sender's id of the message: io reads {base_url}/messages/{id} from the sender's server."),
-            "original_sender": text(),
-            "original_receipt_date": timestamp(),
-            "has_attachments": { "type": "boolean", "default": false },
-            "has_remote_content": { "type": "boolean", "default": false },
-            "has_precondition": { "type": "string", "enum": ["ALWAYS", "ONCE", "NEVER"] },
-            "summary": text(),
-            "configuration_id": described(
-                json!({ "type": "string", "example": "01ARZ3NDEKTSV4RRFFQ69G5FAV" }),
-                "A remote-content configuration of the sender's institution; required when has_remote_content or has_attachments is true.",
-            ),
-        }),
-    )
-}
-
-/// A stored message's content as the APIs return it (`views::ContentView`).
-pub(crate) fn message_content() -> Value {
-    object(
-        &["subject", "markdown"],
-        json!({
-            "subject": { "type": "string", "minLength": SUBJECT_CHARS.0, "maxLength": SUBJECT_CHARS.1 },
-            "markdown": { "type": "string", "minLength": MARKDOWN_CHARS.0, "maxLength": MARKDOWN_CHARS.1 },
-            "due_date": timestamp(),
-            "payment_data": object(
-                &["amount", "notice_number", "invalid_after_due_date", "payee"],
-                json!({
-                    "amount": payment_amount(),
-                    "notice_number": notice_number(),
-                    "invalid_after_due_date": boolean(),
-                    "payee": object(&["fiscal_code"], json!({ "fiscal_code": organization_fiscal_code() })),
-                }),
-            ),
-            "prescription_data": schema_ref("PrescriptionData"),
-            "third_party_data": schema_ref("ThirdPartyData"),
-            "require_secure_channels": boolean(),
-        }),
-    )
-}
-
-/// A delivery's status, IO's names (`DeliveryState::as_str`).
-fn delivery_status() -> Value {
-    let failed = DeliveryState::Failed {
-        reason: FailureReason::InvalidRecipient,
-    };
-    let states = [
-        DeliveryState::Pending,
-        DeliveryState::Retrying,
-        DeliveryState::Submitted {
-            submitted_at: io_core::Timestamp::EPOCH,
-            accepted_at: None,
-        },
-        DeliveryState::Sent,
-        DeliveryState::Expired,
-        failed,
-    ];
-    json!({
-        "type": "string",
-        "enum": states.iter().map(DeliveryState::as_str).collect::<Vec<_>>(),
-        "description": "THROTTLED: retrying until the time-to-live; EXPIRED: nothing sent within it; SUBMITTED (PEC): handed to the PEC provider, waiting for its receipts (SENT on the delivery receipt)."
-    })
-}
-
-/// `views::MessageResponse`: IO's `MessageResponseWithContent` plus `rejection_reason` and the
-/// per-channel `deliveries`.
-pub(crate) fn message_response() -> Value {
-    let statuses = [
-        MessageStatus::Accepted,
-        MessageStatus::Processed,
-        MessageStatus::Rejected(RejectionReason::UserNotFound),
-        MessageStatus::Failed,
-    ];
-    object(
-        &["message", "status", "deliveries"],
-        json!({
-            "message": object(
-                &["id", "fiscal_code", "time_to_live", "created_at", "content", "sender_service_id", "feature_level_type"],
-                json!({
-                    "id": message_id(),
-                    "fiscal_code": fiscal_code(),
-                    "time_to_live": {
-                        "type": "integer",
-                        "format": "int64",
-                        "minimum": TIME_TO_LIVE_SECS.0,
-                        "maximum": TIME_TO_LIVE_SECS.1
-                    },
-                    "created_at": timestamp(),
-                    "content": schema_ref("MessageContent"),
-                    "sender_service_id": service_id(),
-                    "feature_level_type": variants!(FeatureLevel: Standard, Advanced),
-                    "legal_value": described(boolean(), "io's extension: the message has legal value and goes by PEC to the digital domicile too."),
-                }),
-            ),
-            "status": {
-                "type": "string",
-                "enum": statuses.iter().map(MessageStatus::as_str).collect::<Vec<_>>(),
-                "description": "ACCEPTED: queued; PROCESSED: in the inbox; REJECTED: see rejection_reason; FAILED: permanent internal failure."
-            },
-            "rejection_reason": variants!(RejectionReason: ServiceNotAllowed, UserNotFound),
-            "notification": object(&[], json!({
-                "email": delivery_status(),
-                "webhook": described(delivery_status(), "Push notifications (IO's name)."),
-            })),
-            "deliveries": {
-                "type": "array",
-                "items": object(
-                    &["channel", "status", "attempts", "updated_at"],
-                    json!({
-                        "channel": variants!(ChannelKind: Inbox, Email, Push, Pec),
-                        "status": delivery_status(),
-                        "attempts": { "type": "integer", "minimum": 0 },
-                        "updated_at": timestamp(),
-                        "next_attempt_at": timestamp(),
-                        "failure_reason": { "type": "string" },
-                        "legal_delivery_at": described(timestamp(), "PEC: the delivery time certified by the delivery receipt (avvenuta-consegna)."),
-                    }),
-                ),
-            },
-            "read_status": {
-                "type": "string",
-                "enum": ["UNREAD", "READ"],
-                "description": "ADVANCED messages, to a key with ApiMessageReadAdvanced."
-            },
-        }),
-    )
-}
-
 /// IO's `Activation` (`services_api::activations::ActivationPayload`).
 pub(crate) fn activation() -> Value {
     object(
@@ -333,12 +180,64 @@ pub(crate) fn fiscal_code_payload() -> Value {
     closed_object(&["fiscal_code"], json!({ "fiscal_code": fiscal_code() }))
 }
 
-/// The schemas of a `MessageResponse` and its parts, as `(name, schema)` components.
-pub(crate) fn message_response_components() -> Vec<(&'static str, Value)> {
-    vec![
-        ("MessageResponse", message_response()),
-        ("MessageContent", message_content()),
-        ("PrescriptionData", prescription_data()),
-        ("ThirdPartyData", third_party_data()),
-    ]
+/// A delivery's status, IO's names (`DeliveryState::as_str` of every state).
+pub(crate) fn delivery_status() -> Object {
+    let failed = DeliveryState::Failed {
+        reason: FailureReason::InvalidRecipient,
+    };
+    let states = [
+        DeliveryState::Pending,
+        DeliveryState::Retrying,
+        DeliveryState::Submitted {
+            submitted_at: io_core::Timestamp::EPOCH,
+            accepted_at: None,
+        },
+        DeliveryState::Sent,
+        DeliveryState::Expired,
+        failed,
+    ];
+    string_enum(
+        states.iter().map(DeliveryState::as_str),
+        "THROTTLED: retrying until the time-to-live; EXPIRED: nothing sent within it; SUBMITTED (PEC): handed to the PEC provider, waiting for its receipts (SENT on the delivery receipt).",
+    )
+}
+
+/// A message's status, IO's names (`MessageStatus::as_str` of every status).
+pub(crate) fn message_status() -> Object {
+    let statuses = [
+        MessageStatus::Accepted,
+        MessageStatus::Processed,
+        MessageStatus::Rejected(RejectionReason::UserNotFound),
+        MessageStatus::Failed,
+    ];
+    string_enum(
+        statuses.iter().map(|s| s.as_str()),
+        "ACCEPTED: queued; PROCESSED: in the inbox; REJECTED: see rejection_reason; FAILED: permanent internal failure.",
+    )
+}
+
+/// An ADVANCED message's read status, for a key with `ApiMessageReadAdvanced`.
+pub(crate) fn read_status() -> Object {
+    string_enum(
+        ["UNREAD", "READ"],
+        "ADVANCED messages, to a key with ApiMessageReadAdvanced.",
+    )
+}
+
+fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>, description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .description(Some(description))
+        .build()
+}
+
+/// The schemas of `views::MessageResponse` and its parts, derived from the view types.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(crate::views::MessageResponse)))]
+struct MessageSchemas;
+
+/// [`MessageSchemas`] as `(name, schema)` components.
+pub(crate) fn message_response_components() -> Vec<(String, Value)> {
+    super::derived_schemas::<MessageSchemas>()
 }

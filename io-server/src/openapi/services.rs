@@ -91,9 +91,13 @@ fn canonical(header: &str) -> String {
 struct DerivedSchemas;
 
 /// The OpenAPI document of the Services API (`/api/v1`): what institutions call, IO-compatible.
-/// `routes` are the documented routes of `crate::services_api::routes`, each completed with
-/// what the authentication layer may answer.
-pub fn services_api_document_of(routes: utoipa::openapi::path::Paths) -> Value {
+/// `routes` are the documented routes of `crate::services_api::routes` and `manage_routes`
+/// those of `crate::manage_api::routes`, each completed with what its authentication layer
+/// may answer.
+pub fn services_api_document_of(
+    routes: utoipa::openapi::path::Paths,
+    manage_routes: utoipa::openapi::path::Paths,
+) -> Value {
     let mut paths = Paths::default();
     let routes = serde_json::to_value(routes).expect("paths serialize");
     for (path, item) in routes.as_object().expect("paths are an object") {
@@ -105,28 +109,12 @@ pub fn services_api_document_of(routes: utoipa::openapi::path::Paths) -> Value {
             );
         }
     }
-    super::manage::add_paths(&mut paths);
+    super::manage::add_paths(&mut paths, manage_routes);
     paths.add_document_route("Services API");
 
-    let derived = serde_json::to_value(
-        <DerivedSchemas as utoipa::OpenApi>::openapi()
-            .components
-            .expect("the derived schemas are components")
-            .schemas,
-    )
-    .expect("schemas serialize");
-    let mut schemas: Vec<(String, Value)> = derived
-        .as_object()
-        .expect("schemas are an object")
-        .iter()
-        .map(|(name, schema)| (name.clone(), schema.clone()))
-        .collect();
-    schemas.extend(
-        schemas::message_response_components()
-            .into_iter()
-            .chain(super::manage::schemas())
-            .map(|(name, schema)| (name.to_string(), schema)),
-    );
+    let mut schemas = super::derived_schemas::<DerivedSchemas>();
+    schemas.extend(super::manage::schemas());
+    schemas.extend(schemas::message_response_components());
     document(Api {
         title: "io Services API",
         description: "IO's Services API (io-reference §6): what institutions call to send messages to citizens. A client written for IO works by changing its base URL. Errors are application/problem+json.",
@@ -145,7 +133,8 @@ pub fn services_api_document_of(routes: utoipa::openapi::path::Paths) -> Value {
 /// only names the handlers: no store is opened.
 pub fn services_api_document() -> Value {
     let (_, routes) = crate::services_api::routes::<io_store::SledStore>().into_parts();
-    services_api_document_of(routes)
+    let (_, manage_routes) = crate::manage_api::routes::<io_store::SledStore>().into_parts();
+    services_api_document_of(routes, manage_routes)
 }
 
 #[cfg(test)]
