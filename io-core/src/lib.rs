@@ -19,6 +19,7 @@
 //! - [`status`], [`delivery`], [`outcome`]: where a message and each of its deliveries stand.
 //! - [`decision`]: the channel decision of io-reference §4, one pure function.
 //! - [`notification_text`]: the email teaser and the push texts.
+//! - `openapi` (feature `openapi`): the OpenAPI schemas of the wire types' constrained fields.
 //! - [`backoff`], [`rate_limit`]: the retry schedule and the delivery rate limits.
 //! - [`journal`]: the hash-chained evidence journal and its verification.
 //! - [`pec`]: PEC receipts and what each does to a PEC delivery.

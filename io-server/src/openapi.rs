@@ -5,8 +5,14 @@
 //! without authentication at `<base>/openapi.json` (`/api/v1`, `/app/v1`, `/adm`), and
 //! `.ci/schemathesis.sh` checks the running server against them.
 //!
-//! [`services_api_document`], [`citizen_api_document`] and [`admin_api_document`] each build
-//! one document from the shared schemas of `schemas` with an operation builder.
+//! The Services API's document is derived: each handler carries its operation
+//! (`#[utoipa::path]`), each payload and view type its schema (`utoipa::ToSchema`; io-core's
+//! wire types behind its `openapi` feature), and [`DocumentedRouter`] routes a handler only at
+//! the path and methods its operation gives. What the authentication layers answer around
+//! every handler (401, 403, 429, the store's 500 and 503, the rate-limit headers) and what any
+//! JSON body may get (400, 413, 415) is added per API by `Operation::derived`. The citizen and
+//! admin documents are still assembled with the operation builder of `operation` (next to
+//! derive); they share the derived message schemas.
 
 mod admin;
 mod citizen;
