@@ -268,7 +268,7 @@ impl std::fmt::Debug for Evidence {
     }
 }
 
-/// What deciding a message reads about its recipient, read together ([`Store::recipient`]).
+/// What deciding a message reads about its recipient, read together ([`Store::recipient`](crate::Store::recipient)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecipientRecords {
     /// The citizen's profile, if any.
