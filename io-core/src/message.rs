@@ -71,7 +71,7 @@ pub struct NewMessage {
     pub legal_value: Option<bool>,
 }
 
-/// The `content` object of a [`NewMessage`].
+/// The `content` object of a `NewMessage`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMessageContent {
@@ -101,7 +101,7 @@ pub struct NewMessageContent {
     pub third_party_data: Option<NewThirdPartyData>,
 }
 
-/// The `third_party_data` object of a [`NewMessage`] (IO's `ThirdPartyData`).
+/// The `third_party_data` object of a `NewMessage` (IO's `ThirdPartyData`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewThirdPartyData {
@@ -136,7 +136,7 @@ pub struct NewThirdPartyData {
     pub configuration_id: Option<String>,
 }
 
-/// The `payment_data` object of a [`NewMessage`].
+/// The `payment_data` object of a `NewMessage`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewPaymentData {
@@ -157,7 +157,7 @@ pub struct NewPaymentData {
     pub payee: Option<NewPayee>,
 }
 
-/// The `payee` object of [`NewPaymentData`].
+/// The `payee` object of `payment_data`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewPayee {
@@ -167,7 +167,7 @@ pub struct NewPayee {
     pub fiscal_code: Option<String>,
 }
 
-/// The `prescription_data` object of a [`NewMessage`].
+/// The `prescription_data` object of a `NewMessage`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewPrescriptionData {

@@ -523,8 +523,8 @@ async fn unpublish<S: Store>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The order of a service's history (`order`); read with serde, so the document's values are
-/// the ones accepted.
+/// The order of a service's history: ASC (oldest first) or DESC (newest first, the default).
+// Read with serde, so the document's values are the ones accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub enum HistoryOrder {
     /// Oldest first.
@@ -535,7 +535,8 @@ pub enum HistoryOrder {
     Descending,
 }
 
-/// Which key `PUT …/keys/{keyType}` regenerates; read with serde, as [`HistoryOrder`].
+/// Which of the service's two keys to regenerate.
+// Read with serde, as `HistoryOrder`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {

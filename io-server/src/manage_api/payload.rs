@@ -18,8 +18,8 @@ const PAYMENT_MAX: u64 = 9_999_999_999;
 /// The most authorized recipients or CIDRs a service may list.
 const LIST_MAX: usize = 1000;
 
-/// IO's `CmsServicePayload`. The limits of the schema are `TEXT_MAX`, `LIST_MAX` and
-/// `PAYMENT_MAX` (`schema_limits_are_the_constants` checks them).
+/// IO's `CmsServicePayload`: a service as its institution writes it.
+// The schema's limits are TEXT_MAX, LIST_MAX and PAYMENT_MAX (`schema_limits_are_the_constants`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CmsServicePayload {
