@@ -233,6 +233,24 @@ mod tests {
         }
     }
 
+    /// OpenAPI 3.1 has no `nullable`: a schema that kept it would admit no `null`.
+    #[test]
+    fn no_schema_uses_openapi_3_0_nullable() {
+        fn walk(value: &Value, name: &str) {
+            match value {
+                Value::Object(map) => {
+                    assert!(!map.contains_key("nullable"), "{name}: {value}");
+                    map.values().for_each(|v| walk(v, name));
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, name)),
+                _ => {}
+            }
+        }
+        for (name, document) in documents() {
+            walk(&document, name);
+        }
+    }
+
     #[test]
     fn links_name_operations_of_their_own_document() {
         for (name, document) in documents() {

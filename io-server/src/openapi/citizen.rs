@@ -295,7 +295,7 @@ fn data_archive() -> Value {
         json!({
             "fiscal_code": fiscal_code(),
             "generated_at": timestamp(),
-            "profile": { "type": "object", "nullable": true },
+            "profile": { "type": ["object", "null"] },
             "service_preferences": list(),
             "installations": list(),
             "activations": list(),
