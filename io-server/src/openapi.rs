@@ -77,6 +77,22 @@ impl Paths {
         item[method] = operation.build();
     }
 
+    /// Adds the operations derived from a router's handlers (`DocumentedRouter`), each
+    /// completed by `Operation::derived` and then by `layers`: what the API's authentication
+    /// may answer around every handler.
+    fn add_derived(
+        &mut self,
+        routes: utoipa::openapi::path::Paths,
+        layers: impl Fn(Operation) -> Operation,
+    ) {
+        let routes = serde_json::to_value(routes).expect("paths serialize");
+        for (path, item) in routes.as_object().expect("paths are an object") {
+            for (method, operation) in item.as_object().expect("a path item is an object") {
+                self.add(method, path, layers(Operation::derived(operation.clone())));
+            }
+        }
+    }
+
     /// The operation that serves the document itself.
     fn add_document_route(&mut self, api: &str) {
         self.add(

@@ -3,11 +3,11 @@
 
 use serde_json::Value;
 
-use super::{Operation, Paths};
+use super::Operation;
 use crate::manage_api::{self, views};
 
 /// What the manage routes' authentication may answer before any handler runs.
-fn authenticated(operation: Operation) -> Operation {
+pub(super) fn authenticated(operation: Operation) -> Operation {
     operation
         .problem(
             401,
@@ -22,21 +22,6 @@ fn authenticated(operation: Operation) -> Operation {
             "The institution exceeded its rate limit (shared by its manage and service keys).",
         )
         .store()
-}
-
-/// Adds the operations of `crate::manage_api::routes` (derived from their handlers) to the
-/// Services API's paths, each completed with what the manage authentication may answer.
-pub(super) fn add_paths(paths: &mut Paths, routes: utoipa::openapi::path::Paths) {
-    let routes = serde_json::to_value(routes).expect("paths serialize");
-    for (path, item) in routes.as_object().expect("paths are an object") {
-        for (method, operation) in item.as_object().expect("a path item is an object") {
-            paths.add(
-                method,
-                path,
-                authenticated(Operation::derived(operation.clone())),
-            );
-        }
-    }
 }
 
 /// The schemas of service management and remote-content configurations, derived from their

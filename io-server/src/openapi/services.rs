@@ -99,17 +99,8 @@ pub fn services_api_document_of(
     manage_routes: utoipa::openapi::path::Paths,
 ) -> Value {
     let mut paths = Paths::default();
-    let routes = serde_json::to_value(routes).expect("paths serialize");
-    for (path, item) in routes.as_object().expect("paths are an object") {
-        for (method, operation) in item.as_object().expect("a path item is an object") {
-            paths.add(
-                method,
-                path,
-                authenticated(Operation::derived(operation.clone())),
-            );
-        }
-    }
-    super::manage::add_paths(&mut paths, manage_routes);
+    paths.add_derived(routes, authenticated);
+    paths.add_derived(manage_routes, super::manage::authenticated);
     paths.add_document_route("Services API");
 
     let mut schemas = super::derived_schemas::<DerivedSchemas>();
