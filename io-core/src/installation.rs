@@ -31,6 +31,7 @@ impl fmt::Debug for Installation {
 }
 
 /// The push services io speaks.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PushPlatform {
@@ -40,16 +41,20 @@ pub enum PushPlatform {
     Fcmv1,
 }
 
+/// The longest installation id, in bytes.
+pub const INSTALLATION_ID_MAX_LEN: usize = 128;
+
 /// The id of an installation, chosen by the app.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct InstallationId(String);
 
 impl InstallationId {
-    /// Validates an installation id.
+    /// Validates an installation id: 1 to [`INSTALLATION_ID_MAX_LEN`] letters, digits, `-`, `_`
+    /// or `.`.
     pub fn parse(raw: &str) -> Result<Self, IdError> {
         let ok = !raw.is_empty()
-            && raw.len() <= 128
+            && raw.len() <= INSTALLATION_ID_MAX_LEN
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The citizen's flags on one message (all false until set).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageFlags {
     /// Read: never goes back to false.

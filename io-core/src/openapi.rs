@@ -8,6 +8,7 @@ use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, 
 use crate::email_address::EMAIL_MAX_LEN;
 use crate::fiscal_code::{FISCAL_CODE_HASH_LEN, SANDBOX_FISCAL_CODE};
 use crate::ids::{IDEMPOTENCY_KEY_MAX_LEN, SERVICE_ID_MAX_LEN};
+use crate::installation::INSTALLATION_ID_MAX_LEN;
 use crate::message::{
     DEFAULT_TIME_TO_LIVE_SECS, IUP_LEN, MARKDOWN_CHARS, NOTICE_NUMBER_LEN, NRE_LEN,
     PAYMENT_AMOUNT_CENTS, SUBJECT_CHARS, THIRD_PARTY_TEXT_MAX, TIME_TO_LIVE_SECS,
@@ -195,6 +196,16 @@ pub fn third_party_text() -> Object {
     text((1, THIRD_PARTY_TEXT_MAX))
 }
 
+/// A push installation's id (`InstallationId::parse`).
+pub fn installation_id() -> Object {
+    string()
+        .pattern(Some(format!(
+            "^[A-Za-z0-9._-]{{1,{INSTALLATION_ID_MAX_LEN}}}$"
+        )))
+        .examples(["device-1"])
+        .build()
+}
+
 /// A remote-content configuration id.
 pub fn configuration_id() -> Object {
     string().examples(["01ARZ3NDEKTSV4RRFFQ69G5FAV"]).build()
@@ -227,3 +238,5 @@ schema_of!(
     organization_fiscal_code
 );
 schema_of!(crate::FiscalCodeHash, "FiscalCodeHash", fiscal_code_hash);
+schema_of!(crate::EmailAddress, "EmailAddress", email_input);
+schema_of!(crate::InstallationId, "InstallationId", installation_id);

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Profile, ServiceId};
 
 /// A citizen's choice for one service.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServicePreference {
     /// The service it is about.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{EmailAddress, FiscalCode, ServiceId};
 
 /// A citizen's profile. Without one, a citizen receives nothing (`USER_NOT_FOUND`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     /// Whose profile this is.
@@ -15,6 +16,7 @@ pub struct Profile {
     /// Master switch: false rejects every message.
     pub is_inbox_enabled: bool,
     /// Notification address.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub email: Option<EmailAddress>,
     /// The citizen confirmed the address (reset whenever it changes).
     pub is_email_validated: bool,
@@ -23,6 +25,7 @@ pub struct Profile {
     /// The address bounced (the relay said the mailbox does not exist): no email goes to it
     /// until the citizen changes it. Set by the email channel, never by the citizen.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub is_email_bounced: bool,
     /// Push notifications switch (IO calls push "webhook").
     pub is_webhook_enabled: bool,
@@ -37,6 +40,7 @@ pub struct Profile {
     /// Whether reminders are wanted.
     pub reminder_status: ReminderStatus,
     /// The version of the terms of service the citizen accepted.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub accepted_tos_version: Option<u32>,
     /// A test profile (IO's internal testers).
     pub is_test_profile: bool,
@@ -44,6 +48,7 @@ pub struct Profile {
     /// or imported from the national registry (INAD) through the admin API. Messages with
     /// legal value go there by PEC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub digital_domicile: Option<EmailAddress>,
     /// Optimistic-concurrency version: 0 on creation, +1 on each accepted update.
     pub version: u64,
@@ -51,6 +56,7 @@ pub struct Profile {
 
 /// The preference mode and its version; every mode change bumps the version, which voids all
 /// per-service preferences written under the previous one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServicePreferencesSettings {
     /// LEGACY, AUTO or MANUAL.
@@ -60,6 +66,7 @@ pub struct ServicePreferencesSettings {
 }
 
 /// How a citizen's per-service preferences are read.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServicePreferencesMode {
@@ -72,6 +79,7 @@ pub enum ServicePreferencesMode {
 }
 
 /// A channel the citizen can block for one service in LEGACY mode.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BlockedChannel {
@@ -105,6 +113,7 @@ pub enum PreferredLanguage {
 }
 
 /// Whether push notifications may show who wrote and about what.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PushNotificationsContentType {
@@ -118,6 +127,7 @@ pub enum PushNotificationsContentType {
 }
 
 /// Whether the citizen wants reminders (e.g. of due dates).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReminderStatus {

@@ -20,10 +20,10 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use io_core::{FeedEvent, FeedScope, FiscalCode, Profile, Store, Subscription};
 
 use crate::app::App;
+use crate::openapi::DocumentedRouter;
 use crate::problem::{ApiResult, Problem};
 
 pub use data_processing::process_due_requests;
@@ -32,58 +32,36 @@ pub use data_processing::process_due_requests;
 #[derive(Debug, Clone)]
 pub struct Citizen(pub FiscalCode);
 
+/// The documented `/app/v1` routes, before the authentication layer.
+pub fn routes<S: Store>() -> DocumentedRouter<Arc<App<S>>> {
+    DocumentedRouter::default()
+        .route::<profile::__path_get_profile, _, _>(profile::get_profile::<S>)
+        .route::<profile::__path_post_profile, _, _>(profile::post_profile::<S>)
+        .route::<catalogue::__path_list_institutions, _, _>(catalogue::list_institutions::<S>)
+        .route::<catalogue::__path_list_services, _, _>(catalogue::list_services::<S>)
+        .route::<catalogue::__path_institution_logo, _, _>(catalogue::institution_logo::<S>)
+        .route::<catalogue::__path_list_topics, _, _>(catalogue::list_topics)
+        .route::<catalogue::__path_get_service, _, _>(catalogue::get_service::<S>)
+        .route::<catalogue::__path_service_logo, _, _>(catalogue::service_logo::<S>)
+        .route::<preferences::__path_get_preference, _, _>(preferences::get_preference::<S>)
+        .route::<preferences::__path_post_preference, _, _>(preferences::post_preference::<S>)
+        .route::<messages::__path_list_messages, _, _>(messages::list_messages::<S>)
+        .route::<messages::__path_get_message, _, _>(messages::get_message::<S>)
+        .route::<messages::__path_get_third_party_message, _, _>(
+            messages::get_third_party_message::<S>,
+        )
+        .route::<messages::__path_put_message_status, _, _>(messages::put_message_status::<S>)
+        .route::<installations::__path_put_installation, _, _>(installations::put_installation::<S>)
+        .route::<data_processing::__path_post_request, _, _>(data_processing::post_request::<S>)
+        .route::<data_processing::__path_get_request, _, _>(data_processing::get_request::<S>)
+        .route::<data_processing::__path_abort_request, _, _>(data_processing::abort_request::<S>)
+        .route::<data_processing::__path_get_archive, _, _>(data_processing::get_archive::<S>)
+}
+
 /// The `/app/v1` routes.
 pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
-    Router::new()
-        .route(
-            "/profile",
-            get(profile::get_profile::<S>).post(profile::post_profile::<S>),
-        )
-        .route("/institutions", get(catalogue::list_institutions::<S>))
-        .route(
-            "/institutions/{fiscal_code}/services",
-            get(catalogue::list_services::<S>),
-        )
-        .route(
-            "/institutions/{fiscal_code}/logo",
-            get(catalogue::institution_logo::<S>),
-        )
-        .route("/topics", get(catalogue::list_topics))
-        .route("/services/{service_id}", get(catalogue::get_service::<S>))
-        .route(
-            "/services/{service_id}/logo",
-            get(catalogue::service_logo::<S>),
-        )
-        .route(
-            "/services/{service_id}/preferences",
-            get(preferences::get_preference::<S>).post(preferences::post_preference::<S>),
-        )
-        .route("/messages", get(messages::list_messages::<S>))
-        .route("/messages/{id}", get(messages::get_message::<S>))
-        .route(
-            "/third-party-messages/{id}",
-            get(messages::get_third_party_message::<S>),
-        )
-        .route(
-            "/messages/{id}/message-status",
-            put(messages::put_message_status::<S>),
-        )
-        .route(
-            "/installations/{installation_id}",
-            put(installations::put_installation::<S>),
-        )
-        .route(
-            "/user-data-processing",
-            post(data_processing::post_request::<S>),
-        )
-        .route(
-            "/user-data-processing/{choice}",
-            get(data_processing::get_request::<S>).delete(data_processing::abort_request::<S>),
-        )
-        .route(
-            "/user-data-processing/DOWNLOAD/archive",
-            get(data_processing::get_archive::<S>),
-        )
+    let (routes, documented) = routes::<S>().into_parts();
+    routes
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             authenticate::<S>,
@@ -94,7 +72,7 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router<Arc<App<S>>> {
         ))
         .merge(crate::openapi::route(
             app,
-            crate::openapi::citizen_api_document(),
+            crate::openapi::citizen_api_document_of(documented),
         ))
 }
 

@@ -10,9 +10,9 @@
 //! wire types behind its `openapi` feature), and [`DocumentedRouter`] routes a handler only at
 //! the path and methods its operation gives. What the authentication layers answer around
 //! every handler (401, 403, 429, the store's 500 and 503, the rate-limit headers) and what any
-//! JSON body may get (400, 413, 415) is added per API by `Operation::derived`. The citizen and
-//! admin documents are still assembled with the operation builder of `operation` (next to
-//! derive); they share the derived message schemas.
+//! JSON body may get (400, 413, 415) is added per API by `Operation::derived`. The citizen API's
+//! document is derived the same way. The admin document is still assembled with the operation
+//! builder of `operation` (next to derive); it shares the derived message schemas.
 
 mod admin;
 mod citizen;
@@ -33,7 +33,7 @@ use io_core::Store;
 use serde_json::{Map, Value, json};
 
 pub use admin::admin_api_document;
-pub use citizen::citizen_api_document;
+pub use citizen::{citizen_api_document, citizen_api_document_of};
 pub use documented::DocumentedRouter;
 pub(crate) use schemas::{delivery_status, message_status, read_status};
 pub use services::{services_api_document, services_api_document_of};
@@ -326,9 +326,52 @@ mod tests {
         );
     }
 
+    /// The citizen API's literal limits (attributes take literals) are the constants its
+    /// handlers check.
+    #[test]
+    fn citizen_limits_are_the_constants() {
+        use crate::citizen_api::{catalogue, installations, messages};
+        let document = citizen_api_document();
+        let query = |path: &str, name: &str| {
+            document["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{path} has no {name}"))["schema"]
+                .clone()
+        };
+        for path in ["/institutions", "/institutions/{fiscal_code}/services"] {
+            let limit = query(path, "limit");
+            assert_eq!(limit["minimum"], catalogue::LIMIT.0);
+            assert_eq!(limit["maximum"], catalogue::LIMIT.1);
+            assert_eq!(limit["default"], catalogue::LIMIT.2);
+            assert_eq!(query(path, "offset")["maximum"], catalogue::OFFSET_MAX);
+            assert_eq!(query(path, "topic")["maximum"], io_core::TOPICS.len() - 1);
+        }
+        assert_eq!(
+            query("/institutions", "search")["maxLength"],
+            catalogue::SEARCH_MAX
+        );
+        let page_size = query("/messages", "page_size");
+        assert_eq!(page_size["minimum"], messages::PAGE_SIZE.0);
+        assert_eq!(page_size["maximum"], messages::PAGE_SIZE.1);
+        assert_eq!(page_size["default"], messages::PAGE_SIZE.2);
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(
+            schemas["InstallationInput"]["properties"]["push_channel"]["maxLength"],
+            installations::PUSH_CHANNEL_MAX
+        );
+        assert_eq!(
+            schemas["Topic"]["properties"]["id"]["maximum"],
+            io_core::TOPICS.len() - 1
+        );
+    }
+
     #[test]
     fn enum_values_are_what_serde_writes() {
-        let languages = schemas::preferred_language();
+        let document = citizen_api_document();
+        let languages = &document["components"]["schemas"]["PreferredLanguage"];
         for value in languages["enum"].as_array().unwrap() {
             serde_json::from_value::<io_core::PreferredLanguage>(value.clone()).unwrap();
         }

@@ -27,39 +27,60 @@ pub const LIMIT: (usize, usize, usize) = (1, 100, 20);
 /// The longest search text, in characters.
 pub const SEARCH_MAX: usize = 100;
 
-/// `GET /institutions` query.
-#[derive(Debug, Deserialize)]
+/// The largest `offset` of a page.
+pub const OFFSET_MAX: usize = 1_000_000;
+
+/// `GET /institutions` query. Numbers are read by hand (`query_number`), so that a bad one is
+/// a 400 naming it; the types here are what the document says.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InstitutionsQuery {
+    /// Part of the institution's name or of one of its services' names or descriptions (case
+    /// ignored).
+    #[param(max_length = 100)]
     search: Option<String>,
+    /// Keeps the institutions with a service of this scope.
+    #[param(value_type = Option<ServiceScope>)]
     scope: Option<String>,
+    /// A topic id (listTopics): keeps the institutions with a service of that topic.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 15)]
     topic: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 1000000, default = 0)]
     offset: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
     limit: Option<String>,
 }
 
 /// `GET /institutions/{fiscal_code}/services` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
+    /// A topic id (listTopics): keeps the services of that topic.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 15)]
     topic: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 1000000, default = 0)]
     offset: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
     limit: Option<String>,
 }
 
 /// A page of `T`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     items: Vec<T>,
-    /// All the items matching, over every page.
+    /// Every item matching, over all pages.
     count: usize,
     offset: usize,
     limit: usize,
 }
 
 /// An institution of the catalogue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Institution)]
 pub struct InstitutionItem {
+    #[schema(value_type = OrganizationFiscalCode)]
     fiscal_code: String,
     name: String,
     /// How many of its services are visible.
@@ -67,20 +88,27 @@ pub struct InstitutionItem {
 }
 
 /// A service in an institution's list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ServiceSummary)]
 pub struct ServiceItem {
+    #[schema(value_type = ServiceId)]
     service_id: String,
     service_name: String,
     department_name: String,
     scope: ServiceScope,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     topic: Option<TopicView>,
 }
 
 /// A topic as the catalogue shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Topic)]
 pub struct TopicView {
+    /// 0 to the last of `GET /topics`.
+    #[schema(minimum = 0, maximum = 15)]
     id: u32,
+    #[schema(example = "Benessere sociale")]
     name: &'static str,
 }
 
@@ -94,14 +122,15 @@ impl From<&Topic> for TopicView {
 }
 
 /// The topics (`GET /topics`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TopicList {
     topics: Vec<TopicView>,
 }
 
 /// A service's details.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceDetails {
+    #[schema(value_type = ServiceId)]
     service_id: String,
     service_name: String,
     department_name: String,
@@ -109,43 +138,54 @@ pub struct ServiceDetails {
     scope: ServiceScope,
     category: ServiceCategory,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     topic: Option<TopicView>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     description: Option<String>,
     contacts: Contacts,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     privacy_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     tos_url: Option<String>,
     version: u64,
 }
 
 /// The institution behind a service.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Organization {
     name: String,
+    #[schema(value_type = OrganizationFiscalCode)]
     fiscal_code: String,
 }
 
 /// How a citizen reaches a service's office.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Contacts {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     web_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     support_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pec: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     phone: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     address: Option<String>,
 }
 
 fn paging(offset: Option<&str>, limit: Option<&str>) -> ApiResult<(usize, usize)> {
-    let offset = number(offset, "offset", (0, 1_000_000), 0)?;
+    let offset = number(offset, "offset", (0, OFFSET_MAX), 0)?;
     let limit = number(limit, "limit", (LIMIT.0, LIMIT.1), LIMIT.2)?;
     Ok((offset, limit))
 }
@@ -201,7 +241,16 @@ fn folded(text: &str) -> String {
 /// `GET /institutions`: the institutions with visible services, by name; `search` matches the
 /// institution's name or one of its services' names or descriptions (case ignored); `scope`
 /// and `topic` keep the institutions with a service of that scope and of that topic.
-pub(super) async fn list_institutions<S: Store>(
+#[utoipa::path(
+    get, path = "/institutions", operation_id = "listInstitutions", tag = "catalogue",
+    summary = "The institutions with services citizens can see, by name",
+    params(InstitutionsQuery),
+    responses(
+        (status = 200, description = "One page.", body = Page<InstitutionItem>),
+        (status = 400, description = "A query parameter is not valid."),
+    )
+)]
+pub async fn list_institutions<S: Store>(
     State(app): State<Arc<App<S>>>,
     query: Result<Query<InstitutionsQuery>, QueryRejection>,
 ) -> ApiResult<Json<Page<InstitutionItem>>> {
@@ -266,7 +315,17 @@ pub(super) async fn list_institutions<S: Store>(
 
 /// `GET /institutions/{fiscal_code}/services`: an institution's visible services, by name;
 /// `topic` keeps those of that topic.
-pub(super) async fn list_services<S: Store>(
+#[utoipa::path(
+    get, path = "/institutions/{fiscal_code}/services", operation_id = "listInstitutionServices",
+    tag = "catalogue", summary = "An institution's services citizens can see, by name",
+    params(("fiscal_code" = inline(io_core::OrganizationFiscalCode), Path), PageQuery),
+    responses(
+        (status = 200, description = "One page.", body = Page<ServiceItem>),
+        (status = 400, description = "The fiscal code or a query parameter is not valid."),
+        (status = 404, description = "No institution with visible services has this fiscal code."),
+    )
+)]
+pub async fn list_services<S: Store>(
     State(app): State<Arc<App<S>>>,
     Path(fiscal_code): Path<String>,
     query: Result<Query<PageQuery>, QueryRejection>,
@@ -306,7 +365,17 @@ pub(super) async fn list_services<S: Store>(
 }
 
 /// `GET /services/{service_id}`: a visible service's details.
-pub(super) async fn get_service<S: Store>(
+#[utoipa::path(
+    get, path = "/services/{service_id}", operation_id = "getService", tag = "catalogue",
+    summary = "A service's details: scope, contacts, privacy and terms",
+    params(("service_id" = inline(io_core::ServiceId), Path)),
+    responses(
+        (status = 200, description = "The service.", body = ServiceDetails),
+        (status = 400, description = "The service id is not valid."),
+        (status = 404, description = "No visible service has this id."),
+    )
+)]
+pub async fn get_service<S: Store>(
     State(app): State<Arc<App<S>>>,
     Path(service_id): Path<String>,
 ) -> ApiResult<Json<ServiceDetails>> {
@@ -347,7 +416,12 @@ pub(super) async fn get_service<S: Store>(
 }
 
 /// `GET /topics`: the topics services are filed under, by id.
-pub(super) async fn list_topics() -> Json<TopicList> {
+#[utoipa::path(
+    get, path = "/topics", operation_id = "listTopics", tag = "catalogue",
+    summary = "The topics services are filed under (the catalogue's topic filter)",
+    responses((status = 200, description = "Every topic, by id.", body = TopicList))
+)]
+pub async fn list_topics() -> Json<TopicList> {
     Json(TopicList {
         topics: TOPICS.iter().map(TopicView::from).collect(),
     })
@@ -355,7 +429,17 @@ pub(super) async fn list_topics() -> Json<TopicList> {
 
 /// `GET /services/{service_id}/logo`: a visible service's logo, or its institution's when the
 /// service has none (404 when neither has one).
-pub(super) async fn service_logo<S: Store>(
+#[utoipa::path(
+    get, path = "/services/{service_id}/logo", operation_id = "getServiceLogo", tag = "catalogue",
+    summary = "A visible service's logo, or its institution's when it has none",
+    params(("service_id" = inline(io_core::ServiceId), Path)),
+    responses(
+        (status = 200, description = "The PNG image.", content_type = "image/png", body = inline(Png)),
+        (status = 400, description = "The service id is not valid."),
+        (status = 404, description = "No visible service has this id, or neither it nor its institution has a logo."),
+    )
+)]
+pub async fn service_logo<S: Store>(
     State(app): State<Arc<App<S>>>,
     Path(service_id): Path<String>,
 ) -> ApiResult<Response> {
@@ -380,7 +464,17 @@ pub(super) async fn service_logo<S: Store>(
 }
 
 /// `GET /institutions/{fiscal_code}/logo`: the logo of an institution with visible services.
-pub(super) async fn institution_logo<S: Store>(
+#[utoipa::path(
+    get, path = "/institutions/{fiscal_code}/logo", operation_id = "getInstitutionLogo",
+    tag = "catalogue", summary = "The logo an institution with visible services uploaded",
+    params(("fiscal_code" = inline(io_core::OrganizationFiscalCode), Path)),
+    responses(
+        (status = 200, description = "The PNG image.", content_type = "image/png", body = inline(Png)),
+        (status = 400, description = "The fiscal code is not valid."),
+        (status = 404, description = "No institution with visible services has this fiscal code, or it has no logo."),
+    )
+)]
+pub async fn institution_logo<S: Store>(
     State(app): State<Arc<App<S>>>,
     Path(fiscal_code): Path<String>,
 ) -> ApiResult<Response> {
@@ -401,6 +495,21 @@ pub(super) async fn institution_logo<S: Store>(
         .map(png_response)
         .ok_or_else(|| Problem::not_found("the institution has no logo"))
 }
+
+/// A PNG image, as the logos are answered (its schema: a binary string).
+pub struct Png;
+
+impl utoipa::PartialSchema for Png {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .content_media_type("image/png")
+            .build()
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Png {}
 
 /// A logo as an image answer the app may cache for an hour.
 fn png_response(logo: Logo) -> Response {

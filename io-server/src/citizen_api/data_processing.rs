@@ -47,11 +47,14 @@ fn parse_choice(raw: &str) -> Result<Choice, Problem> {
 }
 
 /// A request as the API answers it: `{choice, status, created_at, updated_at}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DataRequest)]
 pub struct DataRequestView {
     choice: Choice,
     status: RequestStatus,
+    #[schema(schema_with = io_core::openapi::timestamp)]
     created_at: String,
+    #[schema(schema_with = io_core::openapi::timestamp)]
     updated_at: String,
 }
 
@@ -67,7 +70,8 @@ impl From<&DataRequest> for DataRequestView {
 }
 
 /// `POST /user-data-processing` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = DataRequestInput)]
 #[serde(deny_unknown_fields)]
 pub struct NewDataRequest {
     choice: Choice,
@@ -110,7 +114,19 @@ fn changed_meanwhile(choice: Choice) -> Problem {
 
 /// `POST /user-data-processing`: 201 with the PENDING request; 409 while one of that choice
 /// is PENDING or WIP. A finished one (CLOSED, FAILED, ABORTED) is replaced.
-pub(super) async fn post_request<S: Store>(
+#[utoipa::path(
+    post, path = "/user-data-processing", operation_id = "requestDataProcessing", tag = "privacy",
+    summary = "Ask for a copy of all your data (DOWNLOAD) or its erasure (DELETE)",
+    description = "A DELETE waits the configured grace period (IO: 6 days) and can be aborted meanwhile; then content and personal data are erased, the evidence journals keep only the hashed fiscal code.",
+    request_body = NewDataRequest,
+    responses(
+        (status = 201, description = "The request.", body = DataRequestView, headers(
+            ("Location" = String, description = "The request's URL (GET it to follow the request)."),
+        )),
+        (status = 409, description = "A request of this choice is already PENDING or WIP."),
+    )
+)]
+pub async fn post_request<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     JsonBody(body): JsonBody<NewDataRequest>,
@@ -141,7 +157,17 @@ pub(super) async fn post_request<S: Store>(
 }
 
 /// `GET /user-data-processing/{choice}`.
-pub(super) async fn get_request<S: Store>(
+#[utoipa::path(
+    get, path = "/user-data-processing/{choice}", operation_id = "getDataProcessing", tag = "privacy",
+    summary = "Where a GDPR request stands",
+    params(("choice" = inline(Choice), Path, example = "DOWNLOAD")),
+    responses(
+        (status = 200, description = "The request.", body = DataRequestView),
+        (status = 400, description = "The choice is not DOWNLOAD or DELETE."),
+        (status = 404, description = "No request of this choice."),
+    )
+)]
+pub async fn get_request<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(choice): Path<String>,
@@ -153,7 +179,18 @@ pub(super) async fn get_request<S: Store>(
 
 /// `DELETE /user-data-processing/{choice}`: aborts a PENDING DELETE request (ABORTED); 409
 /// for a DOWNLOAD or a request no longer PENDING.
-pub(super) async fn abort_request<S: Store>(
+#[utoipa::path(
+    delete, path = "/user-data-processing/{choice}", operation_id = "abortDataProcessing", tag = "privacy",
+    summary = "Abort a PENDING DELETE request",
+    params(("choice" = inline(Choice), Path, example = "DOWNLOAD")),
+    responses(
+        (status = 200, description = "The request, ABORTED.", body = DataRequestView),
+        (status = 400, description = "The choice is not DOWNLOAD or DELETE."),
+        (status = 404, description = "No request of this choice."),
+        (status = 409, description = "Only a PENDING DELETE request can be aborted."),
+    )
+)]
+pub async fn abort_request<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(choice): Path<String>,
@@ -184,7 +221,16 @@ pub(super) async fn abort_request<S: Store>(
 
 /// `GET /user-data-processing/DOWNLOAD/archive`: everything io holds about the citizen, once
 /// their DOWNLOAD request is CLOSED and for [`ARCHIVE_AVAILABLE_FOR`] after.
-pub(super) async fn get_archive<S: Store>(
+#[utoipa::path(
+    get, path = "/user-data-processing/DOWNLOAD/archive", operation_id = "getDataArchive", tag = "privacy",
+    summary = "The archive of all your data, once the DOWNLOAD request is CLOSED (kept 15 days)",
+    responses(
+        (status = 200, description = "The archive.", body = Archive),
+        (status = 404, description = "No DOWNLOAD request, or its archive is older than 15 days."),
+        (status = 409, description = "The DOWNLOAD request is not CLOSED yet."),
+    )
+)]
+pub async fn get_archive<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
 ) -> ApiResult<Json<Archive>> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use io_core::{Installation, InstallationId, PushPlatform, Store};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Citizen;
 use crate::app::App;
@@ -17,20 +17,41 @@ use crate::problem::{ApiResult, Problem};
 pub const PUSH_CHANNEL_MAX: usize = 4096;
 
 /// `PUT /installations/{id}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = InstallationInput)]
 #[serde(deny_unknown_fields)]
 pub struct InstallationPayload {
     platform: PushPlatform,
+    /// The device token, 1 to `PUSH_CHANNEL_MAX` characters after trimming.
+    #[schema(min_length = 1, max_length = 4096)]
     push_channel: String,
 }
 
+/// `PUT /installations/{id}` answer: the device token is not echoed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Installation)]
+pub struct InstallationView {
+    installation_id: InstallationId,
+    platform: PushPlatform,
+}
+
 /// `PUT /installations/{installation_id}`.
-pub(super) async fn put_installation<S: Store>(
+#[utoipa::path(
+    put, path = "/installations/{installation_id}", operation_id = "putInstallation", tag = "devices",
+    summary = "Register a device for push notifications",
+    params(("installation_id" = inline(InstallationId), Path)),
+    request_body = InstallationPayload,
+    responses(
+        (status = 200, description = "The installation.", body = InstallationView),
+        (status = 400, description = "The installation id or the device token is not valid."),
+    )
+)]
+pub async fn put_installation<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(installation_id): Path<String>,
     JsonBody(payload): JsonBody<InstallationPayload>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<InstallationView>> {
     let installation_id = InstallationId::parse(&installation_id)
         .map_err(|e| Problem::bad_request(format!("installation_id (path): {e}")))?;
     let token = payload.push_channel.trim();
@@ -48,8 +69,8 @@ pub(super) async fn put_installation<S: Store>(
     app.store
         .put_installation(&fiscal_code, &installation)
         .await?;
-    Ok(Json(serde_json::json!({
-        "installation_id": installation.installation_id.as_str(),
-        "platform": installation.platform,
-    })))
+    Ok(Json(InstallationView {
+        installation_id: installation.installation_id,
+        platform: installation.platform,
+    }))
 }

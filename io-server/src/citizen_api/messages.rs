@@ -18,25 +18,44 @@ use crate::body::JsonBody;
 use crate::problem::{ApiResult, Problem};
 use crate::views::ContentView;
 
-/// `GET /messages` query.
-#[derive(Debug, Deserialize)]
+/// `GET /messages` page size bounds and default.
+pub const PAGE_SIZE: (usize, usize, usize) = (1, 100, 25);
+
+/// `GET /messages` query. Values are read by hand, so that a bad one is a 400 naming it; the
+/// types here are what the document says.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 25)]
     page_size: Option<String>,
+    /// Only messages older than this id.
+    #[param(value_type = Option<MessageId>)]
     maximum_id: Option<String>,
+    /// Only messages newer than this id.
+    #[param(value_type = Option<MessageId>)]
     minimum_id: Option<String>,
+    /// The archived messages instead of the others.
+    #[param(value_type = Option<bool>, default = false)]
     archived: Option<String>,
 }
 
 /// One inbox item.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InboxItem {
+    #[schema(value_type = MessageId)]
     id: String,
+    #[schema(value_type = FiscalCode)]
     fiscal_code: String,
+    #[schema(schema_with = io_core::openapi::timestamp)]
     created_at: String,
+    #[schema(value_type = io_core::ServiceId)]
     sender_service_id: String,
+    /// Seconds.
     time_to_live: u64,
+    /// The sending service's name, when it still exists.
     service_name: Option<String>,
+    /// Its institution's name, when the service still exists.
     organization_name: Option<String>,
     message_title: String,
     is_read: bool,
@@ -44,34 +63,47 @@ pub struct InboxItem {
 }
 
 /// IO's paginated answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = InboxPage)]
 pub struct Page {
     items: Vec<InboxItem>,
+    /// Present when older messages exist: pass it as maximum_id.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<MessageId>)]
     next: Option<String>,
+    /// The newest item's id: pass it as minimum_id for newer messages.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<MessageId>)]
     prev: Option<String>,
 }
 
 /// `GET /messages`.
-pub(super) async fn list_messages<S: Store>(
+#[utoipa::path(
+    get, path = "/messages", operation_id = "listMessages", tag = "messages",
+    summary = "The inbox, newest first, one page at a time",
+    description = "Only PROCESSED messages are in the inbox. Cursors are message ids (exclusive).",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page.", body = Page, links(
+            ("GetNewestMessage" = (operation_id = "getMessage", parameters(("id" = "$response.body#/items/0/id")))),
+            ("ReadNewestMessage" = (operation_id = "putMessageStatus", parameters(("id" = "$response.body#/items/0/id")))),
+        )),
+        (status = 400, description = "A query parameter is not valid."),
+    )
+)]
+pub async fn list_messages<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Page>> {
     // axum's own rejection is text/plain; every error of the API is problem+json.
     let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let page_size = match &query.page_size {
-        None => 25,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n @ 1..=100) => n,
-            _ => {
-                return Err(Problem::bad_request(
-                    "page_size: expected an integer in 1..=100",
-                ));
-            }
-        },
-    };
+    let page_size = crate::query_number::number(
+        query.page_size.as_deref(),
+        "page_size",
+        (PAGE_SIZE.0, PAGE_SIZE.1),
+        PAGE_SIZE.2,
+    )?;
     let archived = match query.archived.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -145,12 +177,17 @@ async fn inbox_item<S: Store>(
 }
 
 /// One message as the citizen reads it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CitizenMessage {
+    #[schema(value_type = MessageId)]
     id: String,
+    #[schema(value_type = FiscalCode)]
     fiscal_code: String,
+    #[schema(schema_with = io_core::openapi::timestamp)]
     created_at: String,
+    #[schema(value_type = io_core::ServiceId)]
     sender_service_id: String,
+    /// Seconds.
     time_to_live: u64,
     content: ContentView,
     is_read: bool,
@@ -171,7 +208,17 @@ async fn own_message<S: Store>(
 }
 
 /// `GET /messages/{id}`.
-pub(super) async fn get_message<S: Store>(
+#[utoipa::path(
+    get, path = "/messages/{id}", operation_id = "getMessage", tag = "messages",
+    summary = "One message of the citizen's inbox",
+    params(("id" = inline(io_core::MessageId), Path)),
+    responses(
+        (status = 200, description = "The message.", body = CitizenMessage),
+        (status = 400, description = "The id is not valid."),
+        (status = 404, description = "No such message in the citizen's inbox."),
+    )
+)]
+pub async fn get_message<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(id): Path<String>,
@@ -197,15 +244,18 @@ pub(super) async fn get_message<S: Store>(
 }
 
 /// `PUT /messages/{id}/message-status` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = MessageStatusChange)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
     change_type: ChangeType,
+    /// Reading is one-way: true → false is refused (400).
     is_read: Option<bool>,
     is_archived: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// reading needs is_read, archiving needs is_archived, bulk takes either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum ChangeType {
     Reading,
@@ -215,7 +265,18 @@ enum ChangeType {
 
 /// `PUT /messages/{id}/message-status`: applied atomically, so a concurrent change of the
 /// other flag is kept and a message read meanwhile cannot be made unread.
-pub(super) async fn put_message_status<S: Store>(
+#[utoipa::path(
+    put, path = "/messages/{id}/message-status", operation_id = "putMessageStatus", tag = "messages",
+    summary = "Mark a message read (one-way) or (un)archived",
+    params(("id" = inline(io_core::MessageId), Path)),
+    request_body = StatusChange,
+    responses(
+        (status = 200, description = "The message's flags.", body = MessageFlags),
+        (status = 400, description = "The id is not valid, a flag the change_type needs is missing, or a read message would become unread."),
+        (status = 404, description = "No such message in the citizen's inbox."),
+    )
+)]
+pub async fn put_message_status<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(id): Path<String>,
@@ -256,9 +317,13 @@ pub(super) async fn put_message_status<S: Store>(
 
 /// `GET /third-party-messages/{id}` answer: the details the sender keeps on its server (IO's
 /// `ThirdPartyMessage`, as the sender answered it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ThirdPartyMessage)]
 pub struct ThirdPartyMessageView {
+    #[schema(value_type = MessageId)]
     id: String,
+    /// What the sender's server answered (IO's ThirdPartyMessage: details, attachments).
+    #[schema(value_type = Object)]
     third_party_message: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -266,7 +331,20 @@ pub struct ThirdPartyMessageView {
 /// through the environment that serves this citizen. The message itself stays readable
 /// whatever the sender does: a sender that is down or slow is a 502 or 504 the app may retry,
 /// a sender's refusal a 502 that says what it answered.
-pub(super) async fn get_third_party_message<S: Store>(
+#[utoipa::path(
+    get, path = "/third-party-messages/{id}", operation_id = "getThirdPartyMessage", tag = "messages",
+    summary = "A message's details, read now from its sender's server (remote contents)",
+    params(("id" = inline(io_core::MessageId), Path)),
+    responses(
+        (status = 200, description = "The sender's answer.", body = ThirdPartyMessageView),
+        (status = 400, description = "The id is not valid."),
+        (status = 404, description = "No such message in the citizen's inbox, or it has no details on its sender's server, or its configuration has no environment for this citizen."),
+        (status = 502, description = "The sender's server could not be reached, answered other than 200, or answered what is not a JSON object of at most 1 MiB (the detail says which; Retry-After when retrying may help)."),
+        (status = 503, description = "As many reads of this sender's server are in flight as io allows ([remote_contents] max_concurrent_reads): retry after Retry-After."),
+        (status = 504, description = "The sender's server did not answer in time (Retry-After)."),
+    )
+)]
+pub async fn get_third_party_message<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(id): Path<String>,

@@ -70,7 +70,18 @@ async fn effective_preference<S: Store>(
 }
 
 /// `GET /services/{service_id}/preferences`.
-pub(super) async fn get_preference<S: Store>(
+#[utoipa::path(
+    get, path = "/services/{service_id}/preferences", operation_id = "getServicePreference", tag = "profile",
+    summary = "The citizen's preference for one service (the defaults when none is stored)",
+    params(("service_id" = inline(io_core::ServiceId), Path)),
+    responses(
+        (status = 200, description = "The preference.", body = ServicePreference),
+        (status = 400, description = "The service id is not valid."),
+        (status = 404, description = "No such service, or no profile."),
+        (status = 409, description = "The profile is in LEGACY mode: per-service preferences are not used."),
+    )
+)]
+pub async fn get_preference<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(service_id): Path<String>,
@@ -85,7 +96,19 @@ pub(super) async fn get_preference<S: Store>(
 /// `POST /services/{service_id}/preferences`: stores the preference and, when it changes
 /// whether the service may write to the inbox, records the change in the service's feed in the
 /// same store operation.
-pub(super) async fn post_preference<S: Store>(
+#[utoipa::path(
+    post, path = "/services/{service_id}/preferences", operation_id = "upsertServicePreference", tag = "profile",
+    summary = "Set the citizen's preference for one service",
+    params(("service_id" = inline(io_core::ServiceId), Path)),
+    request_body = ServicePreference,
+    responses(
+        (status = 200, description = "The preference as stored.", body = ServicePreference),
+        (status = 400, description = "The service id is not valid or does not match the path."),
+        (status = 404, description = "No such service, or no profile."),
+        (status = 409, description = "The profile is in LEGACY mode, or settings_version is not the profile's current one."),
+    )
+)]
+pub async fn post_preference<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     Path(service_id): Path<String>,

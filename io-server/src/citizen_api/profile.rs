@@ -23,45 +23,72 @@ use crate::problem::{ApiResult, Problem};
 
 /// `POST /profile` body: IO's profile fields; absent fields keep their value (or the default,
 /// on creation). `version` must be the current one on update.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ProfileUpdate)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePayload {
+    /// Master switch: false rejects every message.
     is_inbox_enabled: Option<bool>,
+    /// A new address is unvalidated until confirmed; an address another citizen validated is
+    /// refused (412).
+    #[schema(value_type = Option<io_core::EmailAddress>)]
     email: Option<String>,
     is_email_enabled: Option<bool>,
+    /// Push notifications (IO's name).
     is_webhook_enabled: Option<bool>,
     preferred_languages: Option<Vec<PreferredLanguage>>,
     service_preferences_settings: Option<ModePayload>,
+    /// LEGACY mode only: service id → the channels the citizen blocks for it.
     blocked_inbox_or_channels: Option<BTreeMap<String, BTreeSet<BlockedChannel>>>,
     push_notifications_content_type: Option<PushNotificationsContentType>,
     reminder_status: Option<ReminderStatus>,
     accepted_tos_version: Option<u32>,
-    /// Absent: unchanged; `null`: removed; an address: set.
+    /// The digital domicile (a PEC address): absent, unchanged; `null`, removed; an address,
+    /// set.
     #[serde(default, deserialize_with = "crate::body::present")]
+    #[schema(value_type = Option<io_core::EmailAddress>)]
     digital_domicile: Option<Option<String>>,
+    /// Required to update an existing profile: the version the update is based on (409 if
+    /// stale).
     version: Option<u64>,
     // Read-only fields a client may echo back from GET /profile; ignored.
+    /// Read-only; ignored.
     #[serde(default, rename = "fiscal_code")]
     _fiscal_code: Option<String>,
+    /// Read-only; ignored.
     #[serde(default, rename = "is_email_validated")]
     _is_email_validated: Option<bool>,
+    /// Read-only; ignored.
     #[serde(default, rename = "is_email_bounced")]
     _is_email_bounced: Option<bool>,
+    /// Read-only; ignored.
     #[serde(default, rename = "is_test_profile")]
     _is_test_profile: Option<bool>,
 }
 
 /// `service_preferences_settings` in a profile update: the mode; the version is the server's.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ServicePreferencesModeUpdate)]
 #[serde(deny_unknown_fields)]
 struct ModePayload {
     mode: ServicePreferencesMode,
+    /// Read-only; ignored.
     #[serde(default, rename = "version")]
     _version: Option<u64>,
 }
 
+const NO_PROFILE: &str = "No profile yet: create it with POST /profile.";
+
 /// `GET /profile`.
-pub(super) async fn get_profile<S: Store>(
+#[utoipa::path(
+    get, path = "/profile", operation_id = "getProfile", tag = "profile",
+    summary = "The citizen's profile",
+    responses(
+        (status = 200, description = "The profile.", body = Profile),
+        (status = 404, description = NO_PROFILE),
+    )
+)]
+pub async fn get_profile<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
 ) -> ApiResult<Json<Profile>> {
@@ -69,7 +96,18 @@ pub(super) async fn get_profile<S: Store>(
 }
 
 /// `POST /profile`.
-pub(super) async fn post_profile<S: Store>(
+#[utoipa::path(
+    post, path = "/profile", operation_id = "upsertProfile", tag = "profile",
+    summary = "Create the profile, or update it from its current version",
+    request_body = ProfilePayload,
+    responses(
+        (status = 200, description = "The profile as stored.", body = Profile),
+        (status = 400, description = "A field is not valid, or version is missing on an update."),
+        (status = 409, description = "version is not the current one."),
+        (status = 412, description = "The email is already validated by another citizen."),
+    )
+)]
+pub async fn post_profile<S: Store>(
     State(app): State<Arc<App<S>>>,
     Extension(Citizen(fiscal_code)): Extension<Citizen>,
     JsonBody(payload): JsonBody<ProfilePayload>,

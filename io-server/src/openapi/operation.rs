@@ -106,11 +106,6 @@ impl Operation {
         self.parameter("path", name, true, schema)
     }
 
-    /// An optional query parameter.
-    pub(crate) fn query(self, name: &str, schema: Value) -> Self {
-        self.parameter("query", name, false, schema)
-    }
-
     /// A required JSON body (`crate::body::JsonBody`), with the answers every JSON body can get:
     /// 400 (malformed, or a field of the wrong type), 413 (over `max_body_bytes`), 415 (not JSON).
     pub(crate) fn json_body(mut self, schema: Value) -> Self {
@@ -137,18 +132,6 @@ impl Operation {
     /// A successful answer with a JSON body.
     pub(crate) fn answers(self, status: u16, description: &str, schema: Value) -> Self {
         self.answers_with(status, description, schema, Map::new())
-    }
-
-    /// A successful answer whose body is a file of `media_type` (an image).
-    pub(crate) fn answers_file(mut self, status: u16, description: &str, media_type: &str) -> Self {
-        self.responses.insert(
-            status.to_string(),
-            json!({
-                "description": description,
-                "content": { media_type: { "schema": { "type": "string", "format": "binary" } } },
-            }),
-        );
-        self
     }
 
     /// A successful answer with a JSON body and response headers.

@@ -3,10 +3,7 @@
 //! what the type's serde writes, so a document cannot drift from the code silently: a new
 //! variant is a compile error in [`variants!`], a changed limit changes the schema.
 
-use io_core::{
-    ActivationStatus, DeliveryState, FailureReason, MessageStatus, PreferredLanguage,
-    RejectionReason,
-};
+use io_core::{ActivationStatus, DeliveryState, FailureReason, MessageStatus, RejectionReason};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
@@ -125,11 +122,6 @@ pub(crate) fn boolean() -> Value {
 /// An email address as an input (`EmailAddress::parse`).
 pub(crate) fn email_input() -> Value {
     json_of(io_core::openapi::email_input())
-}
-
-/// IO's preferred languages.
-pub(crate) fn preferred_language() -> Value {
-    variants!(PreferredLanguage: ItIt, EnGb, EsEs, DeDe, FrFr)
 }
 
 /// IO's `Activation` (`services_api::activations::ActivationPayload`).

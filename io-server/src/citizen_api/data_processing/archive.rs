@@ -16,10 +16,14 @@ use crate::views::MessageResponse;
 const MESSAGES_PER_READ: usize = 500;
 
 /// Everything about one citizen.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DataArchive)]
 pub struct Archive {
+    #[schema(value_type = FiscalCode)]
     fiscal_code: String,
+    #[schema(schema_with = io_core::openapi::timestamp)]
     generated_at: String,
+    /// Null when the citizen has no profile.
     profile: Option<Profile>,
     service_preferences: Vec<ServicePreference>,
     installations: Vec<InstallationEntry>,
@@ -28,24 +32,31 @@ pub struct Archive {
 }
 
 /// A device, with its token: it is the citizen's data too.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ArchivedInstallation)]
 struct InstallationEntry {
+    #[schema(value_type = io_core::InstallationId)]
     installation_id: String,
     platform: PushPlatform,
     push_channel: String,
+    #[schema(schema_with = io_core::openapi::timestamp)]
     updated_at: String,
 }
 
 /// An activation of a SPECIAL service.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ArchivedActivation)]
 struct ActivationEntry {
+    #[schema(value_type = io_core::ServiceId)]
     service_id: String,
     status: ActivationStatus,
+    #[schema(schema_with = io_core::openapi::timestamp)]
     updated_at: String,
 }
 
 /// A message to the citizen, whatever its status, with its deliveries and the citizen's flags.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ArchivedMessage)]
 struct MessageEntry {
     #[serde(flatten)]
     response: MessageResponse,
