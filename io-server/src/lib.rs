@@ -11,7 +11,7 @@
 //! Modules: [`config`] (defaults, TOML, `IO_…`), [`app`] (shared state, store choice, router),
 //! [`serve`] (listener, workers, graceful shutdown), one module per API ([`services_api`],
 //! [`citizen_api`], [`admin_api`], [`ops`]), and the pieces they share: [`problem`]
-//! (problem+json), [`body`] (JSON bodies), [`api_keys`] (derivation and authentication),
+//! (problem+json), [`body`] (JSON bodies), `authenticated` (the callers as extractors), [`api_keys`] (derivation and authentication),
 //! [`request_headers`] (credentials and the forwarded client address), [`request_id`] (`X-Request-Id` and the request's log span), [`institution_limit`], [`citizen_token`], [`secrets`], [`data_dir`], [`views`] (IO's JSON
 //! shapes), [`metrics`], [`callbacks`] (the `[callbacks]` configuration and registrations; the
 //! engine sends them), [`openapi`].
@@ -19,6 +19,7 @@
 pub mod admin_api;
 pub mod api_keys;
 pub mod app;
+mod authenticated;
 pub mod body;
 pub mod callbacks;
 pub mod citizen_api;

@@ -23,7 +23,7 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use io_core::{
     Group, Groups, KeySlot, LifecycleError, LifecycleStatus, OrganizationFiscalCode, ServiceChange,
     ServiceId, ServiceLifecycle, Store, StoreError, TOPICS,
@@ -237,7 +237,7 @@ where
 )]
 async fn create<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     JsonBody(payload): JsonBody<CmsServicePayload>,
 ) -> ApiResult<Response> {
     let groups = caller.require_manage()?;
@@ -284,7 +284,7 @@ pub struct ListQuery {
 )]
 async fn list<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<ServicePage>> {
     caller.require_manage()?;
@@ -302,7 +302,7 @@ async fn list<S: Store>(
     summary = "The topics a service can be listed under (any key of the institution)",
     responses((status = 200, description = "Every topic.", body = TopicList))
 )]
-async fn topics(Extension(_caller): Extension<InstitutionCaller>) -> Json<TopicList> {
+async fn topics(_caller: InstitutionCaller) -> Json<TopicList> {
     Json(views::topics(TOPICS))
 }
 
@@ -319,7 +319,7 @@ async fn topics(Extension(_caller): Extension<InstitutionCaller>) -> Json<TopicL
 )]
 async fn read<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(service_id): Path<String>,
 ) -> ApiResult<Json<LifecycleView>> {
     caller.require_manage()?;
@@ -343,7 +343,7 @@ async fn read<S: Store>(
 )]
 async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(service_id): Path<String>,
     JsonBody(payload): JsonBody<CmsServicePayload>,
 ) -> ApiResult<Json<LifecycleView>> {
@@ -376,7 +376,7 @@ async fn update<S: Store>(
 )]
 async fn delete<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(service_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let now = app.clock.now();
@@ -412,7 +412,7 @@ pub struct ReviewRequest {
 )]
 async fn review<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(service_id): Path<String>,
     request: Request,
 ) -> ApiResult<StatusCode> {
@@ -456,7 +456,7 @@ fn request_has_body(headers: &HeaderMap) -> bool {
 )]
 async fn release<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(service_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let now = app.clock.now();
@@ -480,7 +480,7 @@ async fn release<S: Store>(
 )]
 async fn published<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(service_id): Path<String>,
 ) -> ApiResult<Json<views::PublicationView>> {
     caller.require_manage()?;
@@ -509,7 +509,7 @@ async fn published<S: Store>(
 )]
 async fn unpublish<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(service_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_manage()?;
@@ -580,7 +580,7 @@ pub struct HistoryQuery {
 )]
 async fn history<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(service_id): Path<String>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<HistoryPage>> {
@@ -635,7 +635,7 @@ async fn history<S: Store>(
 )]
 async fn keys<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(service_id): Path<String>,
 ) -> ApiResult<Json<crate::admin_api::KeysView>> {
     caller.require_manage()?;
@@ -664,7 +664,7 @@ async fn keys<S: Store>(
 )]
 async fn regenerate_key<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path((service_id, key_type)): Path<(String, String)>,
 ) -> ApiResult<Json<crate::admin_api::KeysView>> {
     caller.require_manage()?;

@@ -17,10 +17,10 @@ pub mod sweep;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use io_core::{Choice, DataRequest, FiscalCode, RequestStatus, Store};
 use serde::{Deserialize, Serialize};
 
@@ -128,7 +128,7 @@ fn changed_meanwhile(choice: Choice) -> Problem {
 )]
 pub async fn post_request<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     JsonBody(body): JsonBody<NewDataRequest>,
 ) -> ApiResult<Response> {
     let choice = body.choice;
@@ -169,7 +169,7 @@ pub async fn post_request<S: Store>(
 )]
 pub async fn get_request<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     Path(choice): Path<String>,
 ) -> ApiResult<Json<DataRequestView>> {
     let choice = parse_choice(&choice)?;
@@ -192,7 +192,7 @@ pub async fn get_request<S: Store>(
 )]
 pub async fn abort_request<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     Path(choice): Path<String>,
 ) -> ApiResult<Json<DataRequestView>> {
     let choice = parse_choice(&choice)?;
@@ -232,7 +232,7 @@ pub async fn abort_request<S: Store>(
 )]
 pub async fn get_archive<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
 ) -> ApiResult<Json<Archive>> {
     let request = existing(&app, &fiscal_code, Choice::Download).await?;
     if request.status != RequestStatus::Closed {

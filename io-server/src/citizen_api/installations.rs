@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
 use io_core::{Installation, InstallationId, PushPlatform, Store};
 use serde::{Deserialize, Serialize};
 
@@ -48,7 +48,7 @@ pub struct InstallationView {
 )]
 pub async fn put_installation<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     Path(installation_id): Path<String>,
     JsonBody(payload): JsonBody<InstallationPayload>,
 ) -> ApiResult<Json<InstallationView>> {

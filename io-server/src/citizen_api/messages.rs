@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use io_channels::RemoteContentFailure;
 use io_core::{FiscalCode, FlagsChange, MessageFlags, MessageId, Store};
 use serde::{Deserialize, Serialize};
@@ -93,7 +93,7 @@ pub struct Page {
 )]
 pub async fn list_messages<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Page>> {
     // axum's own rejection is text/plain; every error of the API is problem+json.
@@ -220,7 +220,7 @@ async fn own_message<S: Store>(
 )]
 pub async fn get_message<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CitizenMessage>> {
     let id = own_message(&app, &fiscal_code, &id).await?;
@@ -278,7 +278,7 @@ enum ChangeType {
 )]
 pub async fn put_message_status<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     Path(id): Path<String>,
     JsonBody(change): JsonBody<StatusChange>,
 ) -> ApiResult<Json<MessageFlags>> {
@@ -346,7 +346,7 @@ pub struct ThirdPartyMessageView {
 )]
 pub async fn get_third_party_message<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ThirdPartyMessageView>> {
     let id = own_message(&app, &fiscal_code, &id).await?;

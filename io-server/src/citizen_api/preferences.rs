@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
 use io_core::{
     FeedScope, FiscalCode, Profile, ServiceId, ServicePreference, ServicePreferencesMode, Store,
     Subscription,
@@ -83,7 +83,7 @@ async fn effective_preference<S: Store>(
 )]
 pub async fn get_preference<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     Path(service_id): Path<String>,
 ) -> ApiResult<Json<ServicePreference>> {
     let service_id = known_service(&app, &service_id).await?;
@@ -110,7 +110,7 @@ pub async fn get_preference<S: Store>(
 )]
 pub async fn post_preference<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     Path(service_id): Path<String>,
     JsonBody(preference): JsonBody<ServicePreference>,
 ) -> ApiResult<Json<ServicePreference>> {

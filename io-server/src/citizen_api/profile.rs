@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use io_core::{
     BlockedChannel, EmailAddress, FeedScope, PreferredLanguage, Profile,
     PushNotificationsContentType, ReminderStatus, ServiceId, ServicePreferencesMode, Store,
@@ -90,7 +90,7 @@ const NO_PROFILE: &str = "No profile yet: create it with POST /profile.";
 )]
 pub async fn get_profile<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
 ) -> ApiResult<Json<Profile>> {
     profile_of(&app, &fiscal_code).await.map(Json)
 }
@@ -109,7 +109,7 @@ pub async fn get_profile<S: Store>(
 )]
 pub async fn post_profile<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(Citizen(fiscal_code)): Extension<Citizen>,
+    Citizen(fiscal_code): Citizen,
     JsonBody(payload): JsonBody<ProfilePayload>,
 ) -> ApiResult<Json<Profile>> {
     let current = app.store.profile(&fiscal_code).await?;

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -57,7 +56,7 @@ const ORGANIZATION_LOGO_REFUSED: &str = "organization_fiscal_code is not valid, 
 )]
 pub(super) async fn upload_service_logo<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(service_id): Path<String>,
     JsonBody(payload): JsonBody<LogoPayload>,
 ) -> ApiResult<StatusCode> {
@@ -85,7 +84,7 @@ pub(super) async fn upload_service_logo<S: Store>(
 )]
 pub(super) async fn upload_organization_logo<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(organization): Path<String>,
     JsonBody(payload): JsonBody<LogoPayload>,
 ) -> ApiResult<StatusCode> {

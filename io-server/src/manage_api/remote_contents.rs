@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use io_core::{
     ConfigurationId, FiscalCode, HasPrecondition, RemoteAuthentication, RemoteContentConfiguration,
     RemoteEnvironment, Store, StoreError,
@@ -280,7 +280,7 @@ const UPDATE_REFUSED: &str = "configurationId is not a ULID, or a field is not v
 )]
 pub(super) async fn create<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     JsonBody(payload): JsonBody<ConfigurationPayload>,
 ) -> ApiResult<Response> {
     caller.require_manage()?;
@@ -304,7 +304,7 @@ pub(super) async fn create<S: Store>(
 )]
 pub(super) async fn list<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
 ) -> ApiResult<Json<ConfigurationList>> {
     caller.require_manage()?;
     let all = app
@@ -329,7 +329,7 @@ pub(super) async fn list<S: Store>(
 )]
 pub(super) async fn read<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(configuration_id): Path<String>,
 ) -> ApiResult<Json<ConfigurationView>> {
     caller.require_manage()?;
@@ -351,7 +351,7 @@ pub(super) async fn read<S: Store>(
 )]
 pub(super) async fn update<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<InstitutionCaller>,
+    caller: InstitutionCaller,
     Path(configuration_id): Path<String>,
     JsonBody(payload): JsonBody<ConfigurationPayload>,
 ) -> ApiResult<StatusCode> {

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use io_core::{Activation, ActivationStatus, ServiceCategory, Store};
@@ -99,7 +98,7 @@ const UPSERT_403: &str = "The service is not SPECIAL, the key lacks ApiMessageWr
 )]
 pub async fn get_activation<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<ServiceCaller>,
+    caller: ServiceCaller,
     JsonBody(payload): JsonBody<FiscalCodePayload>,
 ) -> ApiResult<Json<ActivationView>> {
     require_special(&caller)?;
@@ -129,7 +128,7 @@ pub async fn get_activation<S: Store>(
 )]
 pub async fn put_activation<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<ServiceCaller>,
+    caller: ServiceCaller,
     JsonBody(payload): JsonBody<ActivationPayload>,
 ) -> ApiResult<Json<ActivationView>> {
     require_special(&caller)?;

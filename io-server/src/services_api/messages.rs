@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -61,7 +60,7 @@ const SUBMIT_429: &str = "The delivery queue is full (type /problems/backlog-ful
 )]
 pub async fn submit_with_body_recipient<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<ServiceCaller>,
+    caller: ServiceCaller,
     headers: HeaderMap,
     JsonBody(message): JsonBody<NewMessage>,
 ) -> ApiResult<Response> {
@@ -93,7 +92,7 @@ pub async fn submit_with_body_recipient<S: Store>(
 )]
 pub async fn submit_to<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<ServiceCaller>,
+    caller: ServiceCaller,
     Path(fiscal_code): Path<String>,
     headers: HeaderMap,
     JsonBody(mut message): JsonBody<NewMessage>,
@@ -259,7 +258,7 @@ async fn submit<S: Store>(
 )]
 pub async fn get_message<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<ServiceCaller>,
+    caller: ServiceCaller,
     Path((fiscal_code, id)): Path<(String, String)>,
 ) -> ApiResult<Json<MessageResponse>> {
     caller.require(Group::ApiMessageRead)?;

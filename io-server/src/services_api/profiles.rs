@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use io_core::{
@@ -54,7 +53,7 @@ const PROFILE_404: &str = "The citizen has no profile, or has disabled the inbox
 )]
 pub async fn profile_by_path<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<ServiceCaller>,
+    caller: ServiceCaller,
     Path(fiscal_code): Path<String>,
 ) -> ApiResult<Json<LimitedProfile>> {
     let fiscal_code = parse_fiscal_code(&fiscal_code, "fiscal_code (path)")?;
@@ -78,7 +77,7 @@ pub async fn profile_by_path<S: Store>(
 )]
 pub async fn profile_by_body<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<ServiceCaller>,
+    caller: ServiceCaller,
     JsonBody(payload): JsonBody<FiscalCodePayload>,
 ) -> ApiResult<Json<LimitedProfile>> {
     let fiscal_code = parse_fiscal_code(&payload.fiscal_code, "fiscal_code")?;
@@ -159,7 +158,7 @@ pub struct SubscriptionsFeed {
 )]
 pub async fn subscriptions_feed<S: Store>(
     State(app): State<Arc<App<S>>>,
-    Extension(caller): Extension<ServiceCaller>,
+    caller: ServiceCaller,
     Path(date): Path<String>,
 ) -> ApiResult<Json<SubscriptionsFeed>> {
     caller.require(Group::ApiSubscriptionsFeedRead)?;
